@@ -1,0 +1,79 @@
+/**
+ * One error type for the whole proxy, with stable string codes.
+ *
+ * Every refusal the proxy makes (a bad packet, a bad SOCKS request, a dial failure) is a
+ * ProxyError whose `code` is listed in ERROR_CODES below, with the one-line meaning that the
+ * README and man page repeat. Tests assert on `code`, never on message text. `fatal` says whether
+ * the connection must close (true) or only the one message is dropped (false), mirroring what
+ * Bitcoin Core does for the same input.
+ */
+
+export const ERROR_CODES = {
+  // v1 framing (src/v1/framing.ts)
+  ERR_V1_BAD_MAGIC: 'v1 header with the wrong network magic',
+  ERR_V1_BAD_COMMAND: 'v1 header whose 12-byte command field is not printable ASCII padded with NULs',
+  ERR_V1_TOO_LARGE: 'v1 header announcing a payload above 4,000,000 bytes',
+  ERR_V1_BAD_CHECKSUM: 'v1 message whose checksum does not match its payload (the message is dropped)',
+  ERR_V1_NOT_VERSION: 'the first v1 message of a connection is not a VERSION',
+  ERR_V1_WRONG_NETWORK: 'a v1 VERSION for another network than the one configured',
+
+  // v2 packets and handshake (src/crypto/*, src/v2/*)
+  ERR_V2_BAD_TAG: 'v2 packet failed authentication (wrong keys, garbage or tampering)',
+  ERR_V2_TOO_LARGE: 'v2 packet length above 4,000,013 bytes of contents',
+  ERR_V2_NO_TERMINATOR: 'no garbage terminator within 4095 bytes of garbage',
+  ERR_V2_EMPTY_CONTENTS: 'v2 application packet with empty contents (the message is dropped)',
+  ERR_V2_UNKNOWN_SHORT_ID: 'v2 message with an unknown short message type id (the message is dropped)',
+  ERR_V2_BAD_LONG_COMMAND: 'v2 message with a malformed 12-byte command (the message is dropped)',
+  ERR_V2_BAD_STATE: 'v2 transport used out of order (a bug in the caller)',
+  ERR_V2_HANDSHAKE_TIMEOUT: 'the v2 handshake did not finish in time',
+
+  // SOCKS5 front end (src/socks5/*)
+  ERR_SOCKS_BAD_VERSION: 'SOCKS request with a version other than 5',
+  ERR_SOCKS4: 'SOCKS4 request (rejected; only SOCKS5 is served)',
+  ERR_SOCKS_NO_METHOD: 'SOCKS5 greeting offers neither no-auth (0x00) nor username/password (0x02)',
+  ERR_SOCKS_BAD_AUTH: 'malformed RFC 1929 username/password message',
+  ERR_SOCKS_BAD_COMMAND: 'SOCKS5 command other than CONNECT (BIND, UDP ASSOCIATE, RESOLVE)',
+  ERR_SOCKS_BAD_ATYP: 'SOCKS5 request with an unknown address type',
+  ERR_SOCKS_BAD_ADDRESS: 'SOCKS5 destination that is not a usable host name, IP address or port',
+  ERR_SOCKS_TIMEOUT: 'SOCKS5 negotiation did not finish in time',
+
+  // Front-end dispatch and legacy mode (src/engine/*)
+  ERR_UNKNOWN_PROTOCOL: 'first byte is neither SOCKS5, SOCKS4 nor a known network magic',
+  ERR_LEGACY_BAD_ADDR: 'legacy VERSION whose addr_recv is zero or not usable as a destination',
+
+  // Dialing the remote peer (src/upstream/*)
+  ERR_DIAL_REFUSED: 'the remote peer refused the connection',
+  ERR_DIAL_UNREACHABLE: 'the remote host or network is unreachable, or its name did not resolve',
+  ERR_DIAL_TIMEOUT: 'the remote connection did not complete in time',
+  ERR_DIAL_FAILED: 'the remote connection failed for another reason',
+  ERR_DIAL_NOT_ALLOWED: 'the destination is refused by policy (a loop back to this proxy)',
+  ERR_ONION_NO_PROXY: 'a .onion destination with no --onion-proxy or --upstream-proxy to reach it',
+  ERR_UPSTREAM_PROXY: 'the upstream SOCKS5 proxy failed or refused the request',
+
+  // Session engine (src/engine/*)
+  ERR_V2_ONLY: 'the remote peer speaks only v1 and --v2-only forbids falling back',
+  ERR_IDLE_TIMEOUT: 'no bytes in either direction for the idle timeout',
+  ERR_MAX_CONNECTIONS: 'refused: --max-connections reached',
+
+  // Configuration (src/config.ts)
+  ERR_CONFIG: 'invalid command-line option or configuration file value',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ProxyError extends Error {
+  readonly code: ErrorCode;
+  /** true: the connection must be closed; false: only the offending message is dropped. */
+  readonly fatal: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { fatal?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ProxyError';
+    this.code = code;
+    this.fatal = options.fatal ?? true;
+  }
+}
+
+export function isProxyError(err: unknown, code?: ErrorCode): err is ProxyError {
+  return err instanceof ProxyError && (code === undefined || err.code === code);
+}
