@@ -1,0 +1,64 @@
+/**
+ * BIP324 key derivation: HKDF-SHA256 (RFC 5869) from the ECDH shared secret.
+ *
+ * Implements BIP324 "Keys and session ID derivation" (notes §7): salt = "bitcoin_v2_shared_secret" ‖
+ * network magic, six 32-byte outputs labelled by role (initiator_L/P, responder_L/P,
+ * garbage_terminators, session_id). The magic in the salt is what makes peers on different
+ * networks fail at the first packet instead of talking past each other.
+ */
+import { hkdfSync } from 'node:crypto';
+import { GARBAGE_TERMINATOR_LEN } from '../limits.js';
+
+export interface SessionKeys {
+  initiatorL: Buffer;
+  initiatorP: Buffer;
+  responderL: Buffer;
+  responderP: Buffer;
+  /** Views of the role-labelled keys above, chosen by our role (same memory, so wiping one wipes both). */
+  sendL: Buffer;
+  sendP: Buffer;
+  recvL: Buffer;
+  recvP: Buffer;
+  /** 16 bytes each: the initiator's terminator is the first half of `garbage_terminators`. */
+  sendTerminator: Buffer;
+  recvTerminator: Buffer;
+  /** 32 bytes; shown as hex for out-of-band comparison once the peer's version packet authenticated. */
+  sessionId: Buffer;
+}
+
+const SALT_PREFIX = Buffer.from('bitcoin_v2_shared_secret', 'ascii');
+
+function expand(ikm: Uint8Array, salt: Buffer, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from(info, 'ascii'), 32));
+}
+
+/**
+ * Derives every session key. The caller should wipe `sharedSecret` and, once its ciphers exist,
+ * the L/P keys (`fill(0)`), as BIP324 recommends.
+ */
+export function deriveSessionKeys(sharedSecret: Uint8Array, magic: Uint8Array, initiator: boolean): SessionKeys {
+  if (sharedSecret.length !== 32) throw new RangeError('deriveSessionKeys: shared secret must be 32 bytes');
+  if (magic.length !== 4) throw new RangeError('deriveSessionKeys: network magic must be 4 bytes');
+  const salt = Buffer.concat([SALT_PREFIX, magic]);
+  const initiatorL = expand(sharedSecret, salt, 'initiator_L');
+  const initiatorP = expand(sharedSecret, salt, 'initiator_P');
+  const responderL = expand(sharedSecret, salt, 'responder_L');
+  const responderP = expand(sharedSecret, salt, 'responder_P');
+  const terminators = expand(sharedSecret, salt, 'garbage_terminators');
+  const sessionId = expand(sharedSecret, salt, 'session_id');
+  const initiatorTerminator = terminators.subarray(0, GARBAGE_TERMINATOR_LEN);
+  const responderTerminator = terminators.subarray(GARBAGE_TERMINATOR_LEN, 2 * GARBAGE_TERMINATOR_LEN);
+  return {
+    initiatorL,
+    initiatorP,
+    responderL,
+    responderP,
+    sendL: initiator ? initiatorL : responderL,
+    sendP: initiator ? initiatorP : responderP,
+    recvL: initiator ? responderL : initiatorL,
+    recvP: initiator ? responderP : initiatorP,
+    sendTerminator: initiator ? initiatorTerminator : responderTerminator,
+    recvTerminator: initiator ? responderTerminator : initiatorTerminator,
+    sessionId,
+  };
+}
