@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+
+import { isProxyError } from '../../src/errors.js';
+import { classifyHost, formatHostPort, makeDestination, type HostKind } from '../../src/socks5/address.js';
+
+/** torproject.org's v3 onion service: a real, checksummed v3 address. */
+const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
+
+function assertBadAddress(fn: () => unknown, what: string): void {
+  assert.throws(fn, (err: unknown) => isProxyError(err, 'ERR_SOCKS_BAD_ADDRESS'), what);
+}
+
+describe('socks5/address', () => {
+  describe('classifyHost: what Bitcoin Core puts in an ATYP 03 DOMAINNAME', () => {
+    const table: [string, HostKind][] = [
+      ['1.2.3.4', 'ipv4'],
+      ['0.0.0.0', 'ipv4'],
+      ['255.255.255.255', 'ipv4'],
+      ['127.0.0.1', 'ipv4'],
+      ['2001:db8::1', 'ipv6'],
+      ['::1', 'ipv6'],
+      ['::', 'ipv6'],
+      ['fc00:1234::5', 'ipv6'], // CJDNS, sent by Core as IPv6 text
+      ['2001:DB8::A', 'ipv6'],
+      ['::ffff:1.2.3.4', 'ipv6'],
+      [ONION, 'onion'],
+      [ONION.toUpperCase().replace('.ONION', '.onion'), 'onion'],
+      [ONION.toUpperCase(), 'onion'], // an upper-case TLD must not slip through as a name to resolve
+      ['seed.bitcoin.sipa.be', 'name'],
+      ['localhost', 'name'],
+      ['dnsseed.bluematt.me', 'name'],
+      ['_srv.example-host.org', 'name'],
+      ['x1.example.com', 'name'],
+      ['a'.repeat(63) + '.com', 'name'],
+    ];
+    for (const [host, kind] of table) {
+      it(`classifies ${host.length > 40 ? host.slice(0, 37) + '...' : host} as ${kind}`, () => {
+        assert.equal(classifyHost(host), kind);
+      });
+    }
+
+    const rejects: [string, string][] = [
+      ['', 'empty host'],
+      ['fe80::1%eth0', 'an IPv6 %scope suffix (Core appends it when scope_id != 0)'],
+      ['1.2.3.4%1', 'a % anywhere'],
+      ['exa mple.com', 'a space'],
+      ['example.com\0', 'a NUL'],
+      ['example\n.com', 'a control character'],
+      ['bücher.de', 'non-ASCII'],
+      ['[2001:db8::1]', 'brackets (Core never sends them; makeDestination strips them)'],
+      ['2001:db8:::1', 'a malformed IPv6'],
+      ['1.2.3.4:8333', 'a port inside the host'],
+      ['example..com', 'an empty label'],
+      ['.example.com', 'a leading dot'],
+      ['example.com.', 'a trailing dot (would hide a .onion. suffix)'],
+      ['exa$mple.com', 'a character outside letters, digits, - and _'],
+      ['a'.repeat(64) + '.com', 'a label over 63 characters'],
+      [('a'.repeat(63) + '.').repeat(4) + 'com', 'a name over 255 characters'],
+      ['1.2.3', 'a short-form IPv4 that getaddrinfo would expand'],
+      ['127.1', 'another short-form IPv4'],
+      ['0x7f.0.0.1', 'a hex IPv4'],
+      ['01.2.3.4', 'a leading-zero IPv4 (octal to inet_aton)'],
+      ['256.1.1.1', 'an out-of-range dotted quad'],
+      ['expyuzz4wqqyqhjn.onion', 'a v2 onion (16 chars, dead since Tor 0.4.6)'],
+      ['abc.onion', 'a short onion label'],
+      ['www.' + ONION, 'a subdomain of an onion'],
+      [ONION.slice(0, 10) + '1' + ONION.slice(11), 'an onion with a non-base32 digit'],
+      ['onion', 'a bare "onion"'],
+      ['something.i2p', 'an I2P name (SAM only, never SOCKS)'],
+    ];
+    for (const [host, why] of rejects) {
+      it(`rejects ${why} with ERR_SOCKS_BAD_ADDRESS`, () => {
+        assertBadAddress(() => classifyHost(host), JSON.stringify(host));
+      });
+    }
+  });
+
+  describe('makeDestination', () => {
+    it('returns host, port and kind for each kind', () => {
+      assert.deepEqual(makeDestination('1.2.3.4', 8333), { host: '1.2.3.4', port: 8333, kind: 'ipv4' });
+      assert.deepEqual(makeDestination('2001:db8::1', 8333), { host: '2001:db8::1', port: 8333, kind: 'ipv6' });
+      assert.deepEqual(makeDestination(ONION, 8333), { host: ONION, port: 8333, kind: 'onion' });
+      assert.deepEqual(makeDestination('seed.bitcoin.sipa.be', 8333), { host: 'seed.bitcoin.sipa.be', port: 8333, kind: 'name' });
+    });
+
+    it('strips brackets around an IPv6 literal', () => {
+      assert.deepEqual(makeDestination('[2001:db8::1]', 18444), { host: '2001:db8::1', port: 18444, kind: 'ipv6' });
+    });
+
+    it('rejects brackets around anything but an IPv6 literal', () => {
+      assertBadAddress(() => makeDestination('[1.2.3.4]', 8333), 'bracketed IPv4');
+      assertBadAddress(() => makeDestination('[example.com]', 8333), 'bracketed name');
+      assertBadAddress(() => makeDestination('[fe80::1%eth0]', 8333), 'bracketed scoped IPv6');
+    });
+
+    it('rejects port 0 and ports outside 1-65535', () => {
+      for (const port of [0, -1, 65536, 1.5, Number.NaN]) {
+        assertBadAddress(() => makeDestination('1.2.3.4', port), `port ${port}`);
+      }
+    });
+
+    it('accepts ports 1 and 65535', () => {
+      assert.equal(makeDestination('1.2.3.4', 1).port, 1);
+      assert.equal(makeDestination('1.2.3.4', 65535).port, 65535);
+    });
+
+    it('rejects a bad host the same way classifyHost does', () => {
+      assertBadAddress(() => makeDestination('fe80::1%eth0', 8333), 'scope');
+    });
+  });
+
+  describe('formatHostPort', () => {
+    it('writes IPv4 and names as host:port', () => {
+      assert.equal(formatHostPort('1.2.3.4', 8333), '1.2.3.4:8333');
+      assert.equal(formatHostPort('example.com', 8333), 'example.com:8333');
+      assert.equal(formatHostPort(ONION, 8333), `${ONION}:8333`);
+    });
+
+    it('brackets IPv6 exactly once', () => {
+      assert.equal(formatHostPort('2001:db8::1', 8333), '[2001:db8::1]:8333');
+      assert.equal(formatHostPort('[2001:db8::1]', 8333), '[2001:db8::1]:8333');
+    });
+  });
+});

@@ -1,0 +1,587 @@
+import assert from 'node:assert/strict';
+import { createHook } from 'node:async_hooks';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import { isProxyError, type ErrorCode } from '../../src/errors.js';
+import { makeDestination, type Destination } from '../../src/socks5/address.js';
+import { REP, Socks5Negotiation, repForError, socks5Reply } from '../../src/socks5/server.js';
+import { dial, parseProxyUrl, randomCredentials, type ProxyEndpoint } from '../../src/upstream/dialer.js';
+import { startMicrosocks, type Microsocks } from '../helpers/microsocks.js';
+
+const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
+const HEX32 = /^[0-9a-f]{32}$/;
+
+interface Listening {
+  server: Server;
+  port: number;
+  /** Server-side sockets still open. */
+  open: Set<Socket>;
+  /** Connections accepted so far. */
+  accepted: number;
+  close(): Promise<void>;
+}
+
+async function listen(onSocket: (socket: Socket) => void): Promise<Listening> {
+  const open = new Set<Socket>();
+  const state: Listening = {
+    server: createServer((socket) => {
+      state.accepted++;
+      open.add(socket);
+      socket.on('close', () => open.delete(socket));
+      socket.on('error', () => {});
+      onSocket(socket);
+    }),
+    port: 0,
+    open,
+    accepted: 0,
+    async close() {
+      for (const s of open) s.destroy();
+      await new Promise<void>((resolve) => state.server.close(() => resolve()));
+    },
+  };
+  await new Promise<void>((resolve) => state.server.listen(0, '127.0.0.1', resolve));
+  state.port = (state.server.address() as AddressInfo).port;
+  return state;
+}
+
+/** Echo server: the remote peer for direct and proxied dials. */
+const startEcho = (): Promise<Listening> => listen((socket) => socket.pipe(socket));
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const l = await listen(() => {});
+  await l.close();
+  return l.port;
+}
+
+interface SeenRequest {
+  destination: Destination;
+  username?: string;
+  password?: string;
+}
+type FakeBehaviour = { kind: 'silent' } | { kind: 'close-after-greeting' } | { kind: 'reply'; rep: number; extra?: Buffer };
+
+/**
+ * A SOCKS5 upstream built on our own server state machine: records what the dialer sends and answers
+ * as told. On success it then echoes, standing in for the remote peer.
+ */
+async function startFakeUpstream(behaviour: FakeBehaviour): Promise<Listening & { requests: SeenRequest[] }> {
+  const requests: SeenRequest[] = [];
+  const l = await listen((socket) => {
+    if (behaviour.kind === 'silent') {
+      socket.resume(); // read and drop, so the close from the dialer is seen
+      return;
+    }
+    const negotiation = new Socks5Negotiation();
+    let piping = false;
+    socket.on('data', (chunk: Buffer) => {
+      if (piping) {
+        socket.write(chunk);
+        return;
+      }
+      for (const step of negotiation.push(chunk)) {
+        if (step.type === 'reply') {
+          socket.write(step.data);
+          if (behaviour.kind === 'close-after-greeting') socket.destroy();
+        } else if (step.type === 'fail') {
+          if (step.data) socket.end(step.data);
+          else socket.end();
+        } else {
+          const seen: SeenRequest = { destination: step.destination };
+          if (step.username !== undefined) seen.username = step.username;
+          if (step.password !== undefined) seen.password = step.password;
+          requests.push(seen);
+          if (behaviour.kind !== 'reply') return;
+          // Reply and the peer's first bytes in one write, as they can arrive from Tor.
+          socket.write(Buffer.concat([socks5Reply(behaviour.rep), behaviour.extra ?? Buffer.alloc(0)]));
+          if (behaviour.rep === REP.SUCCEEDED) piping = true;
+          else socket.end();
+        }
+      }
+    });
+  });
+  return Object.assign(l, { requests });
+}
+
+function proxyAt(port: number, creds?: { username: string; password: string }): ProxyEndpoint {
+  return creds ? { host: '127.0.0.1', port, ...creds } : { host: '127.0.0.1', port };
+}
+
+async function assertRejects(promise: Promise<unknown>, code: ErrorCode): Promise<Error> {
+  let caught: unknown;
+  try {
+    const value = await promise;
+    if (value && typeof (value as Socket).destroy === 'function') (value as Socket).destroy();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught !== undefined, `expected ${code}, but the dial succeeded`);
+  assert.ok(isProxyError(caught, code), `expected ${code}, got ${String((caught as { code?: string }).code)}: ${String(caught)}`);
+  return caught as Error;
+}
+
+/** Write, then read until `expected.length` bytes came back. */
+async function roundTrip(socket: Socket, payload: Buffer): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= payload.length) resolve();
+    });
+    socket.once('error', reject);
+    socket.once('close', () => reject(new Error('closed before the echo came back')));
+  });
+  socket.resume(); // dial() hands sockets over paused
+  socket.write(payload);
+  await done;
+  return Buffer.concat(chunks);
+}
+
+async function waitFor(condition: () => boolean, what: string, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+describe('upstream/dialer', () => {
+  describe('parseProxyUrl', () => {
+    const good: [string, ProxyEndpoint][] = [
+      ['socks5://127.0.0.1:9050', { host: '127.0.0.1', port: 9050 }],
+      ['socks5h://127.0.0.1:9050', { host: '127.0.0.1', port: 9050 }],
+      ['SOCKS5://127.0.0.1:9050/', { host: '127.0.0.1', port: 9050 }],
+      ['socks5://[::1]:9050', { host: '::1', port: 9050 }],
+      ['socks5://localhost:1080', { host: 'localhost', port: 1080 }],
+      ['127.0.0.1:9150', { host: '127.0.0.1', port: 9150 }],
+      ['socks5://alice:s3cret@127.0.0.1:9050', { host: '127.0.0.1', port: 9050, username: 'alice', password: 's3cret' }],
+      ['socks5://al%40ice:p%3Aw@d@[::1]:9050', { host: '::1', port: 9050, username: 'al@ice', password: 'p:w@d' }],
+      ['socks5://alice@127.0.0.1:9050', { host: '127.0.0.1', port: 9050, username: 'alice', password: '' }],
+      ['socks5://:@127.0.0.1:9050', { host: '127.0.0.1', port: 9050, username: '', password: '' }],
+    ];
+    for (const [url, endpoint] of good) {
+      it(`parses ${url}`, () => {
+        assert.deepEqual(parseProxyUrl(url), endpoint);
+      });
+    }
+
+    const bad: [string, string][] = [
+      ['', 'an empty string'],
+      ['http://127.0.0.1:8080', 'an HTTP proxy'],
+      ['socks4://127.0.0.1:1080', 'SOCKS4'],
+      ['socks5://127.0.0.1', 'a missing port'],
+      ['socks5://127.0.0.1:', 'an empty port'],
+      ['socks5://127.0.0.1:0', 'port 0'],
+      ['socks5://127.0.0.1:65536', 'a port above 65535'],
+      ['socks5://127.0.0.1:90x', 'a non-numeric port'],
+      ['socks5://:9050', 'a missing host'],
+      ['socks5://::1:9050', 'an unbracketed IPv6'],
+      ['socks5://[::1:9050', 'an unclosed bracket'],
+      ['socks5://[1.2.3.4]:9050', 'brackets around IPv4'],
+      ['socks5://[::1]x:9050', 'junk after the bracket'],
+      ['socks5://127.0.0.1:9050/tor', 'a path'],
+      ['socks5://127.0.0.1:9050?x=1', 'a query'],
+      ['socks5://bad_host!:9050', 'a malformed host'],
+      [`socks5://${ONION}:9050`, 'an onion proxy address'],
+      ['socks5://u:%zz@127.0.0.1:9050', 'a malformed %-escape'],
+      [`socks5://${'u'.repeat(256)}:p@127.0.0.1:9050`, 'a username over 255 bytes'],
+    ];
+    for (const [url, why] of bad) {
+      it(`rejects ${why} with ERR_CONFIG`, () => {
+        assert.throws(() => parseProxyUrl(url), (err: unknown) => isProxyError(err, 'ERR_CONFIG'));
+      });
+    }
+
+    it('never repeats the password in the error message', () => {
+      assert.throws(
+        () => parseProxyUrl('socks5://alice:hunter2@127.0.0.1'),
+        (err: unknown) => isProxyError(err, 'ERR_CONFIG') && !err.message.includes('hunter2') && err.message.includes('missing port'),
+      );
+    });
+  });
+
+  describe('randomCredentials', () => {
+    it('is 16 random bytes as hex for username and password, fresh every call', () => {
+      const a = randomCredentials();
+      const b = randomCredentials();
+      for (const v of [a.username, a.password, b.username, b.password]) assert.match(v, HEX32);
+      assert.notEqual(a.username, b.username);
+      assert.notEqual(a.username, a.password);
+      assert.ok(!a.username.startsWith('<torS0X>'));
+    });
+  });
+
+  describe('direct', () => {
+    let echo: Listening;
+    before(async () => {
+      echo = await startEcho();
+    });
+    after(async () => {
+      await echo.close();
+    });
+
+    it('connects to a loopback peer and carries bytes both ways', async () => {
+      const socket = await dial({ destination: makeDestination('127.0.0.1', echo.port), timeoutMs: 2000 });
+      try {
+        assert.deepEqual(await roundTrip(socket, Buffer.from('ping')), Buffer.from('ping'));
+        assert.equal(socket.remotePort, echo.port);
+      } finally {
+        socket.destroy();
+      }
+    });
+
+    it('a closed port is ERR_DIAL_REFUSED (REP 05)', async () => {
+      const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', await closedPort()), timeoutMs: 2000 }), 'ERR_DIAL_REFUSED');
+      assert.equal(repForError(err), REP.CONNECTION_REFUSED);
+    });
+
+    it('a .onion with no proxy is ERR_ONION_NO_PROXY (REP 02) without any connection or lookup', async () => {
+      const err = await assertRejects(dial({ destination: makeDestination(ONION, 8333), timeoutMs: 2000 }), 'ERR_ONION_NO_PROXY');
+      assert.equal(repForError(err), REP.NOT_ALLOWED);
+      assert.equal(err.cause, undefined, 'nothing was attempted, so nothing failed underneath');
+    });
+
+    it('an already aborted signal rejects without connecting', async () => {
+      const before = echo.accepted;
+      const controller = new AbortController();
+      controller.abort();
+      await assertRejects(dial({ destination: makeDestination('127.0.0.1', echo.port), timeoutMs: 2000, signal: controller.signal }), 'ERR_DIAL_FAILED');
+      await sleep(50);
+      assert.equal(echo.accepted, before);
+    });
+
+    it('with only an onion proxy, clearnet still goes direct and .onion goes to that proxy', async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const direct = await dial({ destination: makeDestination('127.0.0.1', echo.port), onionProxy: proxyAt(fake.port), timeoutMs: 2000 });
+        direct.destroy();
+        assert.equal(fake.requests.length, 0);
+        const onion = await dial({ destination: makeDestination(ONION, 8333), onionProxy: proxyAt(fake.port), timeoutMs: 2000 });
+        onion.destroy();
+        assert.deepEqual(fake.requests.map((r) => r.destination), [{ host: ONION, port: 8333, kind: 'onion' }]);
+      } finally {
+        await fake.close();
+      }
+    });
+  });
+
+  describe('through an upstream SOCKS5 proxy (fake, built on our server state machine)', () => {
+    it('a proxy that accepts TCP and never answers is ERR_DIAL_TIMEOUT after timeoutMs, and the socket is closed', async () => {
+      const fake = await startFakeUpstream({ kind: 'silent' });
+      try {
+        const started = Date.now();
+        const err = await assertRejects(dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 300 }), 'ERR_DIAL_TIMEOUT');
+        const elapsed = Date.now() - started;
+        assert.ok(elapsed >= 280 && elapsed < 2000, `took ${elapsed} ms`);
+        assert.equal(repForError(err), REP.TTL_EXPIRED);
+        await waitFor(() => fake.open.size === 0, 'the proxy to see the connection closed');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('AbortSignal.timeout() is reported as ERR_DIAL_TIMEOUT', async () => {
+      const fake = await startFakeUpstream({ kind: 'silent' });
+      try {
+        await assertRejects(
+          dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 5000, signal: AbortSignal.timeout(100) }),
+          'ERR_DIAL_TIMEOUT',
+        );
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('aborting mid-handshake rejects with ERR_DIAL_FAILED and closes the socket', async () => {
+      const fake = await startFakeUpstream({ kind: 'silent' });
+      try {
+        const controller = new AbortController();
+        const pending = dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 5000, signal: controller.signal });
+        await waitFor(() => fake.accepted === 1, 'the proxy to accept');
+        controller.abort();
+        await assertRejects(pending, 'ERR_DIAL_FAILED');
+        await waitFor(() => fake.open.size === 0, 'the proxy to see the connection closed');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it("passes the client's credentials on unchanged (Core's isolation tokens)", async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const credentials = { username: 'a1b2c3d4e5f6a7b8-0', password: 'a1b2c3d4e5f6a7b8-0' };
+        const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), credentials, timeoutMs: 2000 });
+        socket.destroy();
+        assert.deepEqual(fake.requests, [{ destination: { host: '1.2.3.4', port: 8333, kind: 'ipv4' }, ...credentials }]);
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('without credentials (or with empty ones) uses fresh random hex credentials per dial', async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const destination = makeDestination('1.2.3.4', 8333);
+        for (const credentials of [undefined, undefined, { username: '', password: '' }]) {
+          const socket = await dial(credentials ? { destination, upstreamProxy: proxyAt(fake.port), credentials, timeoutMs: 2000 } : { destination, upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
+          socket.destroy();
+        }
+        assert.equal(fake.requests.length, 3);
+        for (const r of fake.requests) {
+          assert.match(r.username!, HEX32);
+          assert.match(r.password!, HEX32);
+        }
+        assert.equal(new Set(fake.requests.map((r) => r.username)).size, 3);
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it("credentials in the proxy URL win over the client's: they are what the proxy requires", async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const socket = await dial({
+          destination: makeDestination('1.2.3.4', 8333),
+          upstreamProxy: proxyAt(fake.port, { username: 'operator', password: 'pw' }),
+          credentials: { username: 'client', password: 'client' },
+          timeoutMs: 2000,
+        });
+        socket.destroy();
+        assert.equal(fake.requests[0]!.username, 'operator');
+        assert.equal(fake.requests[0]!.password, 'pw');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('credentials too long for RFC 1929 once UTF-8 encoded are replaced by a stable hash instead of crashing', async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const long = '\u00ff'.repeat(200); // 200 latin1 bytes from our server, 400 bytes as UTF-8
+        for (let i = 0; i < 2; i++) {
+          const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), credentials: { username: long, password: 'p' }, timeoutMs: 2000 });
+          socket.destroy();
+        }
+        assert.match(fake.requests[0]!.username!, /^[0-9a-f]{64}$/);
+        assert.equal(fake.requests[0]!.username, fake.requests[1]!.username);
+        assert.equal(fake.requests[0]!.password, 'p');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('sends host names and .onion to the proxy as names, never resolving them here', async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        // .invalid never resolves (RFC 2606): a local lookup would fail before the proxy saw anything.
+        for (const host of ['seed.nonexistent.invalid', ONION]) {
+          const socket = await dial({ destination: makeDestination(host, 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
+          socket.destroy();
+        }
+        assert.deepEqual(
+          fake.requests.map((r) => r.destination),
+          [
+            { host: 'seed.nonexistent.invalid', port: 8333, kind: 'name' },
+            { host: ONION, port: 8333, kind: 'onion' },
+          ],
+        );
+      } finally {
+        await fake.close();
+      }
+    });
+
+    for (const delayMs of [0, 50]) {
+      it(`keeps bytes the peer sent in the same segment as the CONNECT reply (reader attached after ${delayMs} ms)`, async () => {
+        const extra = Buffer.from('f9beb4d976657273696f6e0000000000', 'hex');
+        const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED, extra });
+        try {
+          const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
+          assert.equal(socket.isPaused(), true, 'handed over paused');
+          await new Promise((r) => setTimeout(r, delayMs));
+          const received = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+          socket.resume();
+          const got = await received;
+          socket.destroy();
+          assert.deepEqual(got, extra);
+        } finally {
+          await fake.close();
+        }
+      });
+    }
+
+    it('returns a socket with TCP_NODELAY on (no Nagle delay for small P2P messages)', async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
+        try {
+          assert.deepEqual(await roundTrip(socket, Buffer.from('through')), Buffer.from('through'));
+        } finally {
+          socket.destroy();
+        }
+      } finally {
+        await fake.close();
+      }
+    });
+
+    const repTable: [number, string, ErrorCode, number][] = [
+      [REP.GENERAL_FAILURE, 'general failure', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE],
+      [REP.NOT_ALLOWED, 'not allowed (exit policy)', 'ERR_DIAL_NOT_ALLOWED', REP.NOT_ALLOWED],
+      [REP.NETWORK_UNREACHABLE, 'network unreachable', 'ERR_DIAL_UNREACHABLE', REP.NETWORK_UNREACHABLE],
+      [REP.HOST_UNREACHABLE, 'host unreachable', 'ERR_DIAL_UNREACHABLE', REP.HOST_UNREACHABLE],
+      [REP.CONNECTION_REFUSED, 'connection refused', 'ERR_DIAL_REFUSED', REP.CONNECTION_REFUSED],
+      [REP.TTL_EXPIRED, 'TTL expired (Tor timeout)', 'ERR_DIAL_TIMEOUT', REP.TTL_EXPIRED],
+      [REP.COMMAND_NOT_SUPPORTED, 'command not supported', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE],
+      [REP.ATYP_NOT_SUPPORTED, 'address type not supported', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE],
+      [0xf0, 'Tor extended error F0 (onion descriptor not found)', 'ERR_DIAL_UNREACHABLE', REP.HOST_UNREACHABLE],
+    ];
+    for (const [rep, what, code, ourRep] of repTable) {
+      it(`proxy REP 0x${rep.toString(16).padStart(2, '0')} (${what}) is ${code}, reported to our client as REP 0${ourRep}`, async () => {
+        const fake = await startFakeUpstream({ kind: 'reply', rep });
+        try {
+          const err = await assertRejects(dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 }), code);
+          assert.equal(repForError(err), ourRep);
+        } finally {
+          await fake.close();
+        }
+      });
+    }
+
+    it('a proxy that hangs up mid-handshake is ERR_UPSTREAM_PROXY', async () => {
+      const fake = await startFakeUpstream({ kind: 'close-after-greeting' });
+      try {
+        await assertRejects(dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 }), 'ERR_UPSTREAM_PROXY');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('leaves no socket or timer behind, whichever way a dial ends', async () => {
+      const silent = await startFakeUpstream({ kind: 'silent' });
+      const refusing = await startFakeUpstream({ kind: 'reply', rep: REP.CONNECTION_REFUSED });
+      const accepting = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      const closed = await closedPort();
+      // Every TCP handle and every ref'd timer created while dialing must be gone afterwards. (The
+      // `socks` package's own timer cannot be cleared, but it is unref'd: it never holds the process.)
+      const created = new Map<number, { type: string; resource: unknown }>();
+      let recording = true;
+      const hook = createHook({
+        init(id, type, _trigger, resource) {
+          if (recording && (type === 'Timeout' || type === 'TCPWRAP' || type === 'TCPCONNECTWRAP')) created.set(id, { type, resource });
+        },
+        destroy(id) {
+          created.delete(id);
+        },
+      }).enable();
+      const alive = (): string[] =>
+        [...created.values()]
+          .filter(({ type, resource }) => type !== 'Timeout' || (resource as { hasRef(): boolean }).hasRef())
+          .map(({ type }) => type);
+      try {
+        const destination = makeDestination('1.2.3.4', 8333);
+        const controller = new AbortController();
+        const aborted = dial({ destination, upstreamProxy: proxyAt(silent.port), timeoutMs: 5000, signal: controller.signal });
+        await waitFor(() => silent.accepted === 1, 'accept');
+        controller.abort();
+        const results = await Promise.allSettled([
+          aborted,
+          dial({ destination, upstreamProxy: proxyAt(silent.port), timeoutMs: 100 }),
+          dial({ destination, upstreamProxy: proxyAt(refusing.port), timeoutMs: 5000 }),
+          dial({ destination, upstreamProxy: proxyAt(closed), timeoutMs: 5000 }),
+          dial({ destination: makeDestination('127.0.0.1', closed), timeoutMs: 5000 }),
+          dial({ destination: makeDestination(ONION, 8333), timeoutMs: 5000 }),
+          dial({ destination, upstreamProxy: proxyAt(accepting.port), timeoutMs: 5000 }),
+        ]);
+        recording = false;
+        assert.deepEqual(
+          results.map((r) => r.status),
+          ['rejected', 'rejected', 'rejected', 'rejected', 'rejected', 'rejected', 'fulfilled'],
+        );
+        (results[6] as PromiseFulfilledResult<Socket>).value.destroy();
+        await waitFor(() => silent.open.size + refusing.open.size + accepting.open.size === 0, 'server sides to close');
+        // Well inside the 5 s dial timeouts: a timer that was not cleared would still be pending.
+        await waitFor(() => alive().length === 0, 'handles to close', 1000).catch(() => {
+          assert.deepEqual(alive(), [], 'handles left behind');
+        });
+      } finally {
+        hook.disable();
+        await silent.close();
+        await refusing.close();
+        await accepting.close();
+      }
+    });
+  });
+
+  describe('through microsocks', () => {
+    let plain: Microsocks;
+    let authed: Microsocks;
+    let echo: Listening;
+    before(async () => {
+      plain = await startMicrosocks();
+      authed = await startMicrosocks({ user: 'user', pass: 'pass' });
+      echo = await startEcho();
+    });
+    after(async () => {
+      await plain?.stop();
+      await authed?.stop();
+      await echo?.close();
+    });
+
+    it('connects through it and carries bytes both ways', async () => {
+      const socket = await dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(plain.port), timeoutMs: 5000 });
+      try {
+        const payload = Buffer.alloc(100_000, 0xab);
+        assert.deepEqual(await roundTrip(socket, payload), payload);
+      } finally {
+        socket.destroy();
+      }
+    });
+
+    it('a destination that refuses behind the proxy is ERR_DIAL_REFUSED, not a proxy failure', async () => {
+      const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', await closedPort()), upstreamProxy: proxyAt(plain.port), timeoutMs: 5000 }), 'ERR_DIAL_REFUSED');
+      assert.equal(repForError(err), REP.CONNECTION_REFUSED);
+    });
+
+    it('an upstream proxy port with nothing listening is ERR_UPSTREAM_PROXY (REP 01)', async () => {
+      const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(await closedPort()), timeoutMs: 5000 }), 'ERR_UPSTREAM_PROXY');
+      assert.equal(repForError(err), REP.GENERAL_FAILURE);
+    });
+
+    it('with -u/-P, the credentials passed on succeed', async () => {
+      const socket = await dial({
+        destination: makeDestination('127.0.0.1', echo.port),
+        upstreamProxy: proxyAt(authed.port),
+        credentials: { username: 'user', password: 'pass' },
+        timeoutMs: 5000,
+      });
+      try {
+        assert.deepEqual(await roundTrip(socket, Buffer.from('authed')), Buffer.from('authed'));
+      } finally {
+        socket.destroy();
+      }
+    });
+
+    it('with -u/-P, credentials from the proxy URL succeed whatever the client sent', async () => {
+      const socket = await dial({
+        destination: makeDestination('127.0.0.1', echo.port),
+        upstreamProxy: { ...parseProxyUrl(`socks5://user:pass@127.0.0.1:${authed.port}`) },
+        credentials: { username: 'a1b2c3d4e5f6a7b8-0', password: 'a1b2c3d4e5f6a7b8-0' },
+        timeoutMs: 5000,
+      });
+      socket.destroy();
+    });
+
+    it('with -u/-P, wrong credentials are ERR_UPSTREAM_PROXY', async () => {
+      await assertRejects(
+        dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(authed.port), credentials: { username: 'user', password: 'wrong' }, timeoutMs: 5000 }),
+        'ERR_UPSTREAM_PROXY',
+      );
+    });
+
+    it('with -u/-P, random credentials (none given) are ERR_UPSTREAM_PROXY', async () => {
+      await assertRejects(dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(authed.port), timeoutMs: 5000 }), 'ERR_UPSTREAM_PROXY');
+    });
+  });
+});
