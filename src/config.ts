@@ -1,0 +1,660 @@
+/**
+ * Command line and configuration file.
+ *
+ * Follows the Bitcoin Core / Tor operator conventions (reference/prior-art-and-core.md, STYLE.md):
+ * an ini file of `key=value` lines whose keys are the long option names, and a command line that
+ * wins over the file. Every refusal is a ProxyError ERR_CONFIG whose message names the option (and
+ * the file when the value came from it), never a proxy password.
+ *
+ * The checks that matter for safety live here rather than in the server: a listener on a
+ * non-loopback address would be an open proxy (anyone on the network could use this machine to
+ * reach arbitrary hosts), so it needs --allow-remote; and --connect-timeout must stay below Bitcoin
+ * Core's 20 s SOCKS5 reply timeout (netbase.cpp g_socks5_recv_timeout), or Core would give up on
+ * the SOCKS request before we answer it (reference/socks5-and-clients.md section 1.1).
+ */
+
+import { readFileSync } from 'node:fs';
+import { isIPv4, isIPv6 } from 'node:net';
+import { parseArgs } from 'node:util';
+
+import { decode as decodeIni } from 'ini';
+
+import { ProxyError, isProxyError } from './errors.js';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_SOCKS_TIMEOUT_MS,
+} from './limits.js';
+import { LOG_LEVELS, isLogLevel } from './log.js';
+import type { LogLevel } from './log.js';
+import { NETWORKS, customNetwork, networkByName } from './networks.js';
+import type { Network } from './networks.js';
+import { parseProxyUrl } from './upstream/dialer.js';
+import type { ProxyEndpoint } from './upstream/dialer.js';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface InboundRule {
+  listen: HostPort;
+  target: HostPort;
+}
+
+export interface Config {
+  /** default [{host:'127.0.0.1', port:1324}] */
+  listen: HostPort[];
+  /** --network or --magic; undefined = accept any known network, detected from the client's magic */
+  network?: Network;
+  v2Only: boolean;
+  upstreamProxy?: ProxyEndpoint;
+  /** default: upstreamProxy */
+  onionProxy?: ProxyEndpoint;
+  allowRemote: boolean;
+  logLevel: LogLevel;
+  logFile?: string;
+  maxConnections: number;
+  timeouts: { socksMs: number; connectMs: number; handshakeMs: number; idleMs: number };
+  /** --inbound LISTEN=TARGET (repeatable) */
+  inbound: InboundRule[];
+  /** --metrics HOST:PORT */
+  metrics?: HostPort;
+}
+
+export type Command = 'run' | 'status' | 'help' | 'version';
+
+export interface ParsedCommand {
+  command: Command;
+  config: Config;
+  /** The configuration file that was read, if any (--config or BIP324_PROXY_CONFIG). */
+  configFile?: string;
+}
+
+/** The proxy's default port: the one the earlier BIP324 proxies (theStack, rust-bitcoin) used. */
+export const DEFAULT_PORT = 1324;
+export const DEFAULT_LISTEN: HostPort = { host: '127.0.0.1', port: DEFAULT_PORT };
+/** Environment variable naming a configuration file when --config is not given. */
+export const CONFIG_ENV = 'BIP324_PROXY_CONFIG';
+
+/**
+ * Bitcoin Core reads the SOCKS5 CONNECT reply with a 20 s timeout (netbase.cpp g_socks5_recv_timeout);
+ * a dial allowed to take that long would answer a client that has already given up.
+ */
+export const CORE_SOCKS_TIMEOUT_SECONDS = 20;
+/** setTimeout stores delays in a signed 32-bit int; anything larger fires after 1 ms instead. */
+const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
+
+interface OptionSpec {
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  /** The value's placeholder in --help. */
+  arg?: string;
+  help: string;
+  /** Options that make no sense in the file itself (config, help, version). */
+  cliOnly?: boolean;
+  short?: string;
+}
+
+/** Every option, in --help order; also the set of keys the configuration file accepts. */
+export const OPTIONS = {
+  listen: {
+    type: 'string',
+    multiple: true,
+    arg: 'HOST:PORT',
+    help: 'accept clients here, SOCKS5 and legacy v1 on the same port; repeatable; IPv6 in brackets, e.g. [::1]:1324 (default 127.0.0.1:1324)',
+  },
+  network: {
+    type: 'string',
+    arg: 'NAME',
+    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic)`,
+  },
+  magic: {
+    type: 'string',
+    arg: 'HEX8',
+    help: 'network magic as 8 hex digits in wire order, for a custom signet; wins over --network',
+  },
+  'v2-only': {
+    type: 'boolean',
+    help: 'never fall back to v1 when the remote peer does not speak BIP324 (default: fall back, like Bitcoin Core)',
+  },
+  'upstream-proxy': {
+    type: 'string',
+    arg: 'URL',
+    help: 'send every outbound connection through this SOCKS5 proxy, e.g. socks5://127.0.0.1:9050 for Tor; socks5://user:pass@host:port (default: connect directly)',
+  },
+  'onion-proxy': {
+    type: 'string',
+    arg: 'URL',
+    help: 'SOCKS5 proxy for .onion destinations only (default: --upstream-proxy; without either, .onion is refused)',
+  },
+  'allow-remote': {
+    type: 'boolean',
+    help: 'allow --listen, --inbound and --metrics on non-loopback addresses (an open proxy is a hazard)',
+  },
+  'max-connections': {
+    type: 'string',
+    arg: 'N',
+    help: `refuse clients beyond this many concurrent connections (default ${DEFAULT_MAX_CONNECTIONS})`,
+  },
+  'socks-timeout': {
+    type: 'string',
+    arg: 'SECONDS',
+    help: `a client must finish its SOCKS5 request within this time (default ${DEFAULT_SOCKS_TIMEOUT_MS / 1000})`,
+  },
+  'connect-timeout': {
+    type: 'string',
+    arg: 'SECONDS',
+    help: `give up connecting to the remote peer after this time; must be below ${CORE_SOCKS_TIMEOUT_SECONDS}, Bitcoin Core's SOCKS5 timeout (default ${DEFAULT_CONNECT_TIMEOUT_MS / 1000})`,
+  },
+  'handshake-timeout': {
+    type: 'string',
+    arg: 'SECONDS',
+    help: `the BIP324 handshake with the remote must finish within this time; a silent remote is then taken for a v1 peer (default ${DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000})`,
+  },
+  'idle-timeout': {
+    type: 'string',
+    arg: 'SECONDS',
+    help: `close a connection with no bytes in either direction for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000}, Bitcoin Core's 20 minutes)`,
+  },
+  inbound: {
+    type: 'string',
+    multiple: true,
+    arg: 'LISTEN=TARGET',
+    help: 'accept inbound peers on LISTEN (BIP324, or v1 passed through) and forward them as v1 to TARGET, e.g. a local node\'s P2P port; repeatable',
+  },
+  metrics: {
+    type: 'string',
+    arg: 'HOST:PORT',
+    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (default: off); for status, the proxy to ask (default 127.0.0.1:9324)',
+  },
+  'log-level': {
+    type: 'string',
+    arg: 'LEVEL',
+    help: `${LOG_LEVELS.join(', ')} (default info)`,
+  },
+  'log-file': {
+    type: 'string',
+    arg: 'FILE',
+    help: 'append the log to FILE, reopened on SIGHUP (default: standard error)',
+  },
+  config: {
+    type: 'string',
+    arg: 'FILE',
+    help: `read options from this ini file first; the command line wins (default: $${CONFIG_ENV}, else none)`,
+    cliOnly: true,
+  },
+  help: { type: 'boolean', help: 'print this help and exit', cliOnly: true, short: 'h' },
+  version: { type: 'boolean', help: 'print the version and exit', cliOnly: true },
+} as const satisfies Record<string, OptionSpec>;
+
+export type OptionName = keyof typeof OPTIONS;
+
+/** Greedy word wrap, so --help reads on an 80-column terminal. */
+function wrap(text: string, indent: number, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && indent + line.length + 1 + word.length > width) {
+      lines.push(' '.repeat(indent) + line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== '') lines.push(' '.repeat(indent) + line);
+  return lines;
+}
+
+function buildHelp(): string {
+  const lines = [
+    'Usage: bip324-proxy [options]',
+    '       bip324-proxy status [--metrics HOST:PORT]',
+    '',
+    ...wrap(
+      "Gives Bitcoin P2P clients BIP324 (v2 encrypted transport). Point a client's SOCKS5 proxy at the listen address (bitcoind -proxy=127.0.0.1:1324), or redirect its v1 connections to it (legacy mode). Clients that already speak v2 are passed through.",
+      0,
+      80,
+    ),
+    '',
+    'Options:',
+  ];
+  for (const [name, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
+    const left = `  ${spec.short === undefined ? '' : `-${spec.short}, `}--${name}${spec.arg === undefined ? '' : ` ${spec.arg}`}`;
+    lines.push(left, ...wrap(spec.help, 8, 80));
+  }
+  lines.push(
+    '',
+    ...wrap(
+      'On/off options can be negated: --no-v2-only undoes v2-only=1 from the configuration file. Every option except config, help and version can be set in the configuration file as name=value (listen=127.0.0.1:1324, v2-only=1). See bip324-proxy(1).',
+      0,
+      80,
+    ),
+    '',
+  );
+  return lines.join('\n');
+}
+
+export const HELP_TEXT: string = buildHelp();
+
+export function defaultConfig(): Config {
+  return {
+    listen: [{ ...DEFAULT_LISTEN }],
+    v2Only: false,
+    allowRemote: false,
+    logLevel: 'info',
+    maxConnections: DEFAULT_MAX_CONNECTIONS,
+    timeouts: {
+      socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
+      connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
+      handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      idleMs: DEFAULT_IDLE_TIMEOUT_MS,
+    },
+    inbound: [],
+  };
+}
+
+function configError(message: string): ProxyError {
+  return new ProxyError('ERR_CONFIG', message);
+}
+
+/** "host:port", with IPv6 in brackets so the result parses back with parseHostPort. */
+export function formatHostPort(hp: HostPort): string {
+  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+/** "socks5://user:***@host:port" for logs: never the password. */
+export function describeProxy(proxy: ProxyEndpoint): string {
+  const user = proxy.username === undefined ? '' : `${encodeURIComponent(proxy.username)}:***@`;
+  return `socks5://${user}${formatHostPort(proxy)}`;
+}
+
+const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+
+/**
+ * "127.0.0.1:1324", "[::1]:1324", "localhost:1324", or a host alone when defaultPort is given.
+ * Port 0 is accepted (a listener on any free port); callers that dial refuse it themselves.
+ * A bare IPv6 address is refused even with a default port: "::1:1324" is itself a valid address,
+ * so guessing would silently pick the wrong one.
+ */
+export function parseHostPort(text: string, defaultPort?: number): HostPort {
+  let host: string;
+  let portText: string | undefined;
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end < 0) throw configError(`'${text}' is missing the ']' after the IPv6 address`);
+    host = text.slice(1, end);
+    if (!isIPv6(host)) throw configError(`'${text}': '${host}' is not an IPv6 address`);
+    const rest = text.slice(end + 1);
+    if (rest !== '' && !rest.startsWith(':')) throw configError(`'${text}' is not [IPV6]:PORT`);
+    portText = rest === '' ? undefined : rest.slice(1);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon !== text.indexOf(':')) {
+      throw configError(`'${text}': put an IPv6 address in brackets, e.g. [::1]:${defaultPort ?? DEFAULT_PORT}`);
+    }
+    host = colon < 0 ? text : text.slice(0, colon);
+    portText = colon < 0 ? undefined : text.slice(colon + 1);
+    if (host === '') throw configError(`'${text}' has no host`);
+    if (!isIPv4(host)) {
+      if (/^[0-9.]+$/.test(host)) throw configError(`'${text}': '${host}' is not an IPv4 address`);
+      if (host.length > 253 || !HOSTNAME.test(host)) throw configError(`'${text}': '${host}' is not a host name or IP address`);
+    }
+  }
+  let port: number;
+  if (portText === undefined) {
+    if (defaultPort === undefined) throw configError(`'${text}' has no port (HOST:PORT)`);
+    port = defaultPort;
+  } else {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
+      throw configError(`'${text}': port '${portText}' is not a number from 0 to 65535`);
+    }
+    port = Number(portText);
+  }
+  return { host, port };
+}
+
+/** 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and "localhost": addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const lower = h.toLowerCase();
+  if (lower === 'localhost' || lower === 'localhost.') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (!isIPv6(h)) return false;
+  let canonical: string;
+  try {
+    // The WHATWG URL parser compresses and lower-cases IPv6 (and rewrites ::ffff:127.0.0.1 to
+    // ::ffff:7f00:1), so every spelling of the same address compares equal.
+    canonical = new URL(`http://[${h}]/`).hostname.slice(1, -1);
+  } catch {
+    return false; // zone ids (fe80::1%eth0) are link-local, never loopback
+  }
+  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw values: what the command line and the file said, before interpretation.
+
+type RawValue = string | boolean | string[];
+
+interface RawSource {
+  values: Map<OptionName, RawValue>;
+  /** How an error names an option from this source: "--listen" or "listen (in FILE)". */
+  label(name: OptionName): string;
+}
+
+function isOptionName(name: string): name is OptionName {
+  return Object.prototype.hasOwnProperty.call(OPTIONS, name);
+}
+
+function parseCommandLine(argv: string[]): { source: RawSource; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {};
+  for (const [name, spec] of Object.entries(OPTIONS) as [string, OptionSpec][]) {
+    options[name] = { type: spec.type, ...(spec.multiple === true ? { multiple: true } : {}), ...(spec.short === undefined ? {} : { short: spec.short }) };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    // allowNegative: --no-v2-only undoes v2-only=1 from the file, since the command line wins.
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true, allowNegative: true });
+  } catch (err) {
+    // Only the user's mistakes become ERR_CONFIG; anything else is a bug here and must show as one.
+    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
+    throw configError(describeParseArgsError(err));
+  }
+  const values = new Map<OptionName, RawValue>();
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (value === undefined || !isOptionName(name)) continue;
+    const spec: OptionSpec = OPTIONS[name];
+    if (spec.type === 'boolean' && typeof value !== 'boolean') continue;
+    values.set(name, Array.isArray(value) ? value.map(String) : value);
+  }
+  return { source: { values, label: (name) => `--${name}` }, positionals: parsed.positionals };
+}
+
+/** parseArgs messages suggest "--" tricks that do not apply here; keep ours short and naming the option. */
+function describeParseArgsError(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const quoted = /'([^']*)'/.exec(e.message ?? '')?.[1] ?? '';
+  const option = quoted.split(' ')[0] ?? quoted;
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const name = option.replace(/^-+/, '').replace(/^no-/, '');
+      if (option.startsWith('--no-') && isOptionName(name) && OPTIONS[name].type === 'string') {
+        return `${option}: only on/off options can be negated`;
+      }
+      return `unknown option ${option} (see --help)`;
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/argument missing/.test(e.message ?? '')) return `${option} needs a value`;
+      if (/does not take an argument/.test(e.message ?? '')) return `${option} does not take a value`;
+      return `${option}: ${e.message ?? 'invalid value'}`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument '${option}' (see --help)`;
+    default:
+      return e.message ?? String(err);
+  }
+}
+
+function readConfigFile(file: string, optionLabel: string): RawSource {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw configError(`${optionLabel}: cannot read ${file} (${reason})`);
+  }
+  // bracketedArray:false turns a repeated key into an array, so `listen=` twice works like
+  // --listen twice; `listen[]=` stays a separate key and is merged below.
+  const decoded = decodeIni(text, { bracketedArray: false }) as Record<string, unknown>;
+  const values = new Map<OptionName, RawValue>();
+  const where = `config file ${file}`;
+  for (const rawKey of Object.keys(decoded)) {
+    const raw = decoded[rawKey];
+    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+      throw configError(`${where}: sections like [${rawKey}] are not supported`);
+    }
+    const key = rawKey.endsWith('[]') ? rawKey.slice(0, -2) : rawKey;
+    if (!isOptionName(key) || (OPTIONS[key] as OptionSpec).cliOnly === true) {
+      const hint = isOptionName(key) ? `${key} is only a command-line option` : `unknown key '${key}'`;
+      throw configError(`${where}: ${hint} (keys are the long option names without dashes, e.g. listen=127.0.0.1:1324)`);
+    }
+    const label = `${key} (in ${file})`;
+    const spec: OptionSpec = OPTIONS[key];
+    const items = (Array.isArray(raw) ? raw : [raw]) as unknown[];
+    if (spec.type === 'boolean') {
+      if (items.length > 1) throw configError(`${label} is given more than once`);
+      values.set(key, parseFileBoolean(label, items[0]));
+      continue;
+    }
+    const strings = items.map((item) => {
+      // ini turns a bare "key" line into true; a string option needs "key=value".
+      if (typeof item !== 'string' || item === '') throw configError(`${label} needs a value (${key}=${spec.arg ?? 'VALUE'})`);
+      return item;
+    });
+    if (spec.multiple === true) {
+      const previous = values.get(key);
+      values.set(key, [...(Array.isArray(previous) ? previous : []), ...strings]);
+    } else {
+      if (strings.length > 1 || values.has(key)) throw configError(`${label} is given more than once`);
+      values.set(key, strings[0] as string);
+    }
+  }
+  return { values, label: (name) => `${name} (in ${file})` };
+}
+
+function parseFileBoolean(label: string, value: unknown): boolean {
+  if (value === true || value === false) return value;
+  if (typeof value === 'string') {
+    const v = value.toLowerCase();
+    if (v === '1' || v === 'yes' || v === 'on') return true;
+    if (v === '0' || v === 'no' || v === 'off') return false;
+  }
+  throw configError(`${label} must be 1 or 0 (true/false, yes/no, on/off), not '${String(value)}'`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interpretation.
+
+/** Both sources merged: the command line's value if it has one, else the file's. */
+class Merged {
+  constructor(
+    private readonly cli: RawSource,
+    private readonly file: RawSource | undefined,
+  ) {}
+
+  private pick(name: OptionName): { value: RawValue; label: string } | undefined {
+    const fromCli = this.cli.values.get(name);
+    if (fromCli !== undefined) return { value: fromCli, label: this.cli.label(name) };
+    const fromFile = this.file?.values.get(name);
+    if (fromFile !== undefined && this.file !== undefined) return { value: fromFile, label: this.file.label(name) };
+    return undefined;
+  }
+
+  string(name: OptionName): { value: string; label: string } | undefined {
+    const p = this.pick(name);
+    return p === undefined || typeof p.value !== 'string' ? undefined : { value: p.value, label: p.label };
+  }
+
+  list(name: OptionName): { value: string[]; label: string } | undefined {
+    const p = this.pick(name);
+    return p === undefined || !Array.isArray(p.value) ? undefined : { value: p.value, label: p.label };
+  }
+
+  flag(name: OptionName): boolean {
+    return this.pick(name)?.value === true;
+  }
+}
+
+/** Re-labels a parse error with the option it came from. */
+function withLabel<T>(label: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (isProxyError(err)) throw configError(`${label}: ${err.message}`);
+    throw err;
+  }
+}
+
+function parseSeconds(opt: { value: string; label: string } | undefined, defaultMs: number, belowSeconds?: number): number {
+  if (opt === undefined) return defaultMs;
+  const { value, label } = opt;
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value)) throw configError(`${label}: '${value}' is not a number of seconds`);
+  const seconds = Number(value);
+  if (seconds <= 0) throw configError(`${label}: must be more than 0 seconds`);
+  if (belowSeconds !== undefined && seconds >= belowSeconds) {
+    throw configError(
+      `${label} ${value}: must be below ${belowSeconds} seconds, because Bitcoin Core gives up on a SOCKS5 CONNECT reply after ${belowSeconds} s and would never see a slower answer`,
+    );
+  }
+  if (seconds > MAX_TIMER_SECONDS) throw configError(`${label}: at most ${MAX_TIMER_SECONDS} seconds`);
+  return Math.max(1, Math.round(seconds * 1000));
+}
+
+/**
+ * Replaces a proxy URL's password, and any echo of it inside a message, with "***": the message ends
+ * up on a terminal or in a log, and Tor isolation passwords or real credentials must not.
+ */
+function redactProxy(message: string, url: string): string {
+  const userinfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)@/.exec(url)?.[1];
+  let out = message;
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(':');
+    const secrets = colon < 0 ? [] : [userinfo.slice(colon + 1)];
+    for (const s of [...secrets]) {
+      try {
+        secrets.push(decodeURIComponent(s));
+      } catch {
+        // not percent-encoded: the raw form is enough
+      }
+    }
+    for (const secret of secrets) if (secret !== '') out = out.split(secret).join('***');
+  }
+  return out;
+}
+
+function parseProxyOption(opt: { value: string; label: string } | undefined): ProxyEndpoint | undefined {
+  if (opt === undefined) return undefined;
+  try {
+    return parseProxyUrl(opt.value);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    // No `cause`: the original error may quote the URL with its password.
+    throw configError(`${opt.label}: ${redactProxy(reason, opt.value)}`);
+  }
+}
+
+function interpret(merged: Merged, command: Command): Config {
+  const config = defaultConfig();
+
+  const network = merged.string('network');
+  if (network !== undefined) {
+    const net = networkByName(network.value);
+    if (net === undefined) {
+      throw configError(`${network.label}: unknown network '${network.value}' (one of ${NETWORKS.map((n) => n.name).join(', ')})`);
+    }
+    config.network = net;
+  }
+  const magic = merged.string('magic');
+  if (magic !== undefined) {
+    const hex = magic.value.replace(/^0x/i, '');
+    if (!/^[0-9a-fA-F]{8}$/.test(hex)) {
+      throw configError(`${magic.label}: '${magic.value}' is not 8 hex digits (the 4 message-start bytes in wire order, e.g. 0a03cf40)`);
+    }
+    config.network = customNetwork(hex.toLowerCase());
+  }
+  // Inbound targets are peers' P2P ports, so the network's port is the natural default there.
+  const p2pPort = config.network?.port;
+
+  config.v2Only = merged.flag('v2-only');
+  config.allowRemote = merged.flag('allow-remote');
+
+  const listen = merged.list('listen');
+  if (listen !== undefined) {
+    config.listen = listen.value.map((text) => withLabel(listen.label, () => parseHostPort(text, DEFAULT_PORT)));
+  }
+
+  const inbound = merged.list('inbound');
+  if (inbound !== undefined) {
+    config.inbound = inbound.value.map((text) =>
+      withLabel(inbound.label, () => {
+        const eq = text.indexOf('=');
+        if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET, e.g. 0.0.0.0:8333=127.0.0.1:8334`);
+        const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
+        if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
+        return rule;
+      }),
+    );
+  }
+
+  const metrics = merged.string('metrics');
+  if (metrics !== undefined) config.metrics = withLabel(metrics.label, () => parseHostPort(metrics.value));
+
+  const upstreamProxy = parseProxyOption(merged.string('upstream-proxy'));
+  const onionProxy = parseProxyOption(merged.string('onion-proxy')) ?? upstreamProxy;
+  if (upstreamProxy !== undefined) config.upstreamProxy = upstreamProxy;
+  if (onionProxy !== undefined) config.onionProxy = onionProxy;
+
+  const level = merged.string('log-level');
+  if (level !== undefined) {
+    if (!isLogLevel(level.value)) throw configError(`${level.label}: '${level.value}' is not one of ${LOG_LEVELS.join(', ')}`);
+    config.logLevel = level.value;
+  }
+  const logFile = merged.string('log-file');
+  if (logFile !== undefined) config.logFile = logFile.value;
+
+  const maxConn = merged.string('max-connections');
+  if (maxConn !== undefined) {
+    const n = Number(maxConn.value);
+    if (!/^[0-9]+$/.test(maxConn.value) || !Number.isSafeInteger(n) || n < 1) {
+      throw configError(`${maxConn.label}: '${maxConn.value}' is not a whole number of at least 1`);
+    }
+    config.maxConnections = n;
+  }
+
+  config.timeouts = {
+    socksMs: parseSeconds(merged.string('socks-timeout'), DEFAULT_SOCKS_TIMEOUT_MS),
+    connectMs: parseSeconds(merged.string('connect-timeout'), DEFAULT_CONNECT_TIMEOUT_MS, CORE_SOCKS_TIMEOUT_SECONDS),
+    handshakeMs: parseSeconds(merged.string('handshake-timeout'), DEFAULT_HANDSHAKE_TIMEOUT_MS),
+    idleMs: parseSeconds(merged.string('idle-timeout'), DEFAULT_IDLE_TIMEOUT_MS),
+  };
+
+  // `status` only dials the metrics address, so listening rules do not apply to it.
+  if (command === 'run' && !config.allowRemote) {
+    const refuse = (label: string, hp: HostPort, what: string): never => {
+      throw configError(
+        `${label} ${formatHostPort(hp)}: not a loopback address; ${what} on it would be reachable from the network (use --allow-remote if that is intended)`,
+      );
+    };
+    for (const hp of config.listen) if (!isLoopback(hp.host)) refuse(listen?.label ?? '--listen', hp, 'an open proxy');
+    for (const rule of config.inbound) if (!isLoopback(rule.listen.host)) refuse(inbound?.label ?? '--inbound', rule.listen, 'an inbound listener');
+    if (config.metrics !== undefined && !isLoopback(config.metrics.host)) refuse(metrics?.label ?? '--metrics', config.metrics, 'the metrics endpoint');
+  }
+  return config;
+}
+
+/**
+ * Parse argv (without node and script) and the optional --config ini file; the command line wins over the file.
+ * Throws ProxyError ERR_CONFIG with a clear message naming the option.
+ */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand {
+  const { source: cli, positionals } = parseCommandLine(argv);
+
+  let command: Command = 'run';
+  if (positionals.length > 0) {
+    if (positionals[0] !== 'status') throw configError(`unknown command '${positionals[0]}' (the only command is status; see --help)`);
+    if (positionals.length > 1) throw configError(`unexpected argument '${positionals[1]}' after status`);
+    command = 'status';
+  }
+  // Help and version must work whatever else is broken, so nothing else is read.
+  if (cli.values.get('help') === true) return { command: 'help', config: defaultConfig() };
+  if (cli.values.get('version') === true) return { command: 'version', config: defaultConfig() };
+
+  const fromCli = cli.values.get('config');
+  const configFile = typeof fromCli === 'string' ? fromCli : env[CONFIG_ENV] || undefined;
+  const file = configFile === undefined ? undefined : readConfigFile(configFile, typeof fromCli === 'string' ? '--config' : CONFIG_ENV);
+
+  const config = interpret(new Merged(cli, file), command);
+  return configFile === undefined ? { command, config } : { command, config, configFile };
+}
