@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   ERR_V2_BAD_LONG_COMMAND: 'v2 message with a malformed 12-byte command (the message is dropped)',
   ERR_V2_BAD_STATE: 'v2 transport used out of order (a bug in the caller)',
   ERR_V2_HANDSHAKE_TIMEOUT: 'the v2 handshake did not finish in time',
+  ERR_V2_PEER_CLOSED: 'the peer closed the connection in the middle of the v2 handshake',
 
   // SOCKS5 front end (src/socks5/*)
   ERR_SOCKS_BAD_VERSION: 'SOCKS request with a version other than 5',
