@@ -1,0 +1,161 @@
+/**
+ * `bip324-proxy status`: ask a running proxy for its live connections through the --metrics
+ * endpoint (GET /connections, see metrics.ts) and print them as a table a person reads at a glance.
+ */
+import * as http from 'node:http';
+
+import { formatHostPort } from './config.js';
+import type { Config, HostPort } from './config.js';
+import type { ConnectionInfo } from './metrics.js';
+
+/** Where `status` looks when no --metrics is given; the daemon's documented metrics port. */
+export const DEFAULT_METRICS_PORT = 9324;
+export const DEFAULT_METRICS_ADDRESS: HostPort = { host: '127.0.0.1', port: DEFAULT_METRICS_PORT };
+
+/** A local daemon answers in milliseconds; a hung one must not hang the operator's shell. */
+export const STATUS_TIMEOUT_MS = 3000;
+
+/** The order transports appear in the summary line. */
+const TRANSPORT_ORDER = ['v2', 'inbound-v2', 'v1-fallback', 'inbound-v1', 'passthrough', 'pending'];
+
+/**
+ * Prints the connections of the proxy reachable at config.metrics (default 127.0.0.1:9324) to `out`;
+ * a failure goes to `err` with a hint. Resolves to the exit code: 0 on success, 1 otherwise.
+ */
+export async function runStatus(
+  config: Config,
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
+  const address = config.metrics ?? DEFAULT_METRICS_ADDRESS;
+  let list: ConnectionInfo[];
+  try {
+    list = parseConnections(await fetchText(address, '/connections', STATUS_TIMEOUT_MS));
+  } catch (e) {
+    await write(err, `bip324-proxy status: ${describeFailure(e, address, config.metrics !== undefined)}\n`);
+    return 1;
+  }
+  await write(out, formatStatus(list));
+  return 0;
+}
+
+/** Resolves once the text is handed to the OS, so a process.exit() right after loses nothing. */
+function write(stream: NodeJS.WritableStream, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      stream.write(text, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
+
+class StatusError extends Error {}
+
+function describeFailure(e: unknown, address: HostPort, configured: boolean): string {
+  const where = formatHostPort(address);
+  const code = (e as NodeJS.ErrnoException).code;
+  // The daemon serves nothing unless started with --metrics, so that is the usual cause.
+  const hint = configured
+    ? `Is bip324-proxy running with --metrics ${where}?`
+    : `Start bip324-proxy with --metrics ${where} (its metrics endpoint is off by default), or pass status the --metrics HOST:PORT the daemon uses.`;
+  if (code === 'ECONNREFUSED') return `cannot connect to ${where}: connection refused. ${hint}`;
+  if (code === 'ETIMEDOUT') return `no answer from ${where} within ${STATUS_TIMEOUT_MS / 1000} s. ${hint}`;
+  if (e instanceof StatusError) return `${where}: ${e.message}. ${hint}`;
+  const reason = code ?? (e instanceof Error ? e.message : String(e));
+  return `cannot reach ${where}: ${reason}. ${hint}`;
+}
+
+function fetchText(address: HostPort, path: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: address.host, port: address.port, path, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode !== 200) reject(new StatusError(`GET ${path} answered HTTP ${res.statusCode ?? '?'}; is that a bip324-proxy metrics endpoint`));
+        else resolve(body);
+      });
+      res.on('error', reject);
+    });
+    // `timeout` only covers an idle socket; the deadline also covers a server that trickles bytes.
+    const deadline = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), timeoutMs);
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+    req.on('close', () => clearTimeout(deadline));
+  });
+}
+
+function parseConnections(body: string): ConnectionInfo[] {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    throw new StatusError('GET /connections did not answer JSON; is that a bip324-proxy metrics endpoint');
+  }
+  if (!Array.isArray(value) || !value.every((c) => c !== null && typeof c === 'object' && typeof (c as ConnectionInfo).id === 'number')) {
+    throw new StatusError('GET /connections did not answer a list of connections');
+  }
+  return value as ConnectionInfo[];
+}
+
+/** The table and the summary line, or "no connections". */
+export function formatStatus(list: ConnectionInfo[]): string {
+  if (list.length === 0) return 'no connections\n';
+  const rows = [...list].sort((a, b) => a.id - b.id);
+  const header = ['ID', 'FRONTEND', 'PEER', 'TRANSPORT', 'SESSION', 'TO PEER', 'FROM PEER', 'MSGS', 'AGE'];
+  // Numbers read best right-aligned, names left-aligned.
+  const right = [true, false, false, false, false, true, true, true, true];
+  const cells = rows.map((c) => [
+    String(c.id),
+    c.frontend,
+    c.peer ?? '-',
+    c.transport ?? 'pending',
+    c.session_id ? `${c.session_id.slice(0, 16)}…` : '-',
+    humanBytes(c.bytes_to_peer),
+    humanBytes(c.bytes_from_peer),
+    `${c.msgs_to_peer}/${c.msgs_from_peer}`,
+    humanAge(c.age_seconds),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
+  const line = (r: string[]): string =>
+    r
+      .map((cell, i) => (right[i] ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  const counts = new Map<string, number>();
+  for (const c of rows) {
+    const t = c.transport ?? 'pending';
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  const order = [...TRANSPORT_ORDER, ...[...counts.keys()].filter((t) => !TRANSPORT_ORDER.includes(t)).sort()];
+  const summary = order
+    .filter((t) => counts.has(t))
+    .map((t) => `${counts.get(t)} ${t}`)
+    .join(', ');
+  const total = `${rows.length} connection${rows.length === 1 ? '' : 's'}: ${summary}`;
+  return [line(header), ...cells.map(line), total].join('\n') + '\n';
+}
+
+/** 532 B, 45 kB, 1.2 MB: decimal units, two significant digits below 10. */
+export function humanBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = n;
+  let i = -1;
+  while (v >= 999.5 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v < 9.95 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+/** 42s, 5m07s, 1h02m, 3d04h: two units at most, enough to tell a fresh connection from an old one. */
+export function humanAge(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const two = (x: number): string => String(x).padStart(2, '0');
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor(s / 60) % 60)}m`;
+  return `${Math.floor(s / 86400)}d${two(Math.floor(s / 3600) % 24)}h`;
+}

@@ -1,0 +1,365 @@
+/**
+ * Metrics and the /connections endpoint, end to end on loopback: a proxy with a Metrics observer,
+ * v1 clients through SOCKS5 to a v2 test node, and the Prometheus text parsed back from /metrics.
+ */
+import assert from 'node:assert/strict';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { Writable } from 'node:stream';
+
+import type { ConnectionRecord } from '../src/engine/record.js';
+import { createLogger } from '../src/log.js';
+import { HANDSHAKE_BUCKETS_SECONDS, Metrics, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
+import { networkByName } from '../src/networks.js';
+import { MessageChannel, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
+import { startProxy, type TestProxy } from './helpers/proxy.js';
+
+const main = networkByName('main')!;
+
+const quietLog = createLogger({ level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The sample lines of the Prometheus text format (comments skipped); enough for prom-client's output. */
+function parseProm(text: string): Sample[] {
+  const samples: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    assert.ok(m, `unparsable metrics line: ${line}`);
+    const labels: Record<string, string> = {};
+    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
+    samples.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return samples;
+}
+
+/** The value of the one sample with this name whose labels include `labels`; undefined if none. */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  const hits = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+  assert.ok(hits.length <= 1, `${name} ${JSON.stringify(labels)} matches ${hits.length} samples`);
+  return hits[0]?.value;
+}
+
+function get(port: number, path: string, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function scrape(port: number): Promise<Sample[]> {
+  const res = await get(port, '/metrics');
+  assert.equal(res.status, 200);
+  return parseProm(res.body);
+}
+
+async function handshakeV1(ch: MessageChannel): Promise<void> {
+  ch.send('version', versionPayload());
+  await ch.next('version');
+  await ch.next('verack');
+  ch.send('verack');
+}
+
+async function until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const sum = (records: ConnectionRecord[], key: 'bytesToPeer' | 'bytesFromPeer' | 'msgsToPeer' | 'msgsFromPeer'): number =>
+  records.reduce((acc, r) => acc + r[key], 0);
+
+const P = 'bip324_proxy_';
+
+describe('metrics: live counters of a running proxy', function () {
+  let node: TestNode;
+  let proxy: TestProxy;
+  let metrics: Metrics;
+  let server: MetricsServer;
+
+  afterEach(async () => {
+    await server?.close();
+    await proxy?.stop();
+    await node?.stop();
+  });
+
+  async function start(mode: 'v2' | 'v1-close' = 'v2', overrides: Parameters<typeof startProxy>[0] = {}): Promise<void> {
+    node = await startTestNode(main.magic, mode);
+    metrics = new Metrics({ collectDefault: false });
+    proxy = await startProxy(overrides, { observer: metrics });
+    server = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics, () => proxy.server.connections, quietLog);
+  }
+
+  it('counts two SOCKS5 v2 connections mid-connection and after close, bytes and messages equal to the records, never twice', async () => {
+    await start();
+    const clients: MessageChannel[] = [];
+    for (let i = 0; i < 2; i++) {
+      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      assert.equal(rep, 0);
+      const ch = new MessageChannel(socket, main.magic);
+      await handshakeV1(ch);
+      ch.send('ping', Buffer.alloc(8, i));
+      assert.deepEqual((await ch.next('pong')).payload, Buffer.alloc(8, i));
+      clients.push(ch);
+    }
+    // Once the pong is back nothing moves any more, so the records and a scrape agree exactly.
+    const records = proxy.server.connections;
+    assert.equal(records.length, 2);
+    let s = await scrape(server.address.port);
+    assert.equal(value(s, `${P}connections_opened_total`, { frontend: 'socks5' }), 2);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'socks5', transport: 'v2' }), 2);
+    assert.equal(value(s, `${P}handshake_duration_seconds_count`), 2);
+    assert.equal(value(s, `${P}handshake_duration_seconds_bucket`, { le: '+Inf' }), 2);
+    const live = {
+      bytesTo: sum(records, 'bytesToPeer'),
+      bytesFrom: sum(records, 'bytesFromPeer'),
+      msgsTo: sum(records, 'msgsToPeer'),
+      msgsFrom: sum(records, 'msgsFromPeer'),
+    };
+    // version, verack, ping each way per connection (version+verack+pong back)
+    assert.equal(live.msgsTo, 2 * 3);
+    assert.equal(live.msgsFrom, 2 * 3);
+    assert.ok(live.bytesTo > 0 && live.bytesFrom > 0);
+    assert.equal(value(s, `${P}bytes_total`, { direction: 'to_peer' }), live.bytesTo);
+    assert.equal(value(s, `${P}bytes_total`, { direction: 'from_peer' }), live.bytesFrom);
+    assert.equal(value(s, `${P}messages_total`, { direction: 'to_peer' }), live.msgsTo);
+    assert.equal(value(s, `${P}messages_total`, { direction: 'from_peer' }), live.msgsFrom);
+    assert.equal(value(s, `${P}connections_closed_total`), undefined);
+
+    // A second scrape of the same state gives the same numbers: collect() must not accumulate.
+    const again = await scrape(server.address.port);
+    assert.equal(value(again, `${P}bytes_total`, { direction: 'to_peer' }), live.bytesTo);
+    assert.equal(value(again, `${P}messages_total`, { direction: 'from_peer' }), live.msgsFrom);
+
+    // /connections shows the session ids the node computed.
+    const res = await get(server.address.port, '/connections');
+    assert.equal(res.status, 200);
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    const list = JSON.parse(res.body) as ConnectionInfo[];
+    assert.equal(list.length, 2);
+    const nodeSessions = node.channels.map((c) => c.sessionId!.toString('hex')).sort();
+    assert.deepEqual(list.map((c) => c.session_id).sort(), nodeSessions);
+    for (const c of list) {
+      const r = records.find((x) => x.id === c.id)!;
+      assert.equal(c.frontend, 'socks5');
+      assert.equal(c.transport, 'v2');
+      assert.equal(c.peer, `127.0.0.1:${node.port}`);
+      assert.equal(c.client, r.client);
+      assert.equal(c.established, true);
+      assert.deepEqual(
+        [c.bytes_to_peer, c.bytes_from_peer, c.msgs_to_peer, c.msgs_from_peer],
+        [r.bytesToPeer, r.bytesFromPeer, r.msgsToPeer, r.msgsFromPeer],
+      );
+      assert.ok(c.age_seconds >= 0 && c.age_seconds < 60);
+    }
+
+    for (const ch of clients) ch.socket.destroy();
+    await until(() => proxy.server.connections.length === 0, 'the proxy to close both connections');
+    s = await scrape(server.address.port);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'socks5', transport: 'v2' }), 0);
+    assert.equal(value(s, `${P}connections_opened_total`, { frontend: 'socks5' }), 2);
+    assert.equal(value(s, `${P}connections_closed_total`, { frontend: 'socks5', transport: 'v2', reason: 'normal' }), 2);
+    assert.equal(value(s, `${P}bytes_total`, { direction: 'to_peer' }), sum(records, 'bytesToPeer'));
+    assert.equal(value(s, `${P}bytes_total`, { direction: 'from_peer' }), sum(records, 'bytesFromPeer'));
+    assert.equal(value(s, `${P}messages_total`, { direction: 'to_peer' }), sum(records, 'msgsToPeer'));
+    assert.equal(value(s, `${P}messages_total`, { direction: 'from_peer' }), sum(records, 'msgsFromPeer'));
+    assert.equal(value(s, `${P}connections_refused_total`), undefined);
+    assert.deepEqual(JSON.parse((await get(server.address.port, '/connections')).body), []);
+  });
+
+  it('a bad first byte counts as refused{code="ERR_UNKNOWN_PROTOCOL"} and closed as frontend "unknown", transport "pending"', async () => {
+    await start();
+    const socket = net.connect(proxy.port, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise((r) => socket.once('connect', r));
+    socket.write('GET / HTTP/1.1\r\n\r\n');
+    await new Promise((r) => socket.once('close', r));
+    await until(() => proxy.server.connections.length === 0, 'the refusal');
+    const s = await scrape(server.address.port);
+    assert.equal(value(s, `${P}connections_refused_total`, { code: 'ERR_UNKNOWN_PROTOCOL' }), 1);
+    assert.equal(value(s, `${P}connections_closed_total`, { frontend: 'unknown', transport: 'pending', reason: 'ERR_UNKNOWN_PROTOCOL' }), 1);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'unknown', transport: 'pending' }), undefined);
+    assert.equal(value(s, `${P}handshake_duration_seconds_count`), 0);
+  });
+
+  it('a v1-only peer counts as a fallback{allowed="true"} and the connection as v1-fallback, with no handshake observed', async () => {
+    await start('v1-close', { timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 400, idleMs: 60_000 } });
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    const ch = new MessageChannel(socket, main.magic);
+    await handshakeV1(ch);
+    const s = await scrape(server.address.port);
+    assert.equal(value(s, `${P}v1_fallbacks_total`, { allowed: 'true' }), 1);
+    assert.equal(value(s, `${P}v1_fallbacks_total`, { allowed: 'false' }), undefined);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'socks5', transport: 'v1-fallback' }), 1);
+    assert.equal(value(s, `${P}handshake_duration_seconds_count`), 0);
+    socket.destroy();
+  });
+
+  it('--v2-only and a v1-only peer count as fallback{allowed="false"} and refused{code="ERR_V2_ONLY"}', async () => {
+    await start('v1-close', { v2Only: true, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 400, idleMs: 60_000 } });
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    new MessageChannel(socket, main.magic).send('version', versionPayload());
+    await new Promise((r) => socket.once('close', r));
+    await until(() => proxy.server.connections.length === 0, 'the refusal');
+    const s = await scrape(server.address.port);
+    assert.equal(value(s, `${P}v1_fallbacks_total`, { allowed: 'false' }), 1);
+    assert.equal(value(s, `${P}connections_refused_total`, { code: 'ERR_V2_ONLY' }), 1);
+    assert.equal(value(s, `${P}connections_closed_total`, { reason: 'ERR_V2_ONLY' }), 1);
+  });
+});
+
+describe('metrics: observer bookkeeping', function () {
+  function record(id: number, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+    return { id, frontEnd: 'socks5', client: '127.0.0.1:5000', startedAt: Date.now(), bytesToPeer: 0, bytesFromPeer: 0, msgsToPeer: 0, msgsFromPeer: 0, ...over };
+  }
+  async function samples(m: Metrics): Promise<Sample[]> {
+    return parseProm(await m.registry.metrics());
+  }
+
+  it('a record closed twice is counted once', async () => {
+    const m = new Metrics({ collectDefault: false });
+    const r = record(1, { bytesToPeer: 100, bytesFromPeer: 50, msgsToPeer: 2, msgsFromPeer: 1 });
+    m.opened(r);
+    m.closed(r, 'done', undefined);
+    m.closed(r, 'done again', 'ERR_IDLE_TIMEOUT');
+    const s = await samples(m);
+    assert.equal(value(s, `${P}bytes_total`, { direction: 'to_peer' }), 100);
+    assert.equal(value(s, `${P}messages_total`, { direction: 'from_peer' }), 1);
+    assert.equal(value(s, `${P}connections_closed_total`, { reason: 'normal' }), 1);
+    assert.equal(value(s, `${P}connections_closed_total`, { reason: 'ERR_IDLE_TIMEOUT' }), undefined);
+  });
+
+  it('counters of a live record are read at scrape time, then kept after close', async () => {
+    const m = new Metrics({ collectDefault: false });
+    const r = record(1);
+    m.opened(r);
+    r.bytesToPeer = 10;
+    assert.equal(value(await samples(m), `${P}bytes_total`, { direction: 'to_peer' }), 10);
+    r.bytesToPeer = 25;
+    assert.equal(value(await samples(m), `${P}bytes_total`, { direction: 'to_peer' }), 25);
+    m.closed(r, 'done', undefined);
+    r.bytesToPeer = 999; // a closed record is no longer read
+    const other = record(2, { bytesToPeer: 5 });
+    m.opened(other);
+    assert.equal(value(await samples(m), `${P}bytes_total`, { direction: 'to_peer' }), 30);
+  });
+
+  it('the active gauge follows a record whose front end and transport change after opened (socks5 -> legacy, pending -> v2)', async () => {
+    const m = new Metrics({ collectDefault: false });
+    const r = record(1);
+    m.opened(r);
+    let s = await samples(m);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'socks5', transport: 'pending' }), 1);
+    r.frontEnd = 'legacy';
+    r.transport = 'v2';
+    r.establishedAt = Date.now();
+    m.established(r, 12);
+    s = await samples(m);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'socks5', transport: 'pending' }), 0);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'legacy', transport: 'v2' }), 1);
+    assert.equal(value(s, `${P}handshake_duration_seconds_sum`), 0.012);
+    assert.equal(value(s, `${P}handshake_duration_seconds_bucket`, { le: '0.01' }), 0);
+    assert.equal(value(s, `${P}handshake_duration_seconds_bucket`, { le: '0.025' }), 1);
+    m.closed(r, 'done', 'ERR_IDLE_TIMEOUT');
+    s = await samples(m);
+    assert.equal(value(s, `${P}connections_active`, { frontend: 'legacy', transport: 'v2' }), 0);
+    // Closed on an error after establishment: a close with a reason, not a refusal.
+    assert.equal(value(s, `${P}connections_closed_total`, { frontend: 'legacy', transport: 'v2', reason: 'ERR_IDLE_TIMEOUT' }), 1);
+    assert.equal(value(s, `${P}connections_refused_total`), undefined);
+  });
+
+  it('handshake buckets span 1 ms to 10 s', () => {
+    assert.equal(HANDSHAKE_BUCKETS_SECONDS[0], 0.001);
+    assert.equal(HANDSHAKE_BUCKETS_SECONDS[HANDSHAKE_BUCKETS_SECONDS.length - 1], 10);
+  });
+
+  it('a raw transport (passthrough) is established without a handshake observation', async () => {
+    const m = new Metrics({ collectDefault: false });
+    const r = record(1, { transport: 'passthrough', establishedAt: Date.now() });
+    m.opened(r);
+    m.established(r, undefined);
+    assert.equal(value(await samples(m), `${P}handshake_duration_seconds_count`), 0);
+  });
+
+  it('includes the standard process metrics by default and only ours with collectDefault: false', async () => {
+    const withDefault = await new Metrics().registry.metrics();
+    assert.match(withDefault, /^process_cpu_user_seconds_total /m);
+    assert.match(withDefault, /^nodejs_heap_size_used_bytes /m);
+    const without = await samples(new Metrics({ collectDefault: false }));
+    assert.ok(without.every((x) => x.name.startsWith(P)), 'only bip324_proxy_ metrics');
+  });
+
+  it('two Metrics objects do not share a registry (and do not collide on names)', async () => {
+    const a = new Metrics({ collectDefault: false });
+    const b = new Metrics({ collectDefault: false });
+    a.opened(record(1));
+    assert.equal(value(await samples(a), `${P}connections_opened_total`, { frontend: 'socks5' }), 1);
+    assert.equal(value(await samples(b), `${P}connections_opened_total`, { frontend: 'socks5' }), undefined);
+  });
+});
+
+describe('metrics: HTTP endpoint', function () {
+  let server: MetricsServer;
+  let metrics: Metrics;
+  beforeEach(async () => {
+    metrics = new Metrics({ collectDefault: false });
+    server = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics, () => [], quietLog);
+  });
+  afterEach(async () => server.close());
+
+  it('binds port 0 to a real port and serves /metrics as Prometheus text', async () => {
+    assert.ok(server.address.port > 0);
+    assert.equal(server.address.host, '127.0.0.1');
+    const res = await get(server.address.port, '/metrics');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers['content-type'], metrics.registry.contentType);
+    assert.match(res.body, /^# TYPE bip324_proxy_connections_opened_total counter$/m);
+    assert.match(res.body, /^# TYPE bip324_proxy_handshake_duration_seconds histogram$/m);
+    assert.equal(value(parseProm(res.body), `${P}bytes_total`, { direction: 'to_peer' }), 0);
+  });
+
+  it('ignores a query string', async () => {
+    assert.equal((await get(server.address.port, '/metrics?name[]=x')).status, 200);
+    assert.equal((await get(server.address.port, '/connections?x=1')).body, '[]\n');
+  });
+
+  it('answers 404 for other paths and 405 for methods other than GET/HEAD', async () => {
+    assert.equal((await get(server.address.port, '/')).status, 404);
+    assert.equal((await get(server.address.port, '/metrics/')).status, 404);
+    const post = await get(server.address.port, '/metrics', 'POST');
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.allow, 'GET, HEAD');
+    assert.equal((await get(server.address.port, '/connections', 'DELETE')).status, 405);
+    const head = await get(server.address.port, '/connections', 'HEAD');
+    assert.equal(head.status, 200);
+    assert.equal(head.body, '');
+  });
+
+  it('rejects with EADDRINUSE when the port is taken', async () => {
+    await assert.rejects(startMetricsServer({ host: '127.0.0.1', port: server.address.port }, metrics, () => [], quietLog), { code: 'EADDRINUSE' });
+  });
+
+  it('close() returns promptly with a keep-alive client connected', async () => {
+    const agent = new http.Agent({ keepAlive: true });
+    await new Promise<void>((resolve, reject) =>
+      http.get({ host: '127.0.0.1', port: server.address.port, path: '/metrics', agent }, (res) => res.resume().on('end', resolve)).on('error', reject),
+    );
+    const started = Date.now();
+    await server.close();
+    assert.ok(Date.now() - started < 1000);
+    agent.destroy();
+    server = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics, () => [], quietLog);
+  });
+});
