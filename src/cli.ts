@@ -10,7 +10,7 @@
 
 import { readFileSync } from 'node:fs';
 
-import { HELP_TEXT, describeProxy, formatHostPort, loadConfig } from './config.js';
+import { HELP_TEXT, describeProxy, formatAddress, loadConfig } from './config.js';
 import type { Config, HostPort, ParsedCommand } from './config.js';
 import { isProxyError } from './errors.js';
 import { createLogger } from './log.js';
@@ -105,7 +105,7 @@ async function run(config: Config, log: Logger): Promise<number> {
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    const where = e.address === undefined ? undefined : formatHostPort({ host: e.address, port: e.port ?? 0 });
+    const where = e.address === undefined ? undefined : formatAddress({ host: e.address, port: e.port ?? 0 });
     const hint = e.code === 'EADDRINUSE' ? 'another process is listening there' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : e.code === 'EACCES' ? 'permission denied' : undefined;
     log.error('cannot listen', { address: where, code: e.code, reason: hint ?? e.message });
     await closeAll().catch(() => undefined);
@@ -116,11 +116,11 @@ async function run(config: Config, log: Logger): Promise<number> {
     await closeAll().catch(() => undefined);
     return done;
   }
-  for (const address of addresses) log.info('listening', { address: formatHostPort(address), mode: 'socks5+legacy' });
+  for (const address of addresses) log.info('listening', { address: formatAddress(address), mode: 'socks5+legacy' });
   const inbound = (server as { inboundAddresses?: HostPort[] }).inboundAddresses ?? [];
   inbound.forEach((address, i) => {
     const target = config.inbound[i]?.target;
-    log.info('listening', { address: formatHostPort(address), mode: 'inbound', target: target === undefined ? undefined : formatHostPort(target) });
+    log.info('listening', { address: formatAddress(address), mode: 'inbound', target: target === undefined ? undefined : formatAddress(target) });
   });
   return done;
 }

@@ -31,6 +31,7 @@ import { LOG_LEVELS, isLogLevel } from './log.js';
 import type { LogLevel } from './log.js';
 import { NETWORKS, customNetwork, networkByName } from './networks.js';
 import type { Network } from './networks.js';
+import { formatHostPort } from './socks5/address.js';
 import { parseProxyUrl } from './upstream/dialer.js';
 import type { ProxyEndpoint } from './upstream/dialer.js';
 
@@ -261,14 +262,14 @@ function configError(message: string): ProxyError {
 }
 
 /** "host:port", with IPv6 in brackets so the result parses back with parseHostPort. */
-export function formatHostPort(hp: HostPort): string {
-  return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+export function formatAddress(hp: HostPort): string {
+  return formatHostPort(hp.host, hp.port);
 }
 
 /** "socks5://user:***@host:port" for logs: never the password. */
 export function describeProxy(proxy: ProxyEndpoint): string {
   const user = proxy.username === undefined ? '' : `${encodeURIComponent(proxy.username)}:***@`;
-  return `socks5://${user}${formatHostPort(proxy)}`;
+  return `socks5://${user}${formatAddress(proxy)}`;
 }
 
 const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
@@ -624,7 +625,7 @@ function interpret(merged: Merged, command: Command): Config {
   if (command === 'run' && !config.allowRemote) {
     const refuse = (label: string, hp: HostPort, what: string): never => {
       throw configError(
-        `${label} ${formatHostPort(hp)}: not a loopback address; ${what} on it would be reachable from the network (use --allow-remote if that is intended)`,
+        `${label} ${formatAddress(hp)}: not a loopback address; ${what} on it would be reachable from the network (use --allow-remote if that is intended)`,
       );
     };
     for (const hp of config.listen) if (!isLoopback(hp.host)) refuse(listen?.label ?? '--listen', hp, 'an open proxy');

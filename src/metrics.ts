@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import { formatHostPort } from './config.js';
+import { formatAddress } from './config.js';
 import type { HostPort } from './config.js';
 import type { ErrorCode } from './errors.js';
 import type { ConnectionRecord, ProxyObserver } from './engine/record.js';
@@ -244,7 +244,7 @@ export function startMetricsServer(
       server.off('error', reject);
       server.on('error', (err) => log.error('metrics listener error', { reason: err.message }));
       const bound: HostPort = { host: address.host, port: (server.address() as AddressInfo).port };
-      log.info('listening', { address: formatHostPort(bound), mode: 'metrics' });
+      log.info('listening', { address: formatAddress(bound), mode: 'metrics' });
       resolve({
         address: bound,
         close: () =>

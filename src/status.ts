@@ -4,7 +4,7 @@
  */
 import * as http from 'node:http';
 
-import { formatHostPort } from './config.js';
+import { formatAddress } from './config.js';
 import type { Config, HostPort } from './config.js';
 import type { ConnectionInfo } from './metrics.js';
 
@@ -53,7 +53,7 @@ function write(stream: NodeJS.WritableStream, text: string): Promise<void> {
 class StatusError extends Error {}
 
 function describeFailure(e: unknown, address: HostPort, configured: boolean): string {
-  const where = formatHostPort(address);
+  const where = formatAddress(address);
   const code = (e as NodeJS.ErrnoException).code;
   // The daemon serves nothing unless started with --metrics, so that is the usual cause.
   const hint = configured

@@ -9,7 +9,7 @@ import {
   OPTIONS,
   defaultConfig,
   describeProxy,
-  formatHostPort,
+  formatAddress,
   isLoopback,
   loadConfig,
   parseHostPort,
@@ -199,9 +199,9 @@ describe('config', () => {
       assert.throws(() => parseHostPort('2001:db8::1:8333'), (e: unknown) => isProxyError(e, 'ERR_CONFIG'));
     });
 
-    it('round-trips through formatHostPort', () => {
+    it('round-trips through formatAddress', () => {
       for (const text of ['127.0.0.1:1324', '[::1]:1324', '[2001:db8::1]:0', 'localhost:9']) {
-        assert.equal(formatHostPort(parseHostPort(text)), text);
+        assert.equal(formatAddress(parseHostPort(text)), text);
       }
     });
   });
@@ -472,7 +472,7 @@ describe('config', () => {
 
     it('takes repeated keys and key[]= for repeatable options, in file order', () => {
       const c = config(['--config', file('listen=127.0.0.1:1\nlisten=[::1]:2\nlisten[]=127.0.0.3:3\ninbound[]=127.0.0.1:4=127.0.0.1:5\n')]);
-      assert.deepEqual(c.listen.map(formatHostPort), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
+      assert.deepEqual(c.listen.map(formatAddress), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
       assert.equal(c.inbound.length, 1);
     });
 
