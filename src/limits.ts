@@ -26,8 +26,13 @@ export const V1_PREFIX_LEN = 16;
 export const DEFAULT_SOCKS_TIMEOUT_MS = 10_000;
 /** setting: remote connect deadline; below Bitcoin Core's 20 s SOCKS5 receive timeout (netbase.cpp g_socks5_recv_timeout). */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
-/** setting: v2 handshake deadline; also how long a silent remote is given before it is taken for a v1 peer that hangs. */
-export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * setting: v2 handshake deadline; also how long a silent remote is given before it is taken for a
+ * v1 peer that hangs (cloudhead/nakamoto#161). 10 s leaves room for a Tor round trip or two, so a
+ * slow v2 peer is not mistaken for a v1 one, and with a fallback reconnect still fits well inside
+ * the 60 s Bitcoin Core gives a peer to complete VERSION/VERACK (-peertimeout).
+ */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** setting: idle connection timeout; Core TIMEOUT_INTERVAL (net.h) is 20 minutes. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
 /** setting: concurrent client connections before new ones are refused. */
