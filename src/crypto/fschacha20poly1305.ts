@@ -72,6 +72,23 @@ export class FSChaCha20Poly1305 {
   }
 
   /**
+   * Like encrypt(), but the ciphertext is returned as pieces (one per plaintext part, then the tag),
+   * so a large packet is never copied into one buffer: the caller writes the pieces with writev.
+   */
+  encryptPieces(aad: Uint8Array | undefined, parts: readonly Uint8Array[]): Buffer[] {
+    let plainLen = 0;
+    for (const p of parts) plainLen += p.length;
+    const cipher = createCipheriv('chacha20-poly1305', this.key, this.nonce, { authTagLength: V2_TAG_LEN });
+    if (aad !== undefined && aad.length > 0) cipher.setAAD(aad, { plaintextLength: plainLen });
+    const out: Buffer[] = [];
+    for (const p of parts) if (p.length > 0) out.push(cipher.update(p));
+    cipher.final();
+    out.push(cipher.getAuthTag());
+    this.advance();
+    return out;
+  }
+
+  /**
    * Authenticates first; throws ProxyError ERR_V2_BAD_TAG and leaves the packet counter unchanged on failure.
    * (OpenSSL decrypts while it computes the tag; nothing it produced is returned unless the tag verified.)
    */

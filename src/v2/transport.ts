@@ -203,6 +203,17 @@ export class V2Transport {
     return this.encryptor.encrypt(contents, { ignore });
   }
 
+  /** encrypt(), as pieces to write in order (large packets are not copied into one buffer). */
+  encryptPieces(contents: readonly Uint8Array[], ignore = false): Buffer[] {
+    this.checkAlive();
+    if (this.encryptor === undefined) {
+      throw new ProxyError('ERR_V2_BAD_STATE', `V2Transport.encryptPieces() before the handshake allows it (state ${this.phase})`, {
+        fatal: false,
+      });
+    }
+    return this.encryptor.encryptPieces(contents, { ignore });
+  }
+
   /** Set once 'ready' was emitted. */
   get sessionId(): Buffer | undefined {
     return this.readySessionId;
