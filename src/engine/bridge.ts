@@ -20,7 +20,7 @@ import type { Socket } from 'node:net';
 import { ProxyError, type ErrorCode, isProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../networks.js';
-import { V1Parser, v1Header } from '../v1/framing.js';
+import { V1Parser, serializeV1, v1Header } from '../v1/framing.js';
 import { contentsPrefix, decodeContents } from '../v2/messages.js';
 import { V2Transport, type V2Event } from '../v2/transport.js';
 import type { ConnectionRecord, ProxyObserver, TransportKind } from './record.js';
@@ -55,6 +55,9 @@ export interface BridgeOptions {
 
 type Mode = 'v2' | 'redialing' | 'raw' | 'done';
 type Side = 'plain' | 'peer';
+
+/** Up to this payload size a v1 message is written as one buffer (header copied in front). */
+const COALESCE_MAX = 16 * 1024;
 
 /** Raw client bytes kept for a fallback replay are capped; a v1 client sends one VERSION and waits. */
 const MAX_RETAINED = 1 << 20;
@@ -101,6 +104,7 @@ export class Bridge {
     if (this.o.passthrough) {
       this.startRaw('passthrough', []);
       this.writePeer(this.o.plainInitial ?? []);
+      this.catchUp();
       this.plain.resume();
       this.peer.resume();
       return;
@@ -115,8 +119,21 @@ export class Bridge {
       return;
     }
     if (this.mode === 'done') return;
+    this.catchUp();
     this.plain.resume();
     this.peer.resume();
+  }
+
+  /**
+   * The front end may have seen a socket's FIN or close (they are emitted even while it is paused)
+   * before handing it over; our listeners would never hear of it and the session would idle open.
+   */
+  private catchUp(): void {
+    for (const side of ['plain', 'peer'] as const) {
+      const socket = this.socketOf(side);
+      if (this.mode !== 'done' && socket.readableEnded) this.guard(() => this.onEnd(side));
+      if (this.mode !== 'done' && socket.closed && socket === this.socketOf(side)) this.onClose(socket, side);
+    }
   }
 
   /** Tear down both sockets and every timer. Idempotent. */
@@ -247,15 +264,15 @@ export class Bridge {
         this.log.warn('dropped a message from the v1 side', { command: ev.command, code: ev.error.code, reason: ev.error.message });
         continue;
       }
-      if (this.transport.canSend) out.push(this.encryptMessage(ev.command, ev.payload));
+      if (this.transport.canSend) out.push(...this.encryptMessage(ev.command, ev.payload));
       else this.queue.push({ command: ev.command, payload: ev.payload });
     }
     this.writePeer(out);
   }
 
-  private encryptMessage(command: string, payload: Buffer): Buffer {
+  private encryptMessage(command: string, payload: Buffer): Buffer[] {
     this.record.msgsToPeer++;
-    return this.transport.encrypt([contentsPrefix(command), payload]);
+    return this.transport.encryptPieces([contentsPrefix(command), payload]);
   }
 
   private onPeerData(chunk: Buffer): void {
@@ -275,7 +292,7 @@ export class Bridge {
       this.resume('plain', 'retained');
     }
     if (this.transport.canSend && this.queue.length > 0) {
-      for (const m of this.queue) toPeer.push(this.encryptMessage(m.command, m.payload));
+      for (const m of this.queue) toPeer.push(...this.encryptMessage(m.command, m.payload));
       this.queue = [];
     }
     this.writePeer(toPeer);
@@ -306,7 +323,9 @@ export class Bridge {
             throw err;
           }
           this.record.msgsFromPeer++;
-          toPlain.push(v1Header(this.o.network.magic, decoded.command, decoded.payload), decoded.payload);
+          // A small message goes out as one buffer (one write, no writev); a large one is not copied.
+          if (decoded.payload.length <= COALESCE_MAX) toPlain.push(serializeV1(this.o.network.magic, decoded.command, decoded.payload));
+          else toPlain.push(v1Header(this.o.network.magic, decoded.command, decoded.payload), decoded.payload);
           break;
         }
         case 'v1':
