@@ -1,0 +1,577 @@
+/**
+ * The proxy end to end on loopback (issue 5): throughput, added latency, connection set-up and
+ * memory per idle connection, each against a baseline measured in the same run.
+ *
+ * Topology (3 processes, every hop crosses a process boundary as in real use): the component under
+ * test runs alone in a child process (bench/proxy-process.ts, or bench/relay-process.ts for the
+ * plain TCP baseline); the servers (bench/peers.ts) run in a second child (bench/peers-process.ts);
+ * the v1 client runs in this process.
+ *
+ *   proxy:  v1 client --SOCKS5/v1--> [proxy child] --v2--> [peers child] v2 echo peer  (127.0.0.1)
+ *   relay:  v1 client ----raw------> [relay child] --raw-> [peers child] raw echo server
+ *   direct: v1 client ------------------v1-----------------> [peers child] v1 echo node
+ *
+ * MB/s is 10^6 payload bytes per second one way: the payload of the messages that came back.
+ * Every loop is time-bounded. Run alone: node dist/bench/proxy.js
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PacketDecryptor, PacketEncryptor } from '../src/crypto/packet.js';
+import { networkByName } from '../src/networks.js';
+import { serializeV1, sha256d } from '../src/v1/framing.js';
+import { contentsPrefix } from '../src/v2/messages.js';
+import { type Child, cpuSeconds, startChild } from './child.js';
+import { connectTcp, socks5Connect, V1Client } from './peers.js';
+
+export interface Row {
+  name: string;
+  size?: number;
+  value: number;
+  unit: string;
+}
+
+export const TOPOLOGY = {
+  processes:
+    'Three processes: the proxy (or the plain relay baseline) alone in a child process; the v2 echo peer, the v1 echo node and the raw echo server together in a second child; the v1 client in the bench process. All sockets are TCP on 127.0.0.1, Nagle off.',
+  proxy: 'v1 client -> SOCKS5 -> proxy child -> BIP324 v2 -> v2 echo peer (re-encrypts and echoes each message)',
+  relay: 'v1 client -> relay child (net pipe, no parsing) -> raw echo server (socket.pipe(socket))',
+  direct: 'v1 client -> v1 echo node in the peers child (no middle process)',
+  cryptoAlone: 'in the bench process, one thread: BIP324 packet encrypt + decrypt (node:crypto) + 2 x sha256d (v1 checksum check on the way in, v1 header on the way out) per message',
+};
+
+const MAGIC = networkByName('main')!.magic;
+const THROUGHPUT_WARMUP_MS = 300;
+const THROUGHPUT_MS = 1500;
+const CRYPTO_MS = 800;
+const WARMUP_PINGS = 300;
+const PINGS = 2000;
+const SETUP_WARMUP = 20;
+const SETUP_MS = 1200;
+const RATE_MS = 2000;
+const RATE_CONCURRENCY = 8;
+const IDLE_CONNECTIONS = 1000;
+const IDLE_BATCH = 25;
+
+const PROXY_SCRIPT = new URL('./proxy-process.js', import.meta.url);
+const RELAY_SCRIPT = new URL('./relay-process.js', import.meta.url);
+const PEERS_SCRIPT = new URL('./peers-process.js', import.meta.url);
+
+/** The peers child and its servers' ports. */
+interface Peers {
+  child: Child;
+  v2: number;
+  v1: number;
+  raw: number;
+}
+
+async function startPeers(): Promise<Peers> {
+  const child = await startChild(PEERS_SCRIPT, ['main']);
+  return { child, v2: child.ports.v2!, v1: child.ports.v1!, raw: child.ports.raw! };
+}
+
+export interface ThroughputResult {
+  size: number;
+  proxyMBps: number;
+  relayMBps: number;
+  /** proxy / relay */
+  ratioToRelay: number;
+  /** AEAD encrypt+decrypt + 2 x sha256d, one thread (what the proxy does per echoed byte). */
+  cryptoAloneMBps: number;
+  /** The narrower reading: AEAD encrypt+decrypt + 1 x sha256d. */
+  cryptoAlone1ShaMBps: number;
+  aeadMBps: number;
+  sha256dMBps: number;
+  /** proxy / cryptoAlone */
+  ratioToCrypto: number;
+  /** CPU use while streaming (100 = one core): the proxy or relay child, the peers child, the client. */
+  proxyCpuPct: number;
+  relayCpuPct: number;
+  peersCpuPctProxy: number;
+  peersCpuPctRelay: number;
+  clientCpuPctProxy: number;
+  clientCpuPctRelay: number;
+}
+
+export interface LatencyStats {
+  unit: 'us' | 'ms';
+  median: number;
+  p99: number;
+  mean: number;
+  samples: number;
+  /** Latency only: CPU microseconds the middle process (proxy or relay) spent per round trip, and the kernel's part of it. */
+  middleCpuUsPerRtt?: number;
+  middleSysUsPerRtt?: number;
+}
+
+export interface ProxyResults {
+  rows: Row[];
+  topology: typeof TOPOLOGY;
+  throughput: ThroughputResult[];
+  latency: { direct: LatencyStats; relay: LatencyStats; proxy: LatencyStats; addedMedianUs: number; addedP99Us: number };
+  setup: {
+    direct: LatencyStats;
+    proxy: LatencyStats;
+    addedMedianMs: number;
+    handshakesPerSecond: number;
+    concurrency: number;
+    proxyCpuMsPerConnection: number;
+    proxyCpuPct: number;
+  };
+  memory: {
+    connections: number;
+    proxyLiveConnections: number;
+    before: NodeJS.MemoryUsage;
+    after: NodeJS.MemoryUsage;
+    afterClose: NodeJS.MemoryUsage;
+    rssPerConnection: number;
+    heapPerConnection: number;
+    externalPerConnection: number;
+  };
+}
+
+// --- helpers -----------------------------------------------------------------------------------
+
+function startProxyChild(): Promise<Child> {
+  return startChild(PROXY_SCRIPT, [String(IDLE_CONNECTIONS * 4)], ['--expose-gc']);
+}
+
+function stats(samples: number[], unit: LatencyStats['unit']): LatencyStats {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return { unit, median: at(0.5), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length, samples: s.length };
+}
+
+async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+async function openThroughProxy(proxyPort: number, peerPort: number, verifyChecksum = true): Promise<V1Client> {
+  const client = new V1Client(await socks5Connect(proxyPort, peerPort), MAGIC, verifyChecksum);
+  await client.handshake();
+  return client;
+}
+
+// --- throughput --------------------------------------------------------------------------------
+
+/**
+ * Streams `size`-byte messages (command tx, a short id in v2) with a window of payload bytes in
+ * flight and counts the payload that comes back during THROUGHPUT_MS, after a warm-up. The client
+ * skips checksum checks (the proxy verifies them; this process must not be the bottleneck) but
+ * compares the first echoed payload byte for byte and every length.
+ */
+async function stream(
+  client: V1Client,
+  size: number,
+  child: Child,
+  peers: Child,
+): Promise<{ mbps: number; childCpuPct: number; peersCpuPct: number; selfCpuPct: number }> {
+  const socket: Socket = client.socket;
+  const payload = randomBytes(size);
+  const one = serializeV1(MAGIC, 'tx', payload);
+  const perWrite = Math.max(1, Math.floor((64 * 1024) / one.length));
+  const batch = perWrite === 1 ? one : Buffer.concat(Array.from({ length: perWrite }, () => one));
+  const window = Math.max(4 * size, 1 << 20);
+  let sent = 0;
+  let received = 0;
+  let running = true;
+  let checked = false;
+  let failure: Error | undefined;
+  const pump = (): void => {
+    while (running && sent - received < window) {
+      socket.write(batch);
+      sent += perWrite * size;
+    }
+  };
+  client.onMessage = (command, p) => {
+    if (command !== 'tx' || p.length !== size || (!checked && !p.equals(payload))) {
+      failure ??= new Error(`bench: echo of ${size} bytes came back as ${command} of ${p.length} bytes or with other bytes`);
+      running = false;
+      return;
+    }
+    checked = true;
+    received += size;
+    pump();
+  };
+  pump();
+  await sleep(THROUGHPUT_WARMUP_MS);
+  const [c0, p0] = await Promise.all([child.request('cpu'), peers.request('cpu')]);
+  const s0 = process.cpuUsage();
+  const r0 = received;
+  const t0 = performance.now();
+  await sleep(THROUGHPUT_MS);
+  const r1 = received;
+  const t1 = performance.now();
+  const s1 = process.cpuUsage();
+  const [c1, p1] = await Promise.all([child.request('cpu'), peers.request('cpu')]);
+  running = false;
+  await until(() => received >= sent || failure !== undefined, 20_000, 'the echo stream to drain');
+  client.onMessage = undefined;
+  if (failure !== undefined) throw failure;
+  const seconds = (t1 - t0) / 1000;
+  const pct = (cpu: number): number => (100 * cpu) / seconds;
+  return {
+    mbps: (r1 - r0) / 1e6 / seconds,
+    childCpuPct: pct(cpuSeconds(c0.cpu!, c1.cpu!)),
+    peersCpuPct: pct(cpuSeconds(p0.cpu!, p1.cpu!)),
+    selfCpuPct: pct(cpuSeconds(s0, s1)),
+  };
+}
+
+/** MB/s of `fn(count)` (which processes count x size bytes) over about `ms`. */
+function rate(size: number, ms: number, fn: (count: number) => void): number {
+  const perRound = Math.max(1, Math.floor((4 << 20) / size));
+  fn(perRound); // warm up
+  let rounds = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ms) {
+    fn(perRound);
+    rounds++;
+    now = performance.now();
+  }
+  return (rounds * perRound * size) / 1e6 / ((now - start) / 1000);
+}
+
+/** The crypto the proxy cannot avoid per echoed message, one thread, no I/O. */
+export function cryptoAlone(size: number): { aead: number; sha: number; alone2: number; alone1: number } {
+  const keyL = randomBytes(32);
+  const keyP = randomBytes(32);
+  const enc = new PacketEncryptor(keyL, keyP);
+  const dec = new PacketDecryptor(keyL, keyP);
+  const prefix = contentsPrefix('tx');
+  const payload = randomBytes(size);
+  let sink = 0;
+  const aead = rate(size, CRYPTO_MS, (n) => {
+    for (let i = 0; i < n; i++) {
+      const wire = enc.encrypt([prefix, payload]);
+      dec.decryptLength(wire.subarray(0, 3));
+      sink ^= dec.decrypt(wire.subarray(3)).contents.length;
+    }
+  });
+  const sha = rate(size, CRYPTO_MS / 2, (n) => {
+    for (let i = 0; i < n; i++) sink ^= sha256d(payload)[0]!;
+  });
+  if (sink === -1) throw new Error('unreachable');
+  return { aead, sha, alone2: 1 / (1 / aead + 2 / sha), alone1: 1 / (1 / aead + 1 / sha) };
+}
+
+async function throughput(size: number, peers: Peers): Promise<ThroughputResult> {
+  const proxy = await startProxyChild();
+  let viaProxy;
+  try {
+    const client = await openThroughProxy(proxy.port, peers.v2, false);
+    viaProxy = await stream(client, size, proxy, peers.child);
+    client.socket.destroy();
+  } finally {
+    await proxy.stop();
+  }
+  const relay = await startChild(RELAY_SCRIPT, [String(peers.raw)]);
+  let viaRelay;
+  try {
+    const client = new V1Client(await connectTcp(relay.port), MAGIC, false);
+    viaRelay = await stream(client, size, relay, peers.child);
+    client.socket.destroy();
+  } finally {
+    await relay.stop();
+  }
+  const c = cryptoAlone(size);
+  return {
+    size,
+    proxyMBps: viaProxy.mbps,
+    relayMBps: viaRelay.mbps,
+    ratioToRelay: viaProxy.mbps / viaRelay.mbps,
+    cryptoAloneMBps: c.alone2,
+    cryptoAlone1ShaMBps: c.alone1,
+    aeadMBps: c.aead,
+    sha256dMBps: c.sha,
+    ratioToCrypto: viaProxy.mbps / c.alone2,
+    proxyCpuPct: viaProxy.childCpuPct,
+    relayCpuPct: viaRelay.childCpuPct,
+    peersCpuPctProxy: viaProxy.peersCpuPct,
+    peersCpuPctRelay: viaRelay.peersCpuPct,
+    clientCpuPctProxy: viaProxy.selfCpuPct,
+    clientCpuPctRelay: viaRelay.selfCpuPct,
+  };
+}
+
+// --- latency -----------------------------------------------------------------------------------
+
+/** Sequential ping/pong round trips in microseconds; the clock runs from write to the parsed pong. */
+function pings(client: V1Client, n: number): Promise<number[]> {
+  const out: number[] = [];
+  return new Promise((resolve, reject) => {
+    let t0 = 0n;
+    let nonce = Buffer.alloc(0);
+    const send = (): void => {
+      nonce = randomBytes(8);
+      const msg = serializeV1(MAGIC, 'ping', nonce);
+      t0 = process.hrtime.bigint();
+      client.socket.write(msg);
+    };
+    client.onMessage = (command, payload) => {
+      const t1 = process.hrtime.bigint();
+      if (command !== 'pong' || !payload.equals(nonce)) {
+        client.onMessage = undefined;
+        reject(new Error(`bench: expected pong with the ping's nonce, got ${command}`));
+        return;
+      }
+      out.push(Number(t1 - t0) / 1000);
+      if (out.length === n) {
+        client.onMessage = undefined;
+        resolve(out);
+      } else send();
+    };
+    send();
+  });
+}
+
+async function latency(client: V1Client, middle?: Child): Promise<LatencyStats> {
+  await pings(client, WARMUP_PINGS);
+  const c0 = (await middle?.request('cpu'))?.cpu;
+  const st = stats(await pings(client, PINGS), 'us');
+  const c1 = (await middle?.request('cpu'))?.cpu;
+  if (c0 !== undefined && c1 !== undefined) {
+    st.middleCpuUsPerRtt = (cpuSeconds(c0, c1) * 1e6) / PINGS;
+    st.middleSysUsPerRtt = (c1.system - c0.system) / PINGS;
+  }
+  return st;
+}
+
+// --- connection set-up -------------------------------------------------------------------------
+
+/** Milliseconds from connect() to having sent verack: TCP (+ SOCKS5 + v2 handshake) + version/verack. */
+async function setupOnce(proxyPort: number | undefined, peerPort: number): Promise<number> {
+  const t0 = performance.now();
+  const socket = proxyPort === undefined ? await connectTcp(peerPort) : await socks5Connect(proxyPort, peerPort);
+  const client = new V1Client(socket, MAGIC);
+  await client.handshake();
+  const ms = performance.now() - t0;
+  socket.destroy();
+  return ms;
+}
+
+async function sequentialSetup(proxyPort: number | undefined, peerPort: number): Promise<LatencyStats> {
+  for (let i = 0; i < SETUP_WARMUP; i++) await setupOnce(proxyPort, peerPort);
+  const samples: number[] = [];
+  const end = performance.now() + SETUP_MS;
+  while (performance.now() < end || samples.length < 10) samples.push(await setupOnce(proxyPort, peerPort));
+  return stats(samples, 'ms');
+}
+
+async function handshakeRate(proxy: Child, peerPort: number): Promise<{ perSecond: number; cpuMsPerConn: number; cpuPct: number }> {
+  let done = 0;
+  const c0 = (await proxy.request('cpu')).cpu!;
+  const t0 = performance.now();
+  const end = t0 + RATE_MS;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      await setupOnce(proxy.port, peerPort);
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: RATE_CONCURRENCY }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  const c1 = (await proxy.request('cpu')).cpu!;
+  const cpu = cpuSeconds(c0, c1);
+  return { perSecond: done / seconds, cpuMsPerConn: (cpu * 1000) / done, cpuPct: (100 * cpu) / seconds };
+}
+
+// --- memory per idle connection ----------------------------------------------------------------
+
+async function idleMemory(peers: Peers): Promise<ProxyResults['memory']> {
+  const proxy = await startProxyChild();
+  const clients: V1Client[] = [];
+  try {
+    // Warm up code paths and pools so the baseline is a proxy that has served connections before.
+    const warm = await Promise.all(Array.from({ length: IDLE_BATCH }, () => openThroughProxy(proxy.port, peers.v2)));
+    for (const c of warm) c.socket.destroy();
+    await until(async () => (await proxy.request('conns')).conns === 0, 10_000, 'warm-up connections to close');
+    await sleep(200);
+    const before = (await proxy.request('mem')).mem!;
+    for (let i = 0; i < IDLE_CONNECTIONS; i += IDLE_BATCH) {
+      const n = Math.min(IDLE_BATCH, IDLE_CONNECTIONS - i);
+      clients.push(...(await Promise.all(Array.from({ length: n }, () => openThroughProxy(proxy.port, peers.v2)))));
+    }
+    await sleep(300); // let the last veracks cross the proxy
+    const proxyLiveConnections = (await proxy.request('conns')).conns!;
+    const after = (await proxy.request('mem')).mem!;
+    for (const c of clients) c.socket.destroy();
+    await until(async () => (await proxy.request('conns')).conns === 0, 20_000, 'idle connections to close');
+    await sleep(200);
+    const afterClose = (await proxy.request('mem')).mem!;
+    const per = (k: 'rss' | 'heapUsed' | 'external'): number => (after[k] - before[k]) / IDLE_CONNECTIONS;
+    return {
+      connections: IDLE_CONNECTIONS,
+      proxyLiveConnections,
+      before,
+      after,
+      afterClose,
+      rssPerConnection: per('rss'),
+      heapPerConnection: per('heapUsed'),
+      externalPerConnection: per('external'),
+    };
+  } finally {
+    for (const c of clients) c.socket.destroy();
+    await proxy.stop();
+  }
+}
+
+// --- all of it ---------------------------------------------------------------------------------
+
+export async function benchProxy(progress: (what: string) => void = () => {}): Promise<ProxyResults> {
+  const peers = await startPeers();
+  try {
+    const tp: ThroughputResult[] = [];
+    for (const size of [1 << 20, 250]) {
+      progress(`throughput, ${size}-byte messages`);
+      tp.push(await throughput(size, peers));
+    }
+
+    progress('round-trip latency');
+    const direct = new V1Client(await connectTcp(peers.v1), MAGIC);
+    await direct.handshake();
+    const directLat = await latency(direct);
+    direct.socket.destroy();
+
+    const relay = await startChild(RELAY_SCRIPT, [String(peers.v1)]);
+    let relayLat: LatencyStats;
+    try {
+      const c = new V1Client(await connectTcp(relay.port), MAGIC);
+      await c.handshake();
+      relayLat = await latency(c, relay);
+      c.socket.destroy();
+    } finally {
+      await relay.stop();
+    }
+
+    const proxy = await startProxyChild();
+    let proxyLat: LatencyStats;
+    let setupProxy: LatencyStats;
+    let setupDirect: LatencyStats;
+    let hs: Awaited<ReturnType<typeof handshakeRate>>;
+    try {
+      const c = await openThroughProxy(proxy.port, peers.v2);
+      proxyLat = await latency(c, proxy);
+      c.socket.destroy();
+      progress('connection set-up');
+      setupDirect = await sequentialSetup(undefined, peers.v1);
+      setupProxy = await sequentialSetup(proxy.port, peers.v2);
+      hs = await handshakeRate(proxy, peers.v2);
+    } finally {
+      await proxy.stop();
+    }
+
+    progress(`memory, ${IDLE_CONNECTIONS} idle connections`);
+    const memory = await idleMemory(peers);
+
+    const rows: Row[] = [];
+    for (const t of tp) {
+      rows.push({ name: 'proxy throughput, v1 -> proxy -> v2 echo', size: t.size, value: t.proxyMBps, unit: 'MB/s' });
+      rows.push({ name: 'plain TCP relay throughput, same bytes', size: t.size, value: t.relayMBps, unit: 'MB/s' });
+      rows.push({ name: 'proxy / plain relay', size: t.size, value: 100 * t.ratioToRelay, unit: '%' });
+      rows.push({ name: 'AEAD enc+dec alone (node:crypto)', size: t.size, value: t.aeadMBps, unit: 'MB/s' });
+      rows.push({ name: 'sha256d alone', size: t.size, value: t.sha256dMBps, unit: 'MB/s' });
+      rows.push({ name: 'crypto alone: AEAD enc+dec + 2 sha256d', size: t.size, value: t.cryptoAloneMBps, unit: 'MB/s' });
+      rows.push({ name: 'crypto alone: AEAD enc+dec + 1 sha256d', size: t.size, value: t.cryptoAlone1ShaMBps, unit: 'MB/s' });
+      rows.push({ name: 'proxy / crypto alone (2 sha256d)', size: t.size, value: 100 * t.ratioToCrypto, unit: '%' });
+      rows.push({ name: 'proxy / crypto alone (1 sha256d)', size: t.size, value: (100 * t.proxyMBps) / t.cryptoAlone1ShaMBps, unit: '%' });
+      rows.push({ name: 'CPU while streaming: proxy child', size: t.size, value: t.proxyCpuPct, unit: '% core' });
+      rows.push({ name: 'CPU while streaming: peers child (proxy run)', size: t.size, value: t.peersCpuPctProxy, unit: '% core' });
+      rows.push({ name: 'CPU while streaming: client (proxy run)', size: t.size, value: t.clientCpuPctProxy, unit: '% core' });
+      rows.push({ name: 'CPU while streaming: relay child', size: t.size, value: t.relayCpuPct, unit: '% core' });
+    }
+    const lat = {
+      direct: directLat,
+      relay: relayLat,
+      proxy: proxyLat,
+      addedMedianUs: proxyLat.median - directLat.median,
+      addedP99Us: proxyLat.p99 - directLat.p99,
+    };
+    for (const [label, st] of [['direct', directLat], ['via plain relay', relayLat], ['via proxy', proxyLat]] as const) {
+      rows.push({ name: `ping RTT ${label}, median`, value: st.median, unit: 'us' });
+      rows.push({ name: `ping RTT ${label}, p99`, value: st.p99, unit: 'us' });
+    }
+    rows.push({ name: 'added RTT by the proxy, median', value: lat.addedMedianUs, unit: 'us' });
+    rows.push({ name: 'added RTT by the proxy, p99', value: lat.addedP99Us, unit: 'us' });
+    rows.push({ name: 'added RTT by a plain relay, median', value: relayLat.median - directLat.median, unit: 'us' });
+    rows.push({ name: 'proxy CPU per ping round trip', value: proxyLat.middleCpuUsPerRtt ?? NaN, unit: 'us' });
+    rows.push({ name: 'proxy CPU per ping round trip, kernel part', value: proxyLat.middleSysUsPerRtt ?? NaN, unit: 'us' });
+    rows.push({ name: 'relay CPU per ping round trip', value: relayLat.middleCpuUsPerRtt ?? NaN, unit: 'us' });
+    rows.push({ name: 'relay CPU per ping round trip, kernel part', value: relayLat.middleSysUsPerRtt ?? NaN, unit: 'us' });
+    rows.push({ name: 'connection set-up direct (v1), median', value: setupDirect.median, unit: 'ms' });
+    rows.push({ name: 'connection set-up via proxy, median', value: setupProxy.median, unit: 'ms' });
+    rows.push({ name: 'connection set-up via proxy, p99', value: setupProxy.p99, unit: 'ms' });
+    rows.push({ name: 'added set-up time, median', value: setupProxy.median - setupDirect.median, unit: 'ms' });
+    rows.push({ name: `handshakes through the proxy (${RATE_CONCURRENCY} parallel)`, value: hs.perSecond, unit: 'conn/s' });
+    rows.push({ name: 'proxy CPU per connection set-up', value: hs.cpuMsPerConn, unit: 'ms' });
+    rows.push({ name: 'proxy child CPU during set-ups', value: hs.cpuPct, unit: '% core' });
+    rows.push({ name: `proxy RSS per idle connection (${IDLE_CONNECTIONS})`, value: memory.rssPerConnection / 1024, unit: 'KiB' });
+    rows.push({ name: 'proxy JS heap per idle connection', value: memory.heapPerConnection / 1024, unit: 'KiB' });
+    rows.push({ name: 'proxy external per idle connection', value: memory.externalPerConnection / 1024, unit: 'KiB' });
+    rows.push({ name: 'proxy RSS before (after a warm-up)', value: memory.before.rss / 2 ** 20, unit: 'MiB' });
+    rows.push({ name: 'proxy RSS with idle connections', value: memory.after.rss / 2 ** 20, unit: 'MiB' });
+    rows.push({ name: 'proxy RSS after they closed', value: memory.afterClose.rss / 2 ** 20, unit: 'MiB' });
+
+    return {
+      rows,
+      topology: TOPOLOGY,
+      throughput: tp,
+      latency: lat,
+      setup: {
+        direct: setupDirect,
+        proxy: setupProxy,
+        addedMedianMs: setupProxy.median - setupDirect.median,
+        handshakesPerSecond: hs.perSecond,
+        concurrency: RATE_CONCURRENCY,
+        proxyCpuMsPerConnection: hs.cpuMsPerConn,
+        proxyCpuPct: hs.cpuPct,
+      },
+      memory,
+    };
+  } finally {
+    await peers.child.stop();
+  }
+}
+
+/** One phase alone, against a fresh proxy child: for profiling it (see bench/README.md). */
+async function onePhase(phase: string, size: number): Promise<void> {
+  const peers = await startPeers();
+  const proxy = await startProxyChild();
+  try {
+    if (phase === 'throughput') {
+      const client = await openThroughProxy(proxy.port, peers.v2, false);
+      const r = await stream(client, size, proxy, peers.child);
+      console.log(
+        `throughput ${size} B: ${r.mbps.toFixed(1)} MB/s; CPU: proxy ${r.childCpuPct.toFixed(0)} %, peers ${r.peersCpuPct.toFixed(0)} %, client ${r.selfCpuPct.toFixed(0)} %`,
+      );
+      client.socket.destroy();
+    } else if (phase === 'latency') {
+      const client = await openThroughProxy(proxy.port, peers.v2);
+      await pings(client, 5 * PINGS); // a profile should be about the pings, not start-up
+      const st = await latency(client, proxy);
+      console.log(`ping RTT via proxy: median ${st.median.toFixed(1)} us, p99 ${st.p99.toFixed(1)} us, proxy CPU ${st.middleCpuUsPerRtt?.toFixed(1)} us per round trip (kernel ${st.middleSysUsPerRtt?.toFixed(1)})`);
+      client.socket.destroy();
+    } else if (phase === 'setup') {
+      const r = await handshakeRate(proxy, peers.v2);
+      console.log(`${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection`);
+    } else throw new Error('usage: proxy.js [throughput SIZE | latency | setup]');
+  } finally {
+    await proxy.stop();
+    await peers.child.stop();
+  }
+}
+
+if (process.argv[1]?.endsWith('proxy.js') && process.argv[2] !== undefined) {
+  await onePhase(process.argv[2], Number(process.argv[3] ?? 1 << 20));
+} else if (process.argv[1]?.endsWith('proxy.js')) {
+  const r = await benchProxy((w) => console.error(`... ${w}`));
+  const w = Math.max(...r.rows.map((row) => row.name.length));
+  for (const row of r.rows) {
+    console.log(`${row.name.padEnd(w)}  ${String(row.size ?? '').padStart(8)}  ${row.value.toFixed(row.value >= 100 ? 0 : 2).padStart(10)} ${row.unit}`);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * `npm run bench`: every benchmark in one run, one table, one JSON file.
+ *
+ * Sections: crypto (bench/crypto.ts: v2 packet encrypt/decrypt by size, node:crypto and noble),
+ * v1 (bench/v1.ts: parse + checksum), handshake (bench/handshake.ts: in-memory handshakes, CPU per
+ * side), proxy (bench/proxy.ts: the daemon end to end on loopback against a plain relay, the crypto
+ * alone and a direct connection). Ends with the targets of issues 2 and 5, pass or fail.
+ *
+ *   node dist/bench/run.js [crypto] [v1] [handshake] [proxy]     (default: all)
+ *
+ * Writes bench/results/latest.json: the machine (CPU model, cores, load, node and OpenSSL), the
+ * topology, every row, the proxy details and the targets. See bench/README.md.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, platform, release, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { benchCrypto } from './crypto.js';
+import { benchHandshake } from './handshake.js';
+import { benchProxy, type ProxyResults, TOPOLOGY } from './proxy.js';
+import { benchV1 } from './v1.js';
+
+interface Row {
+  name: string;
+  size?: number;
+  value: number;
+  unit: string;
+}
+
+interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  pass: boolean | undefined;
+}
+
+const SECTIONS = ['crypto', 'v1', 'handshake', 'proxy'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const MIB = 1 << 20;
+
+function machine(): Record<string, unknown> {
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    os: `${platform()} ${release()}`,
+    node: process.version,
+    v8: process.versions.v8,
+    openssl: process.versions.openssl,
+    date: new Date().toISOString(),
+    loadavgAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}
+
+function formatSize(size: number | undefined): string {
+  if (size === undefined) return '';
+  if (size >= MIB && size % MIB === 0) return `${size / MIB} MiB`;
+  if (size >= 1024 && size % 1024 === 0) return `${size / 1024} KiB`;
+  return `${size} B`;
+}
+
+function formatValue(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  const a = Math.abs(v);
+  return a >= 1000 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(2);
+}
+
+function find(rows: Row[], name: string, size?: number): Row | undefined {
+  return rows.find((r) => r.name === name && r.size === size);
+}
+
+function targets(rows: Partial<Record<Section, Row[]>>, proxy: ProxyResults | undefined): Target[] {
+  const out: Target[] = [];
+  const notRun = (what: string, target: string): Target => ({ what, target, measured: 'not run', pass: undefined });
+
+  for (const dir of ['encrypt', 'decrypt'] as const) {
+    const what = `v2 packet ${dir} at 1 MiB (node:crypto)`;
+    const r = rows.crypto && find(rows.crypto, `v2 packet ${dir} (node:crypto)`, MIB);
+    out.push(r ? { what, target: '>= 1000 MB/s', measured: `${formatValue(r.value)} MB/s`, pass: r.value >= 1000 } : notRun(what, '>= 1000 MB/s'));
+  }
+
+  for (const side of ['initiator', 'responder']) {
+    const what = `handshake CPU, ${side} side (in memory)`;
+    const r = rows.handshake && find(rows.handshake, `handshake: CPU, ${side} side`);
+    out.push(r ? { what, target: '<= 10 ms', measured: `${formatValue(r.value)} ms`, pass: r.value <= 10 } : notRun(what, '<= 10 ms'));
+  }
+
+  if (proxy === undefined) {
+    out.push(notRun('proxy throughput / crypto alone, 1 MiB', '>= 60 %'));
+    out.push(notRun('added RTT through the proxy, median', '< 100 us'));
+    out.push(notRun('added RTT through the proxy, p99', '< 100 us'));
+    out.push(notRun('proxy RSS per idle connection (1000)', '<= 64 KiB'));
+    return out;
+  }
+  const big = proxy.throughput.find((t) => t.size === MIB)!;
+  out.push({
+    what: 'proxy throughput / crypto alone, 1 MiB',
+    target: '>= 60 %',
+    measured: `${formatValue(100 * big.ratioToCrypto)} % (${formatValue(big.proxyMBps)} of ${formatValue(big.cryptoAloneMBps)} MB/s)`,
+    pass: big.ratioToCrypto >= 0.6,
+  });
+  const lat = proxy.latency;
+  out.push({
+    what: 'added RTT through the proxy, median',
+    target: '< 100 us',
+    measured: `${formatValue(lat.addedMedianUs)} us (${formatValue(lat.proxy.median)} vs ${formatValue(lat.direct.median)})`,
+    pass: lat.addedMedianUs < 100,
+  });
+  out.push({
+    what: 'added RTT through the proxy, p99',
+    target: '< 100 us',
+    measured: `${formatValue(lat.addedP99Us)} us (${formatValue(lat.proxy.p99)} vs ${formatValue(lat.direct.p99)})`,
+    pass: lat.addedP99Us < 100,
+  });
+  const perConnKiB = proxy.memory.rssPerConnection / 1024;
+  out.push({
+    what: `proxy RSS per idle connection (${proxy.memory.connections})`,
+    target: '<= 64 KiB',
+    measured: `${formatValue(perConnKiB)} KiB`,
+    pass: perConnKiB <= 64,
+  });
+  return out;
+}
+
+function printTable(headers: string[], body: string[][], rightAlign: boolean[]): void {
+  const widths = headers.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  console.log(line(headers));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of body) console.log(line(r));
+}
+
+const wanted: Section[] = process.argv.slice(2).length === 0 ? [...SECTIONS] : (process.argv.slice(2).filter((a) => (SECTIONS as readonly string[]).includes(a)) as Section[]);
+const info = machine();
+console.log(`bip324-proxy bench: ${info.cpu}, ${info.cores} cores, node ${info.node}, OpenSSL ${info.openssl}, load ${String(info.loadavgAtStart)}`);
+console.log(`sections: ${wanted.join(', ')}\n`);
+const progress = (what: string): void => console.error(`... ${what}`);
+const started = performance.now();
+
+const rows: Partial<Record<Section, Row[]>> = {};
+let proxy: ProxyResults | undefined;
+if (wanted.includes('crypto')) {
+  progress('crypto');
+  rows.crypto = await benchCrypto();
+}
+if (wanted.includes('v1')) {
+  progress('v1 framing');
+  rows.v1 = await benchV1();
+}
+if (wanted.includes('handshake')) {
+  progress('handshake');
+  rows.handshake = await benchHandshake();
+}
+if (wanted.includes('proxy')) {
+  proxy = await benchProxy(progress);
+  rows.proxy = proxy.rows;
+}
+info.loadavgAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
+info.seconds = Math.round((performance.now() - started) / 100) / 10;
+
+console.log('');
+const body: string[][] = [];
+for (const section of SECTIONS) for (const r of rows[section] ?? []) body.push([section, r.name, formatSize(r.size), formatValue(r.value), r.unit]);
+printTable(['section', 'measurement', 'size', 'value', 'unit'], body, [false, false, true, true, false]);
+
+const tg = targets(rows, proxy);
+console.log('');
+printTable(
+  ['target', 'limit', 'measured', 'result'],
+  tg.map((t) => [t.what, t.target, t.measured, t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL']),
+  [false, false, false, false],
+);
+console.log(`\nload average at start ${String(info.loadavgAtStart)}, at end ${String(info.loadavgAtEnd)} (${info.cores} cores); ${info.seconds} s in all`);
+
+mkdirSync(RESULTS, { recursive: true });
+const file = `${RESULTS}latest.json`;
+writeFileSync(
+  file,
+  `${JSON.stringify({ machine: info, topology: wanted.includes('proxy') ? TOPOLOGY : undefined, sections: rows, proxy: proxy && { ...proxy, rows: undefined, topology: undefined }, targets: tg }, null, 2)}\n`,
+);
+console.log(`wrote ${file}`);
