@@ -13,6 +13,7 @@
  * plaintext v1 stream to the node at TARGET.
  */
 import * as net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
 import type { Config, HostPort, InboundRule } from '../config.js';
@@ -198,6 +199,14 @@ export class ProxyServer {
       signal,
     });
     socket.on('error', () => {});
+    // A name, or a spelling isSelf does not know, can still lead back here: check where a direct dial landed.
+    const landed = socket.remoteAddress;
+    if (this.config.upstreamProxy === undefined && destination.kind !== 'onion' && landed !== undefined) {
+      if (this.isSelf({ host: landed, port: socket.remotePort ?? 0, kind: net.isIPv6(landed) ? 'ipv6' : 'ipv4' })) {
+        socket.destroy();
+        throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination.host, destination.port)} leads back to this proxy's own listen address`);
+      }
+    }
     this.live.get(record.id)?.sockets.add(socket);
     return socket;
   }
@@ -207,7 +216,13 @@ export class ProxyServer {
       if (l.address.port !== d.port) return false;
       const h = l.address.host;
       const wildcard = h === '0.0.0.0' || h === '::' || h === '';
-      return h === d.host || ((wildcard || isLoopback(h)) && (isLoopback(d.host) || d.host === '0.0.0.0' || d.host === '::'));
+      return (
+        h === d.host ||
+        ((wildcard || isLoopback(h)) && (isLoopback(d.host) || d.host === '0.0.0.0' || d.host === '::')) ||
+        // A wildcard listener is reachable at every address of this machine: dialing one would loop (a
+        // legacy VERSION naming it makes the proxy chain connections to itself up to --max-connections).
+        (wildcard && isOwnAddress(d.host))
+      );
     });
   }
 
@@ -389,6 +404,21 @@ export class ProxyServer {
       (err: unknown) => this.refuse(record, log, err),
     );
   }
+}
+
+/** Whether an IP literal is an address of one of this machine's interfaces (IPv4-mapped IPv6 included). */
+function isOwnAddress(host: string): boolean {
+  let h = host.toLowerCase();
+  if (net.isIPv6(h)) {
+    h = new URL(`http://[${h}]/`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+    if (mapped !== null) {
+      const hi = parseInt(mapped[1], 16);
+      const lo = parseInt(mapped[2], 16);
+      h = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+    }
+  } else if (!net.isIPv4(h)) return false;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
 }
 
 function withLastWords(err: unknown, lastWords: Buffer | undefined): unknown {
