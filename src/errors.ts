@@ -53,6 +53,7 @@ export const ERROR_CODES = {
 
   // Session engine (src/engine/*)
   ERR_V2_ONLY: 'the remote peer speaks only v1 and --v2-only forbids falling back',
+  ERR_PEER_RESET: 'the peer reset the connection, or its socket failed, in the middle of a session',
   ERR_IDLE_TIMEOUT: 'no bytes in either direction for the idle timeout',
   ERR_MAX_CONNECTIONS: 'refused: --max-connections reached',
 

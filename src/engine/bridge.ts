@@ -445,7 +445,7 @@ export class Bridge {
   private onSocketError(side: Side, err: NodeJS.ErrnoException): void {
     if (this.mode === 'done') return;
     if (side === 'peer' && this.maybeFallback(`reset the connection (${err.code ?? err.message})`)) return;
-    this.destroy(`${side === 'plain' ? (this.o.role === 'initiator' ? 'client' : 'node') : 'peer'} socket error: ${err.code ?? err.message}`, side === 'peer' ? 'ERR_DIAL_FAILED' : undefined);
+    this.destroy(`${side === 'plain' ? (this.o.role === 'initiator' ? 'client' : 'node') : 'peer'} socket error: ${err.code ?? err.message}`, side === 'peer' ? 'ERR_PEER_RESET' : undefined);
   }
 
   private onClose(socket: Socket, side: Side): void {

@@ -1196,7 +1196,7 @@ function expectForFlip(tap: WriteTap, offset: number): { region: string; expect:
   if (w.length === 0 || offset >= tap.written) return { region: 'unsent', expect: ['clean'] };
   // Neither side finds the other's terminator; whichever gives up first decides the code (the other
   // end gives up when our garbage pushes it past 4111 bytes, and may reset if our bytes are unread).
-  const timeout = ['ERR_V2_HANDSHAKE_TIMEOUT', 'ERR_V2_NO_TERMINATOR', 'ERR_V2_PEER_CLOSED', 'ERR_DIAL_FAILED'];
+  const timeout = ['ERR_V2_HANDSHAKE_TIMEOUT', 'ERR_V2_NO_TERMINATOR', 'ERR_V2_PEER_CLOSED', 'ERR_PEER_RESET'];
   if (offset < 64) return { region: 'key', expect: timeout };
   if (offset < w[0].length) return { region: 'garbage', expect: ['ERR_V2_BAD_TAG'] };
   const second = w[1];
@@ -1219,7 +1219,7 @@ function expectForCut(tap: WriteTap, offset: number, then: 'end' | 'reset'): { r
   if (!tap.fired) return { region: 'unsent', expect: ['clean'] };
   const inHandshake = offset < handshakeEnd;
   if (then === 'end') return inHandshake ? { region: 'handshake', expect: ['ERR_V2_PEER_CLOSED'] } : { region: 'app', expect: ['clean'] };
-  return { region: inHandshake ? 'handshake' : 'app', expect: ['ERR_V2_PEER_CLOSED', 'ERR_DIAL_FAILED', 'clean'] };
+  return { region: inHandshake ? 'handshake' : 'app', expect: ['ERR_V2_PEER_CLOSED', 'ERR_PEER_RESET', 'clean'] };
 }
 
 /** Wait for the proxy to close the client; if it does not within `graceMs`, end the client and wait again. */
