@@ -35,8 +35,6 @@ export interface BridgeOptions {
   plainInitial?: Buffer[];
   /** The encrypted side: the remote node (outbound) or the peer that connected (inbound). */
   peer: Socket;
-  /** Bytes already read from `peer` (inbound: what the front end read before handing over). */
-  peerInitial?: Buffer[];
   role: 'initiator' | 'responder';
   network: Network;
   handshakeTimeoutMs: number;
@@ -59,7 +57,10 @@ type Side = 'plain' | 'peer';
 /** Up to this payload size a v1 message is written as one buffer (header copied in front). */
 const COALESCE_MAX = 16 * 1024;
 
-/** Raw client bytes kept for a fallback replay are capped; a v1 client sends one VERSION and waits. */
+/**
+ * Raw client bytes kept for a fallback replay, and messages waiting for the peer's key, are capped:
+ * past this the client is not read until the peer answers (a v1 client sends one VERSION and waits).
+ */
 const MAX_RETAINED = 1 << 20;
 
 export class Bridge {
@@ -73,6 +74,7 @@ export class Bridge {
   private readonly parser: V1Parser;
   /** Messages from the plain side waiting for our send ciphers (the peer's key). */
   private queue: { command: string; payload: Buffer }[] = [];
+  private queuedBytes = 0;
   /** Outbound: raw plain bytes received before the peer sent anything, for a v1 fallback replay. */
   private retained: Buffer[] | null;
   private retainedBytes = 0;
@@ -92,7 +94,7 @@ export class Bridge {
     this.log = options.log;
     this.plain = options.plain;
     this.peer = options.peer;
-    this.retained = options.role === 'initiator' && options.redial !== undefined ? [] : null;
+    this.retained = options.role === 'initiator' && options.redial !== undefined && !options.v2Only ? [] : null;
     if (!options.passthrough) this.transport = new V2Transport({ role: options.role, magic: options.network.magic, ...options.transportOptions });
     this.parser = new V1Parser(options.network.magic);
   }
@@ -105,23 +107,27 @@ export class Bridge {
       this.startRaw('passthrough', []);
       this.writePeer(this.o.plainInitial ?? []);
       this.catchUp();
-      this.plain.resume();
-      this.peer.resume();
+      this.resumeBoth();
       return;
     }
     this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), this.o.handshakeTimeoutMs);
     try {
       this.writePeer(this.transportEvents(this.transport.start()));
       for (const chunk of this.o.plainInitial ?? []) this.onPlainData(chunk);
-      for (const chunk of this.o.peerInitial ?? []) this.onPeerData(chunk);
     } catch (err) {
       this.fail(err);
       return;
     }
     if (this.mode === 'done') return;
     this.catchUp();
-    this.plain.resume();
-    this.peer.resume();
+    this.resumeBoth();
+  }
+
+  /** Start reading both sockets, except one already paused for a reason (backpressure, retained bytes). */
+  private resumeBoth(): void {
+    if (this.mode === 'done') return;
+    this.resume('plain', 'start');
+    this.resume('peer', 'start');
   }
 
   /**
@@ -265,8 +271,13 @@ export class Bridge {
         continue;
       }
       if (this.transport.canSend) out.push(...this.encryptMessage(ev.command, ev.payload));
-      else this.queue.push({ command: ev.command, payload: ev.payload });
+      else {
+        this.queue.push({ command: ev.command, payload: ev.payload });
+        this.queuedBytes += ev.payload.length;
+      }
     }
+    // Until the peer's key is in, what the client sends waits here: stop reading past a bound.
+    if (this.queuedBytes > MAX_RETAINED) this.pause('plain', 'queued');
     this.writePeer(out);
   }
 
@@ -294,6 +305,8 @@ export class Bridge {
     if (this.transport.canSend && this.queue.length > 0) {
       for (const m of this.queue) toPeer.push(...this.encryptMessage(m.command, m.payload));
       this.queue = [];
+      this.queuedBytes = 0;
+      this.resume('plain', 'queued');
     }
     this.writePeer(toPeer);
     if (this.plainEnded && this.transport.canSend && !this.peer.writableEnded) this.peer.end();
@@ -406,8 +419,10 @@ export class Bridge {
     this.mode = 'raw';
     clearTimeout(this.handshakeTimer);
     this.queue = [];
+    this.queuedBytes = 0;
     this.retained = null;
     this.retainedBytes = 0;
+    this.pauses.plain.delete('queued');
     const r = this.record;
     r.transport = kind;
     r.establishedAt = Date.now();

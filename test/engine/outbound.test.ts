@@ -170,6 +170,27 @@ describe('outbound: v1 fallback', function () {
     });
   }
 
+  for (const v2Only of [false, true]) {
+    it(`stops reading a client that floods before the remote answered${v2Only ? ' (--v2-only, nothing kept for a replay)' : ''}`, async () => {
+      const node = await startTestNode(main.magic, 'v1-hang');
+      const proxy = await startProxy({ v2Only, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 10_000, idleMs: 60_000 } });
+      try {
+        const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+        const client = new MessageChannel(socket, main.magic);
+        client.send('version', versionPayload());
+        const flood = 40 << 20;
+        for (let sent = 0; sent < flood; sent += 1 << 20) client.send('echo', randomBytes(1 << 20));
+        await new Promise((r) => setTimeout(r, 2500));
+        // The proxy holds at most ~1 MiB; the kernel buffers a few MB more; the rest must still be in the client.
+        assert.ok(socket.writableLength > 20 << 20, `only ${socket.writableLength} bytes still unsent: the proxy kept reading`);
+        socket.destroy();
+      } finally {
+        await proxy.stop();
+        await node.stop();
+      }
+    });
+  }
+
   it('passthrough: when the remote closes at once, the client gets a close without a single byte', async () => {
     const node = await startTestNode(main.magic, 'v1-close');
     const proxy = await startProxy();
