@@ -450,11 +450,9 @@ export class Bridge {
       this.plain.end();
       return;
     }
-    {
-      this.plainEnded = true;
-      // Messages still queued for the handshake go out first; onPeerData ends the peer after them.
-      if (this.mode === 'raw' || (this.mode === 'v2' && (this.transport.canSend || this.queue.length === 0))) this.peer.end();
-    }
+    this.plainEnded = true;
+    // Messages still queued for the handshake go out first; onPeerData ends the peer after them.
+    if (this.mode === 'raw' || (this.mode === 'v2' && (this.transport.canSend || this.queue.length === 0))) this.peer.end();
   }
 
   private onSocketError(side: Side, err: NodeJS.ErrnoException): void {
