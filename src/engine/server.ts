@@ -151,12 +151,14 @@ export class ProxyServer {
     this.announce(record);
     this.live.delete(record.id);
     log.warn('refused', { client: record.client, peer: record.peer, code: e.code, reason: e.message });
-    for (const s of entry.sockets) {
-      if (lastWords !== undefined && !s.destroyed && s.writable) s.end(lastWords);
-      else s.destroy();
+    // The first socket is the one that connected to us: only it gets the last words (a SOCKS reply).
+    const [first, ...others] = entry.sockets;
+    if (lastWords !== undefined && first !== undefined && !first.destroyed && first.writable) {
+      first.end(lastWords);
       // A client that never reads our last words must not keep the socket open.
-      setTimeout(() => s.destroy(), 1000).unref();
-    }
+      setTimeout(() => first.destroy(), 1000).unref();
+    } else first?.destroy();
+    for (const s of others) s.destroy();
     this.observer.closed(record, e.message, e.code);
   }
 
