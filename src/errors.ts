@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   // Front-end dispatch and legacy mode (src/engine/*)
   ERR_UNKNOWN_PROTOCOL: 'first byte is neither SOCKS5, SOCKS4 nor a known network magic',
   ERR_LEGACY_BAD_ADDR: 'legacy VERSION whose addr_recv is zero or not usable as a destination',
+  ERR_CLIENT_CLOSED: 'the client closed or reset the connection before its session started',
 
   // Dialing the remote peer (src/upstream/*)
   ERR_DIAL_REFUSED: 'the remote peer refused the connection',

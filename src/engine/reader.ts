@@ -23,9 +23,9 @@ export class SocketReader {
       this.socket.pause();
     }
   };
-  private readonly onEnd = (): void => this.abort(new ProxyError('ERR_SOCKS_TIMEOUT', 'client closed the connection during negotiation'));
+  private readonly onEnd = (): void => this.abort(new ProxyError('ERR_CLIENT_CLOSED', 'client closed the connection during negotiation'));
   private readonly onError = (err: NodeJS.ErrnoException): void =>
-    this.abort(new ProxyError('ERR_SOCKS_TIMEOUT', `client socket error during negotiation: ${err.code ?? err.message}`));
+    this.abort(new ProxyError('ERR_CLIENT_CLOSED', `client socket error during negotiation: ${err.code ?? err.message}`));
 
   constructor(private readonly socket: Socket) {
     socket.pause();

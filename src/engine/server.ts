@@ -295,7 +295,7 @@ export class ProxyServer {
           }
           if (signal.aborted) {
             remote.destroy();
-            throw new ProxyError('ERR_SOCKS_TIMEOUT', 'client closed the connection while the remote was being dialed');
+            throw new ProxyError('ERR_CLIENT_CLOSED', 'client closed the connection while the remote was being dialed');
           }
           socket.write(socks5Reply(REP.SUCCEEDED));
           deadline.refresh();
@@ -369,7 +369,7 @@ export class ProxyServer {
     const remote = await this.dialFor(record, destination, credentials, signal);
     if (signal.aborted) {
       remote.destroy();
-      throw new ProxyError('ERR_SOCKS_TIMEOUT', 'client closed the connection while the remote was being dialed');
+      throw new ProxyError('ERR_CLIENT_CLOSED', 'client closed the connection while the remote was being dialed');
     }
     this.startBridge(record, log, {
       plain: socket,

@@ -816,7 +816,8 @@ async function sharedCase(
     const last = r.received.subarray(-10);
     if (!last.equals(socks5Reply(c.lastReply))) problems.push(`last reply ${last.toString('hex')}, expected REP ${c.lastReply}`);
   }
-  const expect = ending === 'reset' ? undefined : c.expect;
+  // A client that ends mid-negotiation is ERR_CLIENT_CLOSED; one that waits runs into ERR_SOCKS_TIMEOUT.
+  const expect = ending === 'reset' ? undefined : ending === 'end' ? c.expect?.map((x) => (x === 'ERR_SOCKS_TIMEOUT' ? 'ERR_CLIENT_CLOSED' : x)) : c.expect;
   return judge(env, proxy, { target: c.target, index: c.index, how: `${c.how} ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect, reset: ending === 'reset' }, problems);
 }
 
