@@ -11,7 +11,7 @@ import type { ConnectionRecord } from '../src/engine/record.js';
 import { createLogger } from '../src/log.js';
 import { HANDSHAKE_BUCKETS_SECONDS, Metrics, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
-import { MessageChannel, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
+import { MessageChannel, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
 import { startProxy, type TestProxy } from './helpers/proxy.js';
 
 const main = networkByName('main')!;
@@ -61,13 +61,6 @@ async function scrape(port: number): Promise<Sample[]> {
   const res = await get(port, '/metrics');
   assert.equal(res.status, 200);
   return parseProm(res.body);
-}
-
-async function handshakeV1(ch: MessageChannel): Promise<void> {
-  ch.send('version', versionPayload());
-  await ch.next('version');
-  await ch.next('verack');
-  ch.send('verack');
 }
 
 async function until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {

@@ -7,18 +7,11 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
-import { MessageChannel, byteReader, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
 const main = networkByName('main')!;
 const regtest = networkByName('regtest')!;
-
-async function handshakeV1(ch: MessageChannel, addrRecv?: { host: string; port: number }): Promise<void> {
-  ch.send('version', versionPayload(addrRecv));
-  await ch.next('version');
-  await ch.next('verack');
-  ch.send('verack');
-}
 
 describe('outbound: v1 client through the proxy to a v2 node', function () {
   let node: TestNode;

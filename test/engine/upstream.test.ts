@@ -7,17 +7,11 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { networkByName } from '../../src/networks.js';
 import { startMicrosocks } from '../helpers/microsocks.js';
-import { MessageChannel, byteReader, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
 const main = networkByName('main')!;
 const ONION = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion';
-
-async function handshakeV1(ch: MessageChannel): Promise<void> {
-  ch.send('version', versionPayload());
-  await ch.next('version');
-  await ch.next('verack');
-}
 
 interface UpstreamRequest {
   methods: number[];

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
 import { MAIN, type ScriptedConn, type ScriptedNode, sleep, startScriptedNode } from '../helpers/fuzz.js';
-import { expectNoLeaks, liveSockets, settle } from '../helpers/leaks.js';
+import { expectNoLeaks, proxyBuffered, settle } from '../helpers/leaks.js';
 import { type Msg, socks5Connect, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
 
@@ -99,17 +99,13 @@ describe('hardening: backpressure', function () {
 
     const proxyPort = proxy.port;
     const nodePort = node.port;
-    const proxyBuffered = (): number =>
-      liveSockets()
-        .filter((s) => s.localPort === proxyPort || (s.remotePort === nodePort && s.localPort !== nodePort))
-        .reduce((n, s) => n + s.writableLength, 0);
 
     const rss0 = process.memoryUsage().rss;
     let rssMax = rss0;
     let bufferedMax = 0;
     const sampler = setInterval(() => {
       rssMax = Math.max(rssMax, process.memoryUsage().rss);
-      bufferedMax = Math.max(bufferedMax, proxyBuffered());
+      bufferedMax = Math.max(bufferedMax, proxyBuffered(proxyPort, nodePort));
     }, 10);
     const started = Date.now();
     try {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { serializeV1 } from '../../src/v1/framing.js';
 import { LogIndex, MAIN, type ScriptedNode, connectTo, handshakeV1, sleep, startFakeUpstream, startScriptedNode } from '../helpers/fuzz.js';
-import { expectNoLeaks, liveSockets, settle } from '../helpers/leaks.js';
+import { expectNoLeaks, proxyBuffered, settle } from '../helpers/leaks.js';
 import { startMicrosocks } from '../helpers/microsocks.js';
 import { MessageChannel, type Msg, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
@@ -244,16 +244,12 @@ describe('hardening: faults end only the connection they hit', function () {
     nodeSocket.pause();
     const proxyPort = proxy.port;
     const nodePort = node.port;
-    const proxyBuffered = (): number =>
-      liveSockets()
-        .filter((s) => s.localPort === proxyPort || (s.remotePort === nodePort && s.localPort !== nodePort))
-        .reduce((n, s) => n + s.writableLength, 0);
     const clientHash = createHash('sha256');
     const base = randomBytes(SIZE);
     let sent = 0;
     let stalledAt = 0;
     let maxBuffered = 0;
-    const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, proxyBuffered())), 10);
+    const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, proxyBuffered(proxyPort, nodePort))), 10);
     try {
       // Write while the socket takes it; stop when backpressure has reached us and stayed for 500 ms.
       let stalledSince = Date.now();

@@ -30,7 +30,7 @@ import { NETWORKS, networkByName, type Network } from '../../src/networks.js';
 import type { Destination } from '../../src/socks5/address.js';
 import { SOCKS4_REJECT, Socks5Negotiation, socks5Reply } from '../../src/socks5/server.js';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
-import { MessageChannel, byteReader, socks5Connect, startTestNode, type Msg, type TestNode, versionPayload } from './node.js';
+import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type Msg, type TestNode, versionPayload } from './node.js';
 import { startProxy, type TestProxy } from './proxy.js';
 
 export const MAIN: Network = networkByName('main')!;
@@ -717,13 +717,7 @@ export function routeFor(env: FuzzEnv, bytes: Buffer): TestProxy {
   return local && (d.port === env.node.port || d.port === env.direct.port) ? env.direct : env.viaSink;
 }
 
-/** v1 handshake as a client: VERSION out, VERSION + VERACK back, VERACK out. */
-export async function handshakeV1(ch: MessageChannel, addrRecv?: { host: string; port: number }, timeoutMs = 10_000): Promise<void> {
-  ch.send('version', versionPayload(addrRecv));
-  await ch.next('version', timeoutMs);
-  await ch.next('verack', timeoutMs);
-  ch.send('verack');
-}
+export { handshakeV1 };
 
 /**
  * After a batch: each proxy still carries a good connection end to end (SOCKS5 v1 client to the v2

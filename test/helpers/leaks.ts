@@ -91,3 +91,14 @@ export function liveSockets(): Socket[] {
   const p = process as unknown as { _getActiveHandles?: () => unknown[] };
   return (p._getActiveHandles?.() ?? []).filter((h): h is Socket => h instanceof Socket);
 }
+
+/**
+ * Bytes the in-process proxy holds unsent on one client -> proxy -> node path: the write buffers of
+ * its sockets toward the client (local port = the proxy's) and toward the node (remote port = the
+ * node's, seen from outside the node).
+ */
+export function proxyBuffered(proxyPort: number, nodePort: number): number {
+  return liveSockets()
+    .filter((s) => s.localPort === proxyPort || (s.remotePort === nodePort && s.localPort !== nodePort))
+    .reduce((n, s) => n + s.writableLength, 0);
+}

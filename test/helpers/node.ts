@@ -157,6 +157,14 @@ export function versionPayload(addrRecv?: { host: string; port: number }): Buffe
   return p;
 }
 
+/** v1 handshake as a client: VERSION out, VERSION + VERACK back, VERACK out. */
+export async function handshakeV1(ch: MessageChannel, addrRecv?: { host: string; port: number }, timeoutMs = 10_000): Promise<void> {
+  ch.send('version', versionPayload(addrRecv));
+  await ch.next('version', timeoutMs);
+  await ch.next('verack', timeoutMs);
+  ch.send('verack');
+}
+
 function ipv6Bytes(host: string): Buffer {
   const [head, tail] = host.includes('::') ? host.split('::') : [host, undefined];
   const h = head ? head.split(':') : [];
