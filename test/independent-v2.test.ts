@@ -117,6 +117,33 @@ describe('independent v2 peer: official BIP324 vectors', () => {
           assert.equal(hex(peer.state!.recvGarbageTerminator), col(row, 'mid_recv_garbage_terminator'));
         });
 
+        it(`the peer's own handshake output carries the vector packet: garbage as AAD on packet 0 only, ${idx} empty decoys first`, () => {
+          // Packet in_idx comes out of the handshake itself: in_idx empty decoys (which advance both
+          // ciphers exactly like the vector's empty packets), then the vector's contents as the
+          // version packet, or as one more decoy when in_ignore is set. Only row in_idx 0 has an AAD:
+          // it is the garbage, which must authenticate with the first packet and no other.
+          assert.ok(idx === 0 || aad.length === 0);
+          const garbage = idx === 0 ? aad : randomBytes(25);
+          const decoys = new Array<Uint8Array>(idx).fill(new Uint8Array(0));
+          if (ignore) decoys.push(contents);
+          const peer = new IndependentV2Peer({
+            role: initiating ? 'initiator' : 'responder',
+            magic: MAINNET,
+            key: { privateKey: priv, ellswift: ours },
+            garbage,
+            decoys,
+            versionContents: ignore ? new Uint8Array(0) : contents,
+          });
+          const wire = Buffer.concat([sent(peer.start()), sent(peer.receive(theirs))]);
+          const at = 64 + garbage.length + 16 + 20 * idx;
+          const packet = wire.subarray(at, at + contents.length + 20);
+          const full = col(row, 'out_ciphertext');
+          const tail = col(row, 'out_ciphertext_endswith');
+          if (full !== '') assert.equal(hex(packet), full);
+          else assert.equal(hex(packet.subarray(packet.length - tail.length / 2)), tail);
+          assert.equal(wire.length, at + contents.length + 20 + (ignore ? 20 : 0), 'then only the version packet, if the vector packet was a decoy');
+        });
+
         it(`encrypts packet ${idx} (after ${idx} empty packets) to the expected wire bytes, and the other side decrypts it`, () => {
           const s = initializeV2Transport(MAINNET, priv, ours, theirs, initiating);
           for (let k = 0; k < idx; k++) v2EncPacket(s, new Uint8Array(0));
