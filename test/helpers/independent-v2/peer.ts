@@ -374,3 +374,16 @@ function randomGarbage(): Uint8Array {
 function equal(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
+
+/**
+ * Options for the end-to-end tests: random garbage (the default), 0..10 decoys of 1..100 random
+ * bytes before the version packet (as Bitcoin Core's test framework sends), and a decoy before
+ * every third application packet, so the proxy has to skip decoys at every stage.
+ */
+export function noisyPeerOptions(): Partial<PeerOptions> {
+  const small = (): Uint8Array => randomBytes(1 + (randomBytes(1)[0]! % 100));
+  return {
+    decoys: Array.from({ length: randomBytes(1)[0]! % 11 }, small),
+    appDecoys: (n) => (n % 3 === 1 ? [small()] : []),
+  };
+}
