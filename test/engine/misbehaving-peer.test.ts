@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
 import { V2Transport } from '../../src/v2/transport.js';
-import { IndependentV2Peer, encodeType } from '../helpers/independent-v2/index.js';
+import { IndependentV2Peer, be32, ellswiftCreate, encodeType, fromBe, pubX, xswiftecInv } from '../helpers/independent-v2/index.js';
 import { contentsPrefix } from '../../src/v2/messages.js';
 import { IMPLS, type Impl, MessageChannel, handshakeV1, implLabel, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
@@ -164,6 +164,74 @@ for (const impl of IMPLS) {
       socket.write(pkt);
       await new Promise((r) => socket.once('close', r));
       assert.match(await proxy.waitLog(/closed/), /code=ERR_V2_BAD_TAG/);
+    });
+  });
+}
+
+/** A valid key whose 64-byte encoding starts with `head` (u is free in ElligatorSwift; solve for t). */
+function keyStartingWith(head: Buffer): { privateKey: Uint8Array; ellswift: Buffer } {
+  for (;;) {
+    const { privateKey } = ellswiftCreate();
+    const uBytes = Buffer.concat([head, randomBytes(32 - head.length)]);
+    const t = xswiftecInv(pubX(privateKey), fromBe(uBytes), randomBytes(1)[0]! & 7);
+    if (t !== null) return { privateKey, ellswift: Buffer.concat([uBytes, Buffer.from(be32(t))]) };
+  }
+}
+
+for (const impl of IMPLS) {
+  describe(`a v2 key that starts with 15 bytes of a v1 VERSION${implLabel(impl)}`, function () {
+    // One byte short of magic || "version" || 00x5: v2 peers may send this (chance 2^-120 at
+    // random); a responder must wait for byte 16 and then take it as v2, never as v1.
+    const head = Buffer.concat([main.magic, Buffer.from('version'), Buffer.alloc(4), Buffer.of(0x01)]);
+    let node: TestNode;
+    let proxy: TestProxy;
+    afterEach(async () => {
+      await proxy.stop();
+      await node.stop();
+    });
+
+    /**
+     * The initiator's first write goes out as 15 bytes, then (a moment later, so the responder
+     * reads them alone) the rest: a responder that decided before byte 16 would take it for v1.
+     */
+    function initiator(socket: net.Socket): MessageChannel {
+      const key = keyStartingWith(head);
+      assert.ok(key.ellswift.subarray(0, 16).equals(head));
+      const write = socket.write.bind(socket) as (data: Uint8Array) => boolean;
+      let first = true;
+      socket.write = ((data: Uint8Array) => {
+        if (!first) return write(data);
+        first = false;
+        write(data.subarray(0, 15));
+        setTimeout(() => write(data.subarray(15)), 100);
+        return true;
+      }) as typeof socket.write;
+      return new MessageChannel(socket, main.magic, { v2: 'initiator', impl, transportOptions: { key }, independentOptions: { key } });
+    }
+
+    it('at --inbound: taken as v2, the session works', async () => {
+      node = await startTestNode(main.magic, 'v1-close');
+      proxy = await startProxy({ inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }] });
+      const peer = initiator(await connect(proxy.server.inboundAddresses[0].port));
+      peer.send('version', versionPayload());
+      await peer.next('version');
+      await peer.next('verack');
+      assert.ok(peer.sessionId !== undefined);
+      await proxy.waitLog(/established .*transport=inbound-v2/);
+      peer.socket.destroy();
+    });
+
+    it('from a SOCKS5 client that speaks v2 itself: passed through to a v2 node, same session id at both ends', async () => {
+      node = await startTestNode(main.magic, 'v2', {}, { impl });
+      proxy = await startProxy();
+      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      assert.equal(rep, 0);
+      const client = initiator(socket);
+      await handshakeV1(client);
+      assert.ok(client.sessionId !== undefined);
+      assert.deepEqual(client.sessionId, node.channels[0].sessionId);
+      await proxy.waitLog(/established .*transport=passthrough/);
+      socket.destroy();
     });
   });
 }
