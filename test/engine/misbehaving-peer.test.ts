@@ -235,3 +235,44 @@ for (const impl of IMPLS) {
     });
   });
 }
+
+for (const impl of IMPLS) {
+  describe(`messages a v2 node sends that a v1 client cannot get${implLabel(impl)}`, function () {
+    it('empty contents, an undefined short id and malformed long forms are dropped with a log line; the session goes on', async () => {
+      const node = await startTestNode(main.magic, 'v2', {}, { impl });
+      const proxy = await startProxy();
+      try {
+        const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+        const client = new MessageChannel(socket, main.magic);
+        await handshakeV1(client);
+        const remote = node.channels[0];
+        const bad: [Uint8Array, string][] = [
+          [new Uint8Array(0), 'ERR_V2_EMPTY_CONTENTS'],
+          [Uint8Array.of(29, 1, 2, 3), 'ERR_V2_UNKNOWN_SHORT_ID'],
+          [Uint8Array.of(0, 0x70, 0x69), 'ERR_V2_BAD_LONG_COMMAND'], // 2 of the 12 command bytes
+          [Buffer.from('0070696e670078000000000000', 'hex'), 'ERR_V2_BAD_LONG_COMMAND'], // a byte after the NUL
+        ];
+        for (const [contents] of bad) remote.sendContents(contents);
+        remote.send('ping', Buffer.alloc(8, 9));
+        assert.deepEqual((await client.next('ping')).payload, Buffer.alloc(8, 9));
+        assert.deepEqual(
+          client.received.map((m) => m.command),
+          [],
+          'nothing else reached the client',
+        );
+        const drops = proxy.logs.filter((l) => /dropped a message from the peer/.test(l));
+        assert.deepEqual(
+          drops.map((l) => /code=(\w+)/.exec(l)?.[1]),
+          bad.map(([, code]) => code),
+        );
+        client.send('ping', Buffer.alloc(8, 1));
+        assert.deepEqual((await remote.next('ping')).payload, Buffer.alloc(8, 1));
+        assert.ok(!client.closed);
+        socket.destroy();
+      } finally {
+        await proxy.stop();
+        await node.stop();
+      }
+    });
+  });
+}

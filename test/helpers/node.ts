@@ -94,6 +94,12 @@ export class MessageChannel {
     }
   }
 
+  /** v2 only, once the handshake allows it: one packet with these exact contents (e.g. malformed ones). */
+  sendContents(contents: Uint8Array): void {
+    if (this.transport === undefined || this.detectedV1 || !this.transport.canSend) throw new Error('sendContents needs an established v2 channel');
+    this.socket.write(this.transport.encrypt([contents]));
+  }
+
   private onData(chunk: Buffer): void {
     try {
       if (this.transport !== undefined && !this.detectedV1) {
