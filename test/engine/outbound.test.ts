@@ -54,6 +54,20 @@ for (const impl of IMPLS) describe(`outbound: v1 client through the proxy to a v
     await proxy.waitLog(/closed .*bytes_to_peer=\d+/);
   });
 
+  it('700 pings answered in order: both directions of the session rekey three times (224 packets each)', async () => {
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    const client = new MessageChannel(socket, main.magic);
+    await handshakeV1(client);
+    const nonces = Array.from({ length: 700 }, () => randomBytes(8));
+    for (const n of nonces) client.send('ping', n);
+    await client.until(() => client.received.filter((m) => m.command === 'pong').length === nonces.length || client.closed, 20_000, '700 pongs');
+    assert.deepEqual(
+      client.received.filter((m) => m.command === 'pong').map((m) => m.payload.toString('hex')),
+      nonces.map((n) => n.toString('hex')),
+    );
+    socket.destroy();
+  });
+
   it('SOCKS5 with unauthenticated greeting 05 01 00 works the same', async () => {
     const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port, null);
     assert.equal(rep, 0);
