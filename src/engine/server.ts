@@ -37,7 +37,7 @@ import { REP, SOCKS4_REJECT, Socks5Negotiation, type Socks5Step, repForError, so
 import { type Credentials, dial, randomCredentials } from '../upstream/dialer.js';
 import { V1Parser } from '../v1/framing.js';
 import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
-import { Bridge, MAX_HELD } from './bridge.js';
+import { Bridge, type InitiatorOptions, MAX_HELD, type PassthroughOptions, type ResponderOptions } from './bridge.js';
 import { type ClientStream, MAX_LEGACY_VERSION, checkLegacyHeader, classifyClientStream, classifyFirstBytes, legacyNetwork, versionDestination } from './detect.js';
 import { SocketReader } from './reader.js';
 import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserver, endpoints } from './record.js';
@@ -45,10 +45,14 @@ import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserv
 export interface ProxyServerOptions {
   observer?: ProxyObserver;
   /** Test hook: passed to every Bridge's V2Transport. */
-  transportOptions?: ConstructorParameters<typeof Bridge>[0]['transportOptions'];
+  transportOptions?: InitiatorOptions['transportOptions'];
   /** Test hook: the clock of the inbound handshake rate limit (milliseconds). */
   now?: () => number;
 }
+
+type Common = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions';
+/** What a front end decides for its Bridge; the server adds the rest. */
+type BridgeParams = Omit<InitiatorOptions, Common> | Omit<ResponderOptions, Common> | Omit<PassthroughOptions, Common>;
 
 interface Listener {
   server: net.Server;
@@ -263,26 +267,21 @@ export class ProxyServer {
     this.observer.closed(conn.record, e.message, e.code);
   }
 
-  private startBridge(
-    conn: Conn,
-    params: Omit<ConstructorParameters<typeof Bridge>[0], 'record' | 'log' | 'observer' | 'handshakeTimeoutMs' | 'idleTimeoutMs' | 'onDone' | 'onEstablished'>,
-  ): void {
+  private startBridge(conn: Conn, params: BridgeParams): void {
     if (!this.live.has(conn.record.id)) {
-      params.plain.destroy();
-      params.peer.destroy();
+      for (const s of conn.sockets) s.destroy();
       return;
     }
-    const bridge = new Bridge({
-      ...params,
+    const common = {
       record: conn.record,
       log: conn.log,
       observer: this.observer,
-      handshakeTimeoutMs: this.config.timeouts.handshakeMs,
       idleTimeoutMs: this.config.timeouts.idleMs,
-      transportOptions: this.options.transportOptions,
       onEstablished: () => this.admission.settled(conn.ticket),
       onDone: () => this.finish(conn),
-    });
+    };
+    const v2 = { handshakeTimeoutMs: this.config.timeouts.handshakeMs, transportOptions: this.options.transportOptions };
+    const bridge = new Bridge(params.role === 'passthrough' ? { ...common, ...params } : { ...common, ...v2, ...params });
     conn.bridge = bridge;
     bridge.start();
   }
@@ -439,7 +438,7 @@ export class ProxyServer {
     n.reader.unshift(first);
     const initial = n.reader.release();
     if (stream.kind === 'v2') {
-      this.startBridge(n.conn, { plain: n.socket, plainInitial: initial, peer: remote, role: 'initiator', network: this.config.network ?? NETWORKS[0]!, passthrough: true });
+      this.startBridge(n.conn, { role: 'passthrough', local: n.socket, localInitial: initial, remote });
       return;
     }
     if (stream.unknownMagic === true) {
@@ -453,10 +452,10 @@ export class ProxyServer {
       });
     }
     this.startBridge(n.conn, {
-      plain: n.socket,
-      plainInitial: initial,
-      peer: remote,
       role: 'initiator',
+      local: n.socket,
+      localInitial: initial,
+      remote,
       network: stream.network,
       v2Only: this.config.v2Only,
       // A fallback keeps the same route: the same upstream proxy and the same credentials.
@@ -495,10 +494,10 @@ export class ProxyServer {
     const credentials = randomCredentials();
     const remote = await this.dialFor(n, destination, credentials);
     this.startBridge(n.conn, {
-      plain: n.socket,
-      plainInitial: [...raw.drain(), ...n.reader.release()],
-      peer: remote,
       role: 'initiator',
+      local: n.socket,
+      localInitial: [...raw.drain(), ...n.reader.release()],
+      remote,
       network,
       v2Only: this.config.v2Only,
       redial: (signal) => this.dialChecked(destination, { credentials, signal, viaProxy: true }),
@@ -512,20 +511,18 @@ export class ProxyServer {
     if (target === undefined) throw new ProxyError('ERR_INTERNAL', `no validated target for --inbound ${describeRule(rule)}`);
     conn.record.peer = conn.record.client;
     conn.record.node = formatHostPort(target.host, target.port);
-    const abort = new AbortController();
-    socket.once('close', () => abort.abort());
-    this.dialChecked(target, { signal: abort.signal, viaProxy: false })
-      .then((node) => {
-        if (abort.signal.aborted || !this.live.has(conn.record.id)) {
-          node.destroy();
-          this.refuse(conn, new ProxyError('ERR_V2_PEER_CLOSED', 'the peer left before the node connection was up'));
-          return;
-        }
+    // The node is dialed by the Bridge once the peer's transport is settled, not now: a peer that
+    // never completes a handshake must not cost the node a connection.
+    this.startBridge(conn, {
+      role: 'responder',
+      remote: socket,
+      network: this.config.network ?? NETWORKS[0]!,
+      connectLocal: async (signal) => {
+        const node = await this.dialChecked(target, { signal, viaProxy: false });
         conn.sockets.add(node);
-        this.startBridge(conn, { plain: node, peer: socket, role: 'responder', network: this.config.network ?? NETWORKS[0]! });
-      })
-      .catch((err: unknown) => this.refuse(conn, err))
-      .catch((err: unknown) => this.log.error('internal error refusing a connection', { conn: conn.record.id, code: 'ERR_INTERNAL', reason: describeError(err) }));
+        return node;
+      },
+    });
   }
 }
 

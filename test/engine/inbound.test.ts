@@ -76,10 +76,21 @@ describe('inbound: v2 in front of a v1-only node', function () {
     assert.match(await proxy.waitLog(/closed/), /code=ERR_V1_WRONG_NETWORK/);
   });
 
-  it('a node that is down closes the peer with a log line', async () => {
+  it('a node that is down closes the peer, once its handshake is done, with a log line naming the node', async () => {
     await node.stop();
     const peer = await connect(inboundPort);
-    await new Promise((r) => peer.once('close', r));
-    assert.match(await proxy.waitLog(/refused/), /code=ERR_DIAL_REFUSED/);
+    // The node is dialed only once the peer's transport is settled (a silent or failed peer never costs it a connection).
+    const ch = new MessageChannel(peer, main.magic, { v2: 'initiator' });
+    ch.send('version', versionPayload());
+    await ch.waitClosed();
+    assert.match(await proxy.waitLog(/ closed /), /code=ERR_DIAL_REFUSED.*node=127\.0\.0\.1:/);
+  });
+
+  it('a peer that never completes its handshake never costs the node a connection', async () => {
+    const before = node.accepted;
+    const peer = await connect(inboundPort);
+    peer.write(randomBytes(64 + 100));
+    await proxy.waitLog(/ closed .*code=ERR_V2_/);
+    assert.equal(node.accepted, before);
   });
 });
