@@ -116,7 +116,9 @@ describe('install (slow: npm installs into temporary prefixes)', function () {
   it('npm pack makes a tarball with the compiled code, the docs and contrib/, and no source maps', async function () {
     const packed = await run('npm', ['pack', '--json', '--pack-destination', dir, ...NPM_FLAGS], source);
     ok(packed, 'npm pack');
-    const files = (JSON.parse(packed.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+    // The JSON comes last; before it, a build's own output if this checkout had to install first.
+    const json = packed.stdout.slice(packed.stdout.search(/^\[$/m));
+    const files = (JSON.parse(json) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
     for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/src/cli.js', 'man/bip324-proxy.1', 'conf/bip324-proxy.conf', 'contrib/systemd/bip324-proxy.service', 'contrib/grafana/bip324-proxy.json']) {
       assert.ok(files.includes(f), `${f} missing from the package`);
     }
