@@ -73,6 +73,8 @@ describe('config', () => {
         allowRemote: false,
         logLevel: 'info',
         maxConnections: DEFAULT_MAX_CONNECTIONS,
+        // Literals, as documented: the man page, --help and the sample config say the same.
+        inboundLimits: { max: 125, perIp: 4, handshakes: 32, handshakeRate: 20 },
         metrics: { host: '127.0.0.1', port: 9324 },
         timeouts: {
           socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
