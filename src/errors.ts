@@ -77,12 +77,21 @@ export class ProxyError extends Error {
   readonly code: ErrorCode;
   /** true: the connection must be closed; false: only the offending message is dropped. */
   readonly fatal: boolean;
+  /** Bytes to send the client before closing: the SOCKS reply that tells it why (socks5/reply.ts). */
+  readonly reply: Buffer | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { fatal?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { fatal?: boolean; cause?: unknown; reply?: Buffer } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ProxyError';
     this.code = code;
     this.fatal = options.fatal ?? true;
+    this.reply = options.reply;
+  }
+
+  /** The same error, with the reply the client gets before the connection closes. */
+  withReply(reply: Buffer | undefined): ProxyError {
+    if (reply === undefined) return this;
+    return new ProxyError(this.code, this.message, { fatal: this.fatal, cause: this.cause, reply });
   }
 }
 

@@ -22,10 +22,9 @@
  *   (start) ---passthrough------------------------------> relay      passthrough
  *   any -------error, timer, both sides closed, destroy()-> closed
  *
- * "The remote went away" (FIN, reset, close, or silence until the handshake timer) is decided in
- * one place, remoteGone(), which asks fallbackDecision(): Bitcoin Core's rule is to fall back to
- * v1 only when the remote closed, reset or stayed silent before sending a single byte; never after
- * a crypto failure. The client's original bytes are replayed on the new connection.
+ * "The remote went away" (FIN, reset, close, or silence until the handshake timer) is handled in
+ * one place, remoteGone(), which asks fallback.ts whether to reconnect with v1. The client's
+ * original bytes are replayed on the new connection.
  * Also: the initiator pipelines (the client's VERSION leaves in the same flight as our version
  * packet); backpressure both ways (a socket whose write buffer is full pauses the one feeding it);
  * half-close is passed on in each direction.
@@ -39,6 +38,7 @@ import type { Network } from '../networks.js';
 import { V1Parser, serializeV1, v1Header } from '../v1/framing.js';
 import { contentsPrefix, decodeContents } from '../v2/messages.js';
 import { V2Transport, type V2Event, type V2TransportOptions } from '../v2/transport.js';
+import { type RemoteGone, fallbackDecision } from './fallback.js';
 import { type ConnectionRecord, type ProxyObserver, type TransportKind, endpoints } from './record.js';
 
 interface CommonOptions {
@@ -89,6 +89,10 @@ export interface PassthroughOptions extends CommonOptions {
 
 export type BridgeOptions = InitiatorOptions | ResponderOptions | PassthroughOptions;
 
+type ServerSupplied = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions';
+/** What a front end decides for its Bridge; the server supplies the rest (ProxyServer.startBridge). */
+export type BridgeParams = Omit<InitiatorOptions, ServerSupplied> | Omit<ResponderOptions, ServerSupplied> | Omit<PassthroughOptions, ServerSupplied>;
+
 type State =
   /** `held`: raw local bytes received while the transport cannot encrypt yet (no peer key). */
   | { kind: 'handshake'; transport: V2Transport; parser: V1Parser; held: ByteQueue }
@@ -99,19 +103,6 @@ type State =
   | { kind: 'closed' };
 
 type Side = 'local' | 'remote';
-
-/** How the remote went away; see fallbackDecision. */
-export type RemoteGone = { how: 'closed' | 'reset' | 'silent'; detail: string };
-
-/**
- * What to do when the remote went away, Bitcoin Core's ShouldReconnectV1 rule: only an initiator
- * whose remote sent nothing at all may take it for a v1-only peer. Then fall back, unless the policy
- * forbids it.
- */
-export function fallbackDecision(f: { initiator: boolean; handshaking: boolean; bytesReceived: number; v2Only: boolean }): 'fallback' | 'refuse' | 'none' {
-  if (!f.initiator || !f.handshaking || f.bytesReceived > 0) return 'none';
-  return f.v2Only ? 'refuse' : 'fallback';
-}
 
 /** Up to this payload size a v1 message is written as one buffer (header copied in front). */
 const COALESCE_MAX = 16 * 1024;

@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { isProxyError, type ErrorCode } from '../../src/errors.js';
 import { makeDestination, type Destination } from '../../src/socks5/address.js';
-import { REP, Socks5Negotiation, repForError, socks5Reply } from '../../src/socks5/server.js';
+import { Socks5Negotiation } from '../../src/socks5/negotiation.js';
+import { REP, repForError, socks5Reply } from '../../src/socks5/reply.js';
 import { dial, parseProxyUrl, randomCredentials, type ProxyEndpoint } from '../../src/upstream/dialer.js';
 import { startMicrosocks, type Microsocks } from '../helpers/microsocks.js';
 
