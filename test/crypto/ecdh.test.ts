@@ -20,6 +20,7 @@ import {
   setEcdhBackend,
   v2SharedSecret,
   xOnlyEcdh,
+  xswiftecInv,
 } from '../../src/crypto/ellswift.js';
 import { P } from '../../src/crypto/field.js';
 import { col, hexCol, loadCsv } from '../helpers/vectors.js';
@@ -175,5 +176,24 @@ describe('ellswiftEncode and key printing', () => {
       }
       assert.ok(inspect(key).includes(key.ellswift.toString('hex')));
     }
+  });
+});
+
+describe('ellswift_create draws a fresh case on every try', () => {
+  it('over 200 encodings every one of the 8 cases is used (a fixed or biased case would show)', () => {
+    // The case is not on the wire, but with x known it can be recovered: the case(s) whose
+    // XSwiftECInv(x, u) gives the sent t. Each case's expected count is 25; a missing case has
+    // odds below 1e-10.
+    const counts = new Array<number>(8).fill(0);
+    for (let k = 0; k < 200; k++) {
+      const key = ellswiftCreate();
+      const u = BigInt('0x' + key.ellswift.subarray(0, 32).toString('hex'));
+      const t = BigInt('0x' + key.ellswift.subarray(32).toString('hex'));
+      const x = BigInt('0x' + ellswiftDecode(key.ellswift).toString('hex'));
+      const cases = [0, 1, 2, 3, 4, 5, 6, 7].filter((c) => xswiftecInv(x, u, c) === t);
+      assert.ok(cases.length >= 1, 'no case explains the encoding');
+      for (const c of cases) counts[c]! += 1 / cases.length;
+    }
+    for (let c = 0; c < 8; c++) assert.ok(counts[c]! >= 5, `case ${c} used ${counts[c]} times in 200: ${counts.join(', ')}`);
   });
 });
