@@ -4,9 +4,11 @@
  * handshake CPU; bench/README.md). V2Transport takes its key from here.
  *
  * Refilling happens off the hot path: one key per setImmediate() turn, so socket I/O that is
- * ready gets its turn between two keys, and the timer never keeps the process alive (unref). When
- * the pool is empty (a burst larger than the pool, or before the first refill) take() makes a key
- * on the spot, exactly as without a pool.
+ * ready gets its turn between two keys. The immediate is not unref'd: an unref'd immediate does not
+ * wake an idle event loop, so the pool would refill only when some I/O happened to arrive. (A
+ * refill keeps the process alive for the few milliseconds it takes, at most `size` keys.) When the
+ * pool is empty (a burst larger than the pool, or before the first refill) take() makes a key on
+ * the spot, exactly as without a pool.
  *
  * Security: a pooled key is a fresh ephemeral key like any other, only made a little earlier.
  * - Each key is handed out once: take() removes it from the pool, which keeps no reference to it,
@@ -60,7 +62,6 @@ export class EphemeralKeyPool {
       if (this.keys.length < this.size) this.keys.push(this.create());
       this.fill();
     });
-    this.refill.unref();
   }
 
   /** Keys ready now. */

@@ -95,6 +95,18 @@ describe('EphemeralKeyPool', () => {
     pool.clear();
   });
 
+  it('refills while the event loop is otherwise idle (waiting on a timer, no I/O)', async () => {
+    let made = 0;
+    const pool = new EphemeralKeyPool(3, () => {
+      made++;
+      return { privateKey: new Uint8Array(32).fill(made), ellswift: Buffer.alloc(64, made) };
+    });
+    pool.fill();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pool.available, 3, 'the refill did not run while the loop waited');
+    pool.clear();
+  });
+
   it('makes a key on the spot when empty and counts it as a miss', () => {
     const { pool, made } = recordingPool(4);
     const key = pool.take();
