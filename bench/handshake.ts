@@ -44,8 +44,12 @@ const TAG = createHash('sha256').update('bip324_ellswift_xonly_ecdh').digest();
 const hasBackends = typeof (ell as Record<string, unknown>).setEcdhBackend === 'function';
 const hasEncode = typeof (ell as Record<string, unknown>).ellswiftEncode === 'function';
 
+/** The backend this process starts with (OpenSSL where node:crypto has secp256k1). */
+const DEFAULT_BACKEND: Backend | undefined = hasBackends ? ell.ecdhBackend() : undefined;
+
+/** Steps and handshakes without a backend of their own run on the default one. */
 function useBackend(b: Backend | undefined): void {
-  if (b !== undefined && hasBackends) ell.setEcdhBackend(b);
+  if (hasBackends) ell.setEcdhBackend(b ?? DEFAULT_BACKEND!);
 }
 
 function backends(): (Backend | undefined)[] {
@@ -232,7 +236,6 @@ export function fastStep(name: string): boolean {
 
 export async function benchHandshake(): Promise<Row[]> {
   const rows: Row[] = [];
-  const initialBackend = hasBackends ? ell.ecdhBackend() : undefined;
   const onTheSpot = { initiator: () => ell.ellswiftCreate(), responder: () => ell.ellswiftCreate() };
   for (let k = 0; k < 20; k++) handshake(onTheSpot); // warm-up: JIT, OpenSSL, noble's tables
 
@@ -300,7 +303,7 @@ export async function benchHandshake(): Promise<Row[]> {
     rows.push({ name: `step: ${step.name}`, value: s.median, unit: 'us', min: s.min, max: s.max });
     await new Promise((r) => setImmediate(r));
   }
-  useBackend(initialBackend);
+  useBackend(undefined);
   return rows;
 }
 
