@@ -7,11 +7,14 @@
  *
  * Who does what, chosen by measurement (bench/README.md, "Handshake CPU"):
  * - The two scalar multiplications, priv·G for a new key and priv·Q for the ECDH, are OpenSSL's
- *   (node:crypto `generateKeyPairSync('ec')` and `diffieHellman()` on KeyObjects): constant-time C,
- *   about three times faster than @noble/curves' multiplication of an arbitrary point, and
- *   `diffieHellman()` costs about 17 % less than `createECDH().computeSecret()` for the same job.
- *   A key made here keeps the OpenSSL key object it was generated as, so its ECDH does not pay for
- *   loading the private key again (which would be another priv·G).
+ *   (node:crypto `createECDH('secp256k1')`: `generateKeys()`, then `computeSecret()`): constant-time
+ *   C, about three times faster than @noble/curves' multiplication of an arbitrary point. A key
+ *   made here keeps the ECDH object it was generated in, so its ECDH does not pay for loading the
+ *   private key again (`setPrivateKey()` is another priv·G).
+ *   Not `generateKeyPairSync()` + `diffieHellman()` on KeyObjects, although that costs ~16 % fewer
+ *   instructions: on Node 20.20 it deadlocks now and then (bench/README.md): exporting a key made by
+ *   generateKeyPairSync holds the key's mutex while allocating, a garbage collection then destroys
+ *   the finished key-generation job, whose destructor takes the same mutex.
  * - The ElligatorSwift maps are ours, in bigint arithmetic mod p (field.ts), written for speed:
  *   decoding takes at most two Legendre symbols and one inversion (the fraction form of notes §3);
  *   encoding screens each try with Legendre symbols and takes square roots and an inversion only
@@ -26,17 +29,7 @@
  * it, or run in FIPS mode, where the curve is not allowed) the scalar multiplications use
  * @noble/curves instead; everything else is the same. The tests run the official vectors on both.
  */
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  getCurves,
-  randomBytes,
-  timingSafeEqual,
-  type KeyObject,
-} from 'node:crypto';
+import { createECDH, createHash, getCurves, randomBytes, timingSafeEqual, type ECDH } from 'node:crypto';
 import { inspect } from 'node:util';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { ELLSWIFT_LEN } from '../limits.js';
@@ -92,20 +85,12 @@ export function setEcdhBackend(which: EcdhBackend): void {
 }
 
 /**
- * The OpenSSL key object that a key made here was generated as (its private key loaded, its public
+ * The OpenSSL ECDH object that a key made here was generated in (its private key loaded, its public
  * key computed), used once by the ECDH with that key and then dropped. Keyed by the private key's
  * own array, so an EllSwiftKey stays a plain { privateKey, ellswift } pair and nothing but the
- * array's lifetime keeps the key object alive (OpenSSL clears the key when it is collected).
+ * array's lifetime keeps the object alive (OpenSSL clears the key when it is collected).
  */
-const keyObjects = new WeakMap<Uint8Array, KeyObject>();
-
-/** DER around a compressed secp256k1 point: SubjectPublicKeyInfo, id-ecPublicKey, secp256k1, BIT STRING. */
-const SPKI_COMPRESSED_PREFIX = Buffer.from('3036301006072a8648ce3d020106052b8104000a032200', 'hex');
-/** DER of an RFC 5915 ECPrivateKey after its SEQUENCE header, up to the key: version 1, OCTET STRING of 32. */
-const SEC1_KEY_HEADER = Buffer.from('0201010420', 'hex');
-/** The whole DER of one without the optional public key: prefix, 32-byte key, suffix (secp256k1). */
-const SEC1_NO_PUBLIC_PREFIX = Buffer.from('302e0201010420', 'hex');
-const SEC1_NO_PUBLIC_SUFFIX = Buffer.from('a00706052b8104000a', 'hex');
+const contexts = new WeakMap<Uint8Array, ECDH>();
 
 /** A key made by this module: prints and serialises without its private key. */
 class OwnKey implements EllSwiftKey {
@@ -137,16 +122,12 @@ function checkEllSwift(ell: Uint8Array, what: string): void {
   }
 }
 
-/** The 32-byte private key of an OpenSSL key object (RFC 5915 pads it to the order's length). */
-function exportPrivateKey(ko: KeyObject): Uint8Array {
-  // SEQUENCE (short length) { INTEGER 1, OCTET STRING (32) key, [0] curve, [1] public key if known }
-  const der = ko.export({ format: 'der', type: 'sec1' });
-  if (der[0] !== 0x30 || der[1] !== der.length - 2 || !der.subarray(2, 7).equals(SEC1_KEY_HEADER)) {
-    der.fill(0);
-    throw new Error('ellswift: unexpected DER from OpenSSL for a secp256k1 private key');
-  }
-  const out = Uint8Array.from(der.subarray(7, 39));
-  der.fill(0);
+/** The private key of an ECDH object as 32 bytes (OpenSSL drops leading zero bytes). */
+function privateKeyOf(ctx: ECDH): Uint8Array {
+  const b = ctx.getPrivateKey();
+  const out = new Uint8Array(32);
+  out.set(b, 32 - b.length);
+  b.fill(0);
   return out;
 }
 
@@ -267,26 +248,20 @@ export function ellswiftEncode(x32: Uint8Array): Buffer {
   return encodeX(x);
 }
 
-/** A fresh key pair from OpenSSL's CSPRNG: the private key bytes and x; remembers the key object. */
+/** A fresh key from OpenSSL's CSPRNG: the private key bytes and x; remembers the ECDH object. */
 function generateOpenSsl(): { privateKey: Uint8Array; x: bigint } {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
-  const privateKey = exportPrivateKey(pair.privateKey);
-  keyObjects.set(privateKey, pair.privateKey);
-  return { privateKey, x: fromBytes32(Buffer.from(pair.publicKey.export({ format: 'jwk' }).x!, 'base64url')) };
+  const ctx = createECDH('secp256k1');
+  ctx.generateKeys();
+  const privateKey = privateKeyOf(ctx);
+  contexts.set(privateKey, ctx);
+  return { privateKey, x: fromBytes32(ctx.getPublicKey(null, 'compressed'), 1) };
 }
 
-/** An OpenSSL key object for given private key bytes (OpenSSL computes the public key: one priv·G). */
-function importOpenSsl(privateKey: Uint8Array): KeyObject {
-  const der = Buffer.concat([SEC1_NO_PUBLIC_PREFIX, privateKey, SEC1_NO_PUBLIC_SUFFIX]);
-  try {
-    return createPrivateKey({ key: der, format: 'der', type: 'sec1' });
-  } finally {
-    der.fill(0);
-  }
-}
-
-function xOfOpenSsl(ko: KeyObject): bigint {
-  return fromBytes32(Buffer.from(createPublicKey(ko).export({ format: 'jwk' }).x!, 'base64url'));
+/** An ECDH object for given private key bytes (OpenSSL computes the public key: one priv·G). */
+function loadOpenSsl(privateKey: Uint8Array): ECDH {
+  const ctx = createECDH('secp256k1');
+  ctx.setPrivateKey(privateKey);
+  return ctx;
 }
 
 function baseMulNoble(privateKey: Uint8Array): bigint {
@@ -308,26 +283,26 @@ export function ellswiftFromPrivate(privateKey: Uint8Array): EllSwiftKey {
   checkPrivateKey(privateKey);
   const own = Uint8Array.from(privateKey);
   if (backend === 'openssl') {
-    const ko = importOpenSsl(own);
-    keyObjects.set(own, ko);
-    return new OwnKey(own, encodeX(xOfOpenSsl(ko)));
+    const ctx = loadOpenSsl(own);
+    contexts.set(own, ctx);
+    return new OwnKey(own, encodeX(fromBytes32(ctx.getPublicKey(null, 'compressed'), 1)));
   }
   return new OwnKey(own, encodeX(baseMulNoble(own)));
 }
 
-/** The OpenSSL key object for these private key bytes: the one they were made as (once), else a new one. */
-function keyObjectFor(privateKey: Uint8Array): KeyObject {
-  const made = keyObjects.get(privateKey);
+/** The ECDH object for these private key bytes: the one they were made in (once), else a new one. */
+function contextFor(privateKey: Uint8Array): ECDH {
+  const made = contexts.get(privateKey);
   if (made !== undefined) {
-    keyObjects.delete(privateKey);
+    contexts.delete(privateKey);
     // The bytes are the caller's and could have been changed since; the result must always be
-    // the ECDH with the bytes given, so the key object is used only if it still holds them.
-    const held = exportPrivateKey(made);
+    // the ECDH with the bytes given, so the object is used only if it still holds them.
+    const held = privateKeyOf(made);
     const same = timingSafeEqual(held, privateKey);
     held.fill(0);
     if (same) return made;
   }
-  return importOpenSsl(privateKey);
+  return loadOpenSsl(privateKey);
 }
 
 /** x(priv · lift_x(XSwiftEC(theirs))) as 32 big-endian bytes. */
@@ -339,9 +314,8 @@ export function xOnlyEcdh(privateKey: Uint8Array, ellTheirs: Uint8Array): Buffer
   compressed[0] = 0x02;
   toBytes32(x).copy(compressed, 1);
   if (backend === 'openssl') {
-    const peer = createPublicKey({ key: Buffer.concat([SPKI_COMPRESSED_PREFIX, compressed]), format: 'der', type: 'spki' });
     // x of the product, 32 bytes (left-padded); the only copy, so a caller's fill(0) wipes it.
-    return diffieHellman({ privateKey: keyObjectFor(privateKey), publicKey: peer });
+    return contextFor(privateKey).computeSecret(compressed);
   }
   const shared = Point.fromBytes(compressed).multiply(Point.Fn.fromBytes(privateKey)).toAffine().x;
   return toBytes32(shared);
