@@ -17,8 +17,8 @@
  *   the finished key-generation job, whose destructor takes the same mutex.
  * - The ElligatorSwift maps are ours, in bigint arithmetic mod p (field.ts), written for speed:
  *   decoding takes at most two Legendre symbols and one inversion (the fraction form of notes §3);
- *   encoding screens each try with Legendre symbols and takes square roots and an inversion only
- *   for the try that succeeds.
+ *   encoding screens each try with Legendre symbols and takes square roots (one or two powers,
+ *   no inversion) only for the try that succeeds.
  * - Lifting x to a point: OpenSSL gets 02 ‖ x. Either point with that x gives the same result,
  *   because d·(-Q) = -(d·Q) and negation keeps x; so the parity of y never needs deciding. x comes
  *   from XSwiftEC, which always yields a valid x, and d is in 1..n-1 on a curve of prime order n, so
