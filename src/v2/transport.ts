@@ -27,6 +27,7 @@ import {
   V2_TAG_LEN,
 } from '../limits.js';
 import { type EllSwiftKey, ellswiftCreate, v2SharedSecret } from '../crypto/ellswift.js';
+import { ephemeralKeys } from '../crypto/keypool.js';
 import { deriveSessionKeys } from '../crypto/keys.js';
 import { PacketDecryptor, PacketEncryptor } from '../crypto/packet.js';
 
@@ -47,8 +48,10 @@ export interface V2TransportOptions {
   versionContents?: Uint8Array;
   /** Default MAX_V2_CONTENTS. */
   maxContents?: number;
-  /** Default ellswiftCreate(). An injected key belongs to the caller: it is never wiped here. */
+  /** Default: a fresh key from `keyPool`. An injected key belongs to the caller: it is never wiped here. */
   key?: EllSwiftKey;
+  /** Where our key comes from when `key` is not given: default the process-wide pool (crypto/keypool.ts). Such a key is ours and is wiped after the ECDH. */
+  keyPool?: { take(): EllSwiftKey };
 }
 
 export type V2Event =
@@ -88,6 +91,7 @@ export class V2Transport {
   private readonly decoys: readonly Uint8Array[];
   private readonly versionContents: Uint8Array;
   private readonly ownsKey: boolean;
+  private readonly keyPool: { take(): EllSwiftKey };
   private ourKey: EllSwiftKey | undefined;
   /** Whether ourKey's private key is ours to wipe (an injected key belongs to the caller). */
   private keyOwned = false;
@@ -132,6 +136,7 @@ export class V2Transport {
     this.versionContents = options.versionContents ?? new Uint8Array(0);
     this.ownsKey = options.key === undefined;
     this.ourKey = options.key;
+    this.keyPool = options.keyPool ?? ephemeralKeys;
     this.ourGarbage = options.garbage === undefined ? defaultGarbage() : Buffer.from(options.garbage);
     this.phase = this.role === 'initiator' ? 'key' : 'detect';
   }
@@ -144,7 +149,7 @@ export class V2Transport {
     if (this.role === 'responder') return [];
     // A responder would take such a key for a v1 VERSION (ours or another network's) and fall back
     // or disconnect; the chance is 2^-96, but regenerating costs nothing when it does not happen.
-    let key = this.ourKey ?? ellswiftCreate();
+    let key = this.ourKey ?? this.keyPool.take();
     let owned = this.ownsKey;
     while (startsLikeV1Version(key.ellswift, this.magic)) {
       if (owned) key.privateKey.fill(0);
@@ -304,7 +309,7 @@ export class V2Transport {
   }
 
   private sendKeyAndGarbage(events: V2Event[]): void {
-    const key = this.ourKey ?? ellswiftCreate();
+    const key = this.ourKey ?? this.keyPool.take();
     this.ourKey = key;
     this.keyOwned = this.ownsKey;
     events.push({ type: 'send', data: Buffer.concat([key.ellswift, this.ourGarbage]) });
