@@ -29,6 +29,7 @@
 import * as net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
+import { ephemeralKeys } from '../crypto/keypool.js';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
 import type { Config, HostPort, InboundRule } from '../config.js';
 import { isLoopback } from '../config.js';
@@ -126,6 +127,8 @@ export class ProxyServer {
         throw new ProxyError('ERR_CONFIG', `--inbound ${describeRule(rule)}: the target is this proxy's own listen address; peers would be forwarded back into the proxy`);
       }
     }
+    // The first connections find their ephemeral keys made already (crypto/keypool.ts).
+    ephemeralKeys.fill();
     return this.addresses;
   }
 
@@ -163,6 +166,8 @@ export class ProxyServer {
       }
     }
     await Promise.all(closed);
+    // Keys made for connections that will not come are wiped.
+    ephemeralKeys.clear();
   }
 
   // --- the registry ----------------------------------------------------------------------------
