@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { ConfigSyntaxError, parseConfigText } from './config-file.js';
+import { DOWNGRADE_GUARDS, type DowngradeGuard } from './engine/fallback.js';
 import { ProxyError, isProxyError } from './errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -55,7 +56,10 @@ export interface Config {
   listen: HostPort[];
   /** --network or --magic; undefined = accept any known network, detected from the client's magic */
   network?: Network;
-  v2Only: boolean;
+  /** When a v2 attempt that failed like a v1 peer's may fall back to v1 (engine/fallback.ts). */
+  downgradeGuard: DowngradeGuard;
+  /** Where the table of peers known to speak v2 is kept across restarts. */
+  v2PeersFile?: string;
   upstreamProxy?: ProxyEndpoint;
   /** default: upstreamProxy */
   onionProxy?: ProxyEndpoint;
@@ -142,9 +146,19 @@ export const OPTIONS = {
     arg: 'HEX8',
     help: 'network magic as 8 hex digits in wire order, for a custom signet; wins over --network',
   },
+  'downgrade-guard': {
+    type: 'string',
+    arg: 'off|known|all',
+    help: 'when a remote fails the v2 handshake the way a v1-only peer does (closes or resets before its first byte), reconnect with plaintext v1: off = always, like Bitcoin Core; known = unless the peer is known to speak v2 (it did a v2 handshake with us, or is gossiped with NODE_P2P_V2), so an attacker on the path cannot force plaintext on it; all = never (default known)',
+  },
+  'v2-peers-file': {
+    type: 'string',
+    arg: 'FILE',
+    help: 'keep the table of peers known to speak v2 in FILE, so that the downgrade guard remembers them across restarts (default: in memory only)',
+  },
   'v2-only': {
     type: 'boolean',
-    help: 'never fall back to v1 when the remote peer does not speak BIP324 (default: fall back, like Bitcoin Core)',
+    help: 'never fall back to v1 when the remote peer does not speak BIP324: the same as --downgrade-guard all',
   },
   'upstream-proxy': {
     type: 'string',
@@ -304,7 +318,7 @@ export const HELP_TEXT: string = buildHelp();
 export function defaultConfig(): Config {
   return {
     listen: [{ ...DEFAULT_LISTEN }],
-    v2Only: false,
+    downgradeGuard: 'known',
     allowRemote: false,
     logLevel: 'info',
     maxConnections: DEFAULT_MAX_CONNECTIONS,
@@ -681,7 +695,17 @@ function interpret(merged: Merged, command: Command): Config {
   // Inbound targets are peers' P2P ports, so the network's port is the natural default there.
   const p2pPort = config.network?.port;
 
-  config.v2Only = merged.flag('v2-only');
+  const guard = merged.string('downgrade-guard');
+  if (guard !== undefined && !(DOWNGRADE_GUARDS as readonly string[]).includes(guard.value)) {
+    throw configError(`${guard.label}: '${guard.value}' is not one of ${DOWNGRADE_GUARDS.join(', ')} (e.g. --downgrade-guard known)`);
+  }
+  const v2Only = merged.flag('v2-only');
+  if (v2Only && guard !== undefined && guard.value !== 'all') {
+    throw configError(`--v2-only is --downgrade-guard all; it contradicts ${guard.label} ${guard.value}`);
+  }
+  config.downgradeGuard = v2Only ? 'all' : ((guard?.value as DowngradeGuard | undefined) ?? 'known');
+  const peersFile = merged.string('v2-peers-file');
+  if (peersFile !== undefined) config.v2PeersFile = peersFile.value;
   config.allowRemote = merged.flag('allow-remote');
 
   const listen = merged.list('listen');

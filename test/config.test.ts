@@ -69,7 +69,7 @@ describe('config', () => {
       assert.equal(parsed.configFile, undefined);
       assert.deepEqual(parsed.config, {
         listen: [{ host: '127.0.0.1', port: 1324 }],
-        v2Only: false,
+        downgradeGuard: 'known',
         allowRemote: false,
         logLevel: 'info',
         maxConnections: DEFAULT_MAX_CONNECTIONS,
@@ -268,7 +268,7 @@ describe('config', () => {
 
   describe('flags', () => {
     it('--v2-only and --allow-remote default off and switch on', () => {
-      assert.equal(config(['--v2-only']).v2Only, true);
+      assert.equal(config(['--v2-only']).downgradeGuard, 'all');
       assert.equal(config(['--allow-remote']).allowRemote, true);
     });
   });
@@ -463,7 +463,7 @@ describe('config', () => {
       const c = parsed.config;
       assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 2000 }]);
       assert.equal(c.network?.name, 'signet');
-      assert.equal(c.v2Only, true);
+      assert.equal(c.downgradeGuard, 'all');
       assert.equal(c.upstreamProxy?.port, 9050);
       assert.equal(c.onionProxy?.port, 9150);
       assert.equal(c.maxConnections, 10);
@@ -492,8 +492,8 @@ describe('config', () => {
 
     it('lets --no-v2-only turn off v2-only=1 from the file', () => {
       const path = file('v2-only=1\n');
-      assert.equal(config(['--config', path]).v2Only, true);
-      assert.equal(config(['--config', path, '--no-v2-only']).v2Only, false);
+      assert.equal(config(['--config', path]).downgradeGuard, 'all');
+      assert.equal(config(['--config', path, '--no-v2-only']).downgradeGuard, 'known');
     });
 
     it('reads the file wherever --config appears on the command line', () => {
@@ -509,10 +509,10 @@ describe('config', () => {
 
     it('reads flags as 1/0, true/false, yes/no, on/off or a bare key', () => {
       for (const on of ['v2-only=1', 'v2-only=true', 'v2-only=yes', 'v2-only=on', 'v2-only']) {
-        assert.equal(config(['--config', file(`${on}\n`)]).v2Only, true, on);
+        assert.equal(config(['--config', file(`${on}\n`)]).downgradeGuard, 'all', on);
       }
       for (const off of ['v2-only=0', 'v2-only=false', 'v2-only=no', 'v2-only=off']) {
-        assert.equal(config(['--config', file(`${off}\n`)]).v2Only, false, off);
+        assert.equal(config(['--config', file(`${off}\n`)]).downgradeGuard, 'known', off);
       }
       configError(['--config', file('v2-only=maybe\n')], /v2-only \(in .*\) must be 1 or 0/);
     });

@@ -66,7 +66,7 @@ const AUTH_OK = Buffer.from([RFC1929_VERSION, 0x00]);
 const AUTH_FAILED = Buffer.from([RFC1929_VERSION, 0x01]);
 
 /** RFC 5952 text for 16 raw bytes: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::". */
-function ipv6ToString(b: Buffer): string {
+export function ipv6ToString(b: Buffer): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
   let bestStart = -1;
