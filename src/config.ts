@@ -139,7 +139,7 @@ export const OPTIONS = {
   network: {
     type: 'string',
     arg: 'NAME',
-    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic)`,
+    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic, or from an inbound peer's handshake)`,
   },
   magic: {
     type: 'string',

@@ -84,7 +84,11 @@ export interface ResponderOptions extends CommonOptions {
   role: 'responder';
   /** Connect to the node; called once the peer's transport is settled. */
   connectLocal: (signal: AbortSignal) => Promise<Socket>;
-  network: Network;
+  /**
+   * The networks a peer may be on, in order of preference: the peer's garbage terminator (whose key
+   * derivation includes the magic) or its v1 VERSION's magic says which one it is on.
+   */
+  networks: readonly Network[];
   handshakeTimeoutMs: number;
   transportOptions?: Partial<V2TransportOptions>;
 }
@@ -128,6 +132,9 @@ const MAX_JUDGED = 24 + 4096;
 
 type Side = 'local' | 'remote';
 
+/** Passthrough has no network of its own (the client's v2 handshake is end to end). */
+const NO_NETWORK: Network = { name: 'none', magic: Buffer.alloc(4), port: 0 };
+
 /** Up to this payload size a v1 message is written as one buffer (header copied in front). */
 const COALESCE_MAX = 16 * 1024;
 
@@ -161,9 +168,13 @@ export class Bridge {
   private readonly listeners = new Map<Socket, [string, (...args: any[]) => void][]>();
   /** Aborts a redial or a node connection still in progress when the Bridge ends. */
   private readonly ended = new AbortController();
+  /** The network the session is on (magic for v1 framing and the key derivation). */
+  private network: Network;
 
   constructor(options: BridgeOptions) {
     this.o = options;
+    // A responder learns its peer's network from the handshake (settleNetwork); until then, the first.
+    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0]! : NO_NETWORK;
     this.record = options.record;
     this.log = options.log;
     this.remote = options.remote;
@@ -174,8 +185,13 @@ export class Bridge {
       this.local = options.role === 'initiator' ? options.local : undefined;
       this.state = {
         kind: 'handshake',
-        transport: new V2Transport({ role: options.role, magic: options.network.magic, ...options.transportOptions }),
-        parser: new V1Parser(options.network.magic),
+        transport: new V2Transport({
+          role: options.role,
+          magic: this.network.magic,
+          ...(options.role === 'responder' ? { networks: options.networks.map((n) => n.magic) } : {}),
+          ...options.transportOptions,
+        }),
+        parser: new V1Parser(this.network.magic),
         held: new ByteQueue(),
       };
     }
@@ -455,7 +471,7 @@ export class Bridge {
           }
           this.record.msgsFromPeer++;
           this.learn(decoded.command, decoded.payload);
-          const magic = (this.o as InitiatorOptions | ResponderOptions).network.magic;
+          const magic = this.network.magic;
           // A small message goes out as one buffer (one write, no writev); a large one is not copied.
           if (decoded.payload.length <= COALESCE_MAX) toLocal.push(serializeV1(magic, decoded.command, decoded.payload));
           else toLocal.push(v1Header(magic, decoded.command, decoded.payload), decoded.payload);
@@ -465,6 +481,7 @@ export class Bridge {
           // Inbound only: the peer speaks v1. Relay it untouched, from its first byte; anything
           // the node already sent goes the other way.
           const held = this.state.kind === 'handshake' ? this.state.held.drain() : [];
+          if (this.state.kind === 'handshake') this.settleNetwork(this.state.transport);
           this.write('local', toLocal.splice(0));
           this.startRelay('inbound-v1', this.newWatch(false));
           this.onRemoteData(ev.data);
@@ -479,7 +496,9 @@ export class Bridge {
   private onReady(sessionId: Buffer): void {
     const s = this.state;
     if (s.kind !== 'handshake') throw new ProxyError('ERR_INTERNAL', `v2 session ready in state ${s.kind}`);
-    this.state = { kind: 'session', transport: s.transport, parser: s.parser };
+    this.settleNetwork(s.transport);
+    // The node's bytes (inbound) come only from now on: parse them for the peer's network.
+    this.state = { kind: 'session', transport: s.transport, parser: this.o.role === 'responder' ? new V1Parser(this.network.magic) : s.parser };
     clearTimeout(this.handshakeTimer);
     const r = this.record;
     r.sessionId = sessionId.toString('hex');
@@ -488,12 +507,21 @@ export class Bridge {
     this.established(this.o.role === 'initiator' ? 'v2' : 'inbound-v2', handshakeMs);
   }
 
+  /** A responder with several candidate networks: the handshake (or the v1 VERSION) said which. */
+  private settleNetwork(transport: V2Transport): void {
+    if (this.o.role !== 'responder') return;
+    const magic = transport.magic;
+    const n = magic === undefined ? undefined : this.o.networks.find((c) => c.magic.equals(magic));
+    if (n !== undefined) this.network = n;
+  }
+
   /** The transport is settled: log it, tell the observers and, inbound, connect to the node. */
   private established(kind: TransportKind, handshakeMs: number | undefined): void {
     const r = this.record;
     r.transport = kind;
     r.establishedAt = Date.now();
-    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
+    const network = this.o.role === 'passthrough' ? undefined : this.network.name;
+    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), network, transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
     this.o.observer.established(r, handshakeMs);
     this.o.onEstablished?.();
     if (this.local === undefined) this.connectLocal();
@@ -598,7 +626,7 @@ export class Bridge {
   /** A watch on the remote's v1 stream, when there is a table to learn into or a VERSION to judge. */
   private newWatch(judge: boolean): RemoteWatch | undefined {
     if (this.o.v2Peers === undefined && !judge) return undefined;
-    const magic = (this.o as InitiatorOptions | ResponderOptions).network.magic;
+    const magic = this.network.magic;
     const parser = new V1Parser(magic, { verifyChecksum: false, keep: (command) => WATCHED.has(command) });
     return judge ? { parser, judging: new ByteQueue() } : { parser };
   }

@@ -1341,13 +1341,16 @@ const responder: FuzzTarget = {
       return judge(env, proxy, { target: this.name, index, how: `random len=${n} ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ending === 'reset' ? undefined : expect, reset: ending === 'reset' }, []);
     }
     if (kind === 'wrong-magic') {
-      const other = rng.pick(NETWORKS.filter((n) => !n.magic.equals(env.magic)));
-      const full = serializeV1(other.magic, 'version', versionPayload());
+      // The --inbound listener has no --network, so it accepts every known network (the peer's is
+      // found from its handshake): a network it does not accept is one with an unknown magic.
+      let magic = rng.bytes(4);
+      while (NETWORKS.some((n) => n.magic.equals(magic))) magic = rng.bytes(4);
+      const full = serializeV1(magic, 'version', versionPayload());
       const bytes = full.subarray(0, rng.range(16, full.length));
       const since = proxy.logs.length;
       const ending = rng.pick(['end', 'wait'] as const);
       const r = await probe(env.inboundPort, splitRandomly(bytes, rng), ending, WAIT_MS);
-      return judge(env, proxy, { target: this.name, index, how: `v1 VERSION of ${other.name}, ${bytes.length} bytes, ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ['ERR_V1_WRONG_NETWORK'] }, []);
+      return judge(env, proxy, { target: this.name, index, how: `v1 VERSION of unaccepted network ${magic.toString('hex')}, ${bytes.length} bytes, ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ['ERR_V1_WRONG_NETWORK'] }, []);
     }
     const since = proxy.logs.length;
     const socket = await connectTo(env.inboundPort);
