@@ -16,13 +16,6 @@ import {
 } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { isProxyError } from '../src/errors.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../src/limits.js';
 
 const NO_ENV = {};
 
@@ -60,6 +53,7 @@ describe('config', () => {
   }
 
   describe('defaults', () => {
+    // The documented values as literals (test/defaults.test.ts also checks the man page, --help and the sample config).
     it('with no arguments runs on 127.0.0.1:1324 with the documented defaults', () => {
       const parsed = loadConfig([], NO_ENV);
       assert.equal(parsed.command, 'run');
@@ -69,12 +63,12 @@ describe('config', () => {
         v2Only: false,
         allowRemote: false,
         logLevel: 'info',
-        maxConnections: DEFAULT_MAX_CONNECTIONS,
+        maxConnections: 1024,
         timeouts: {
-          socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
-          connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
-          handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-          idleMs: DEFAULT_IDLE_TIMEOUT_MS,
+          socksMs: 10_000,
+          connectMs: 15_000,
+          handshakeMs: 10_000,
+          idleMs: 1_200_000,
         },
         inbound: [],
       });
@@ -262,8 +256,12 @@ describe('config', () => {
 
   describe('flags', () => {
     it('--v2-only and --allow-remote default off and switch on', () => {
+      assert.equal(config([]).v2Only, false);
+      assert.equal(config([]).allowRemote, false);
       assert.equal(config(['--v2-only']).v2Only, true);
       assert.equal(config(['--allow-remote']).allowRemote, true);
+      assert.equal(config(['--v2-only', '--no-v2-only']).v2Only, false);
+      assert.equal(config(['--allow-remote', '--no-allow-remote']).allowRemote, false);
     });
   });
 
