@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
 import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const main = networkByName('main')!;
 const regtest = networkByName('regtest')!;
@@ -81,7 +82,7 @@ describe('outbound: v1 client through the proxy to a v2 node', function () {
       v6.once('error', () => resolve(false));
       v6.listen(0, '::1', () => resolve(true));
     });
-    if (!ok) this.skip(); // no IPv6 loopback on this machine
+    if (!ok) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
     const port = (v6.address() as net.AddressInfo).port;
     const accepted = new Promise<net.Socket>((resolve) => v6.once('connection', resolve));
     const socket = net.connect(proxy.port, '127.0.0.1');
