@@ -1,0 +1,11 @@
+/**
+ * Preloaded into a spawned daemon (node --import) by test/cli-signals.test.ts: every net.Server's
+ * close() becomes a no-op that never calls back, so the listener stays open and the graceful
+ * shutdown started by a first SIGTERM/SIGINT can never finish (as with a connection that will not
+ * close). Only the rule "a second signal exits at once" can then end the process.
+ */
+import net from 'node:net';
+
+net.Server.prototype.close = function close(this: net.Server): net.Server {
+  return this;
+};
