@@ -31,7 +31,7 @@ class Daemon {
     const env = { ...process.env };
     delete env.BIP324_PROXY_CONFIG;
     const node = preload === undefined ? [] : ['--import', preload];
-    this.child = spawn(process.execPath, [...node, CLI, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    this.child = spawn(process.execPath, [...node, CLI, ...args], { env, stdio: ['pipe', 'ignore', 'pipe'] });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
   }
