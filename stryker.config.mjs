@@ -38,15 +38,23 @@ export default {
       'dist/test/hardening/**/*.test.js',
       'dist/test/**/*.test.js',
     ],
-    // Stress tests: tens of seconds each, and the rules they check are covered by smaller tests.
-    ignore: ['dist/test/hardening/fuzz.test.js', 'dist/test/hardening/load.test.js', 'dist/test/hardening/backpressure.test.js'],
+    ignore: [
+      // Stress tests: tens of seconds each, and the rules they check are covered by smaller tests.
+      'dist/test/hardening/fuzz.test.js',
+      'dist/test/hardening/load.test.js',
+      'dist/test/hardening/backpressure.test.js',
+      // They test the spawned executable, which runs unmutated code.
+      'dist/test/cli.test.js',
+      'dist/test/cli-signals.test.js',
+    ],
   },
   buildCommand: 'tsc -p tsconfig.json',
   coverageAnalysis: 'perTest',
   checkers: ['typescript'],
   tsconfigFile: 'tsconfig.json',
   concurrency: 2,
-  timeoutMS: 10000,
+  // A mutant that hangs a session is cut 5 s past its tests' normal time (the tests' own timeouts are longer).
+  timeoutMS: 5000,
   ignorePatterns: ['dist', 'reports', 'bench/results'],
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: 'reports/mutation/index.html' },
