@@ -48,6 +48,8 @@ export default {
       'dist/test/cli-signals.test.js',
     ],
   },
+  // .mocharc.json's node-option: Stryker runs mocha inside its own worker, which needs it as well.
+  testRunnerNodeArgs: ['--expose-gc'],
   buildCommand: 'tsc -p tsconfig.json',
   coverageAnalysis: 'perTest',
   checkers: ['typescript'],

@@ -17,22 +17,25 @@ import { readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { parseArgs } from 'node:util';
 
-import { decode as decodeIni } from 'ini';
-
+import { ConfigSyntaxError, parseConfigText } from './config-file.js';
 import { ProxyError, isProxyError } from './errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_INBOUND_HANDSHAKE_RATE,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_INBOUND,
+  DEFAULT_MAX_INBOUND_HANDSHAKES,
+  DEFAULT_MAX_INBOUND_PER_IP,
   DEFAULT_SOCKS_TIMEOUT_MS,
 } from './limits.js';
 import { LOG_LEVELS, isLogLevel } from './log.js';
 import type { LogLevel } from './log.js';
 import { NETWORKS, customNetwork, networkByName } from './networks.js';
 import type { Network } from './networks.js';
-import { formatHostPort } from './socks5/address.js';
-import { parseProxyUrl } from './upstream/dialer.js';
+import { formatHostPort, makeDestination } from './socks5/address.js';
+import { parseProxyUrl, redactProxySecret } from './upstream/dialer.js';
 import type { ProxyEndpoint } from './upstream/dialer.js';
 
 export interface HostPort {
@@ -57,7 +60,9 @@ export interface Config {
   allowRemote: boolean;
   logLevel: LogLevel;
   logFile?: string;
+  /** Local clients (SOCKS5, legacy); inbound peers have their own limits. */
   maxConnections: number;
+  inboundLimits: { max: number; perIp: number; handshakes: number; handshakeRate: number };
   timeouts: { socksMs: number; connectMs: number; handshakeMs: number; idleMs: number };
   /** --inbound LISTEN=TARGET (repeatable) */
   inbound: InboundRule[];
@@ -138,7 +143,27 @@ export const OPTIONS = {
   'max-connections': {
     type: 'string',
     arg: 'N',
-    help: `refuse clients beyond this many concurrent connections (default ${DEFAULT_MAX_CONNECTIONS})`,
+    help: `refuse local clients (SOCKS5, legacy) beyond this many concurrent connections; inbound peers have their own limits (default ${DEFAULT_MAX_CONNECTIONS})`,
+  },
+  'max-inbound': {
+    type: 'string',
+    arg: 'N',
+    help: `inbound mode: refuse peers beyond this many concurrent connections, so they never take the local clients' slots (default ${DEFAULT_MAX_INBOUND})`,
+  },
+  'max-inbound-per-ip': {
+    type: 'string',
+    arg: 'N',
+    help: `inbound mode: at most this many peers from one IPv4 address or IPv6 /64; 0 for no cap, e.g. behind a Tor onion service, where every peer comes from 127.0.0.1 (default ${DEFAULT_MAX_INBOUND_PER_IP})`,
+  },
+  'max-inbound-handshakes': {
+    type: 'string',
+    arg: 'N',
+    help: `inbound mode: BIP324 handshakes in progress at once (each costs milliseconds of CPU); further peers are refused until one finishes (default ${DEFAULT_MAX_INBOUND_HANDSHAKES})`,
+  },
+  'inbound-handshake-rate': {
+    type: 'string',
+    arg: 'N',
+    help: `inbound mode: new handshakes per second on average, in bursts of up to twice that; peers above it are refused (default ${DEFAULT_INBOUND_HANDSHAKE_RATE})`,
   },
   'socks-timeout': {
     type: 'string',
@@ -247,6 +272,12 @@ export function defaultConfig(): Config {
     allowRemote: false,
     logLevel: 'info',
     maxConnections: DEFAULT_MAX_CONNECTIONS,
+    inboundLimits: {
+      max: DEFAULT_MAX_INBOUND,
+      perIp: DEFAULT_MAX_INBOUND_PER_IP,
+      handshakes: DEFAULT_MAX_INBOUND_HANDSHAKES,
+      handshakeRate: DEFAULT_INBOUND_HANDSHAKE_RATE,
+    },
     timeouts: {
       socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
       connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
@@ -406,39 +437,42 @@ function readConfigFile(file: string, optionLabel: string): RawSource {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw configError(`${optionLabel}: cannot read ${file} (${reason})`);
   }
-  // bracketedArray:false turns a repeated key into an array, so `listen=` twice works like
-  // --listen twice; `listen[]=` stays a separate key and is merged below.
-  const decoded = decodeIni(text, { bracketedArray: false }) as Record<string, unknown>;
+  let lines;
+  try {
+    lines = parseConfigText(text);
+  } catch (err) {
+    if (err instanceof ConfigSyntaxError) throw configError(`config file ${file}, line ${err.line}: ${err.message}`);
+    throw err;
+  }
+  // Repeated keys are collected in file order, so `listen=` twice works like --listen twice.
+  const collected = new Map<string, { items: (string | true)[]; line: number }>();
+  for (const { key, value, line } of lines) {
+    const entry = collected.get(key) ?? { items: [], line };
+    entry.items.push(value);
+    collected.set(key, entry);
+  }
   const values = new Map<OptionName, RawValue>();
   const where = `config file ${file}`;
-  for (const rawKey of Object.keys(decoded)) {
-    const raw = decoded[rawKey];
-    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
-      throw configError(`${where}: sections like [${rawKey}] are not supported`);
-    }
-    const key = rawKey.endsWith('[]') ? rawKey.slice(0, -2) : rawKey;
+  for (const [key, { items, line }] of collected) {
     if (!isOptionName(key) || (OPTIONS[key] as OptionSpec).cliOnly === true) {
       const hint = isOptionName(key) ? `${key} is only a command-line option` : `unknown key '${key}'`;
-      throw configError(`${where}: ${hint} (keys are the long option names without dashes, e.g. listen=127.0.0.1:1324)`);
+      throw configError(`${where}, line ${line}: ${hint} (keys are the long option names without dashes, e.g. listen=127.0.0.1:1324)`);
     }
     const label = `${key} (in ${file})`;
     const spec: OptionSpec = OPTIONS[key];
-    const items = (Array.isArray(raw) ? raw : [raw]) as unknown[];
     if (spec.type === 'boolean') {
       if (items.length > 1) throw configError(`${label} is given more than once`);
       values.set(key, parseFileBoolean(label, items[0]));
       continue;
     }
     const strings = items.map((item) => {
-      // ini turns a bare "key" line into true; a string option needs "key=value".
+      // A bare "key" line is an on/off switch; a string option needs "key=value".
       if (typeof item !== 'string' || item === '') throw configError(`${label} needs a value (${key}=${spec.arg ?? 'VALUE'})`);
       return item;
     });
-    if (spec.multiple === true) {
-      const previous = values.get(key);
-      values.set(key, [...(Array.isArray(previous) ? previous : []), ...strings]);
-    } else {
-      if (strings.length > 1 || values.has(key)) throw configError(`${label} is given more than once`);
+    if (spec.multiple === true) values.set(key, strings);
+    else {
+      if (strings.length > 1) throw configError(`${label} is given more than once`);
       values.set(key, strings[0] as string);
     }
   }
@@ -449,8 +483,8 @@ function parseFileBoolean(label: string, value: unknown): boolean {
   if (value === true || value === false) return value;
   if (typeof value === 'string') {
     const v = value.toLowerCase();
-    if (v === '1' || v === 'yes' || v === 'on') return true;
-    if (v === '0' || v === 'no' || v === 'off') return false;
+    if (v === '1' || v === 'true' || v === 'yes' || v === 'on') return true;
+    if (v === '0' || v === 'false' || v === 'no' || v === 'off') return false;
   }
   throw configError(`${label} must be 1 or 0 (true/false, yes/no, on/off), not '${String(value)}'`);
 }
@@ -498,6 +532,15 @@ function withLabel<T>(label: string, fn: () => T): T {
   }
 }
 
+function parseCount(opt: { value: string; label: string } | undefined, defaultValue: number, min: number): number {
+  if (opt === undefined) return defaultValue;
+  const n = Number(opt.value);
+  if (!/^[0-9]+$/.test(opt.value) || !Number.isSafeInteger(n) || n < min) {
+    throw configError(`${opt.label}: '${opt.value}' is not a whole number of at least ${min}`);
+  }
+  return n;
+}
+
 function parseSeconds(opt: { value: string; label: string } | undefined, defaultMs: number, belowSeconds?: number): number {
   if (opt === undefined) return defaultMs;
   const { value, label } = opt;
@@ -513,28 +556,6 @@ function parseSeconds(opt: { value: string; label: string } | undefined, default
   return Math.max(1, Math.round(seconds * 1000));
 }
 
-/**
- * Replaces a proxy URL's password, and any echo of it inside a message, with "***": the message ends
- * up on a terminal or in a log, and Tor isolation passwords or real credentials must not.
- */
-function redactProxy(message: string, url: string): string {
-  const userinfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)@/.exec(url)?.[1];
-  let out = message;
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(':');
-    const secrets = colon < 0 ? [] : [userinfo.slice(colon + 1)];
-    for (const s of [...secrets]) {
-      try {
-        secrets.push(decodeURIComponent(s));
-      } catch {
-        // not percent-encoded: the raw form is enough
-      }
-    }
-    for (const secret of secrets) if (secret !== '') out = out.split(secret).join('***');
-  }
-  return out;
-}
-
 function parseProxyOption(opt: { value: string; label: string } | undefined): ProxyEndpoint | undefined {
   if (opt === undefined) return undefined;
   try {
@@ -542,7 +563,7 @@ function parseProxyOption(opt: { value: string; label: string } | undefined): Pr
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     // No `cause`: the original error may quote the URL with its password.
-    throw configError(`${opt.label}: ${redactProxy(reason, opt.value)}`);
+    throw configError(`${opt.label}: ${redactProxySecret(reason, opt.value)}`);
   }
 }
 
@@ -584,6 +605,15 @@ function interpret(merged: Merged, command: Command): Config {
         if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET, e.g. 0.0.0.0:8333=127.0.0.1:8334`);
         const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
         if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
+        // The same rules as when a peer connects and the target is dialed: a target that would fail
+        // there must fail here, at start-up, not on the first peer.
+        let kind;
+        try {
+          kind = makeDestination(rule.target.host, rule.target.port).kind;
+        } catch (err) {
+          throw configError(`'${text}': the target cannot be dialed: ${(err as Error).message}`);
+        }
+        if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
         return rule;
       }),
     );
@@ -605,14 +635,13 @@ function interpret(merged: Merged, command: Command): Config {
   const logFile = merged.string('log-file');
   if (logFile !== undefined) config.logFile = logFile.value;
 
-  const maxConn = merged.string('max-connections');
-  if (maxConn !== undefined) {
-    const n = Number(maxConn.value);
-    if (!/^[0-9]+$/.test(maxConn.value) || !Number.isSafeInteger(n) || n < 1) {
-      throw configError(`${maxConn.label}: '${maxConn.value}' is not a whole number of at least 1`);
-    }
-    config.maxConnections = n;
-  }
+  config.maxConnections = parseCount(merged.string('max-connections'), DEFAULT_MAX_CONNECTIONS, 1);
+  config.inboundLimits = {
+    max: parseCount(merged.string('max-inbound'), DEFAULT_MAX_INBOUND, 1),
+    perIp: parseCount(merged.string('max-inbound-per-ip'), DEFAULT_MAX_INBOUND_PER_IP, 0),
+    handshakes: parseCount(merged.string('max-inbound-handshakes'), DEFAULT_MAX_INBOUND_HANDSHAKES, 1),
+    handshakeRate: parseCount(merged.string('inbound-handshake-rate'), DEFAULT_INBOUND_HANDSHAKE_RATE, 1),
+  };
 
   config.timeouts = {
     socksMs: parseSeconds(merged.string('socks-timeout'), DEFAULT_SOCKS_TIMEOUT_MS),

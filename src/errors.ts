@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   ERR_UNKNOWN_PROTOCOL: 'first byte is neither SOCKS5, SOCKS4 nor a known network magic',
   ERR_LEGACY_BAD_ADDR: 'legacy VERSION whose addr_recv is zero or not usable as a destination',
   ERR_CLIENT_CLOSED: 'the client closed or reset the connection before its session started',
+  ERR_CLIENT_TIMEOUT: 'the client sent nothing within --socks-timeout after the SOCKS5 reply, or no complete VERSION in legacy mode',
 
   // Dialing the remote peer (src/upstream/*)
   ERR_DIAL_REFUSED: 'the remote peer refused the connection',
@@ -55,11 +56,19 @@ export const ERROR_CODES = {
   // Session engine (src/engine/*)
   ERR_V2_ONLY: 'the remote peer speaks only v1 and --v2-only forbids falling back',
   ERR_PEER_RESET: 'the peer reset the connection, or its socket failed, in the middle of a session',
+  ERR_CLIENT_RESET: 'the local client reset the connection, or its socket failed, in the middle of a session',
+  ERR_NODE_RESET: 'inbound mode: the node behind the proxy reset the connection, or its socket failed',
   ERR_IDLE_TIMEOUT: 'no bytes in either direction for the idle timeout',
-  ERR_MAX_CONNECTIONS: 'refused: --max-connections reached',
+  ERR_MAX_CONNECTIONS: 'refused: --max-connections local clients reached',
+  ERR_MAX_INBOUND: 'inbound peer refused: --max-inbound reached',
+  ERR_INBOUND_PER_IP: 'inbound peer refused: its address (IPv4, or IPv6 /64) already has --max-inbound-per-ip connections',
+  ERR_HANDSHAKE_BUSY: 'inbound peer refused: --max-inbound-handshakes in progress, or new ones above --inbound-handshake-rate',
 
   // Configuration (src/config.ts)
   ERR_CONFIG: 'invalid command-line option or configuration file value',
+
+  // Bugs
+  ERR_INTERNAL: 'an internal error (a bug in the proxy): the connection is closed, the daemon keeps running',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -35,5 +35,13 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /** setting: idle connection timeout; Core TIMEOUT_INTERVAL (net.h) is 20 minutes. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 20 * 60_000;
-/** setting: concurrent client connections before new ones are refused. */
+/** setting: concurrent local client connections (SOCKS5, legacy) before new ones are refused. */
 export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** setting: concurrent inbound peers; Bitcoin Core's default -maxconnections, so the node behind us is the limit, not us. */
+export const DEFAULT_MAX_INBOUND = 125;
+/** setting: inbound peers from one IPv4 address or IPv6 /64 (Core connects to an address once; a few nodes may share a NAT). */
+export const DEFAULT_MAX_INBOUND_PER_IP = 4;
+/** setting: inbound v2 handshakes in progress at once (each costs an ElligatorSwift key and an ECDH). */
+export const DEFAULT_MAX_INBOUND_HANDSHAKES = 32;
+/** setting: new inbound handshakes per second on average (a node sees a few new inbound peers a minute). */
+export const DEFAULT_INBOUND_HANDSHAKE_RATE = 20;

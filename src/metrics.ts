@@ -12,7 +12,7 @@
  * from "live" to "closed" exactly once, in closed(), so nothing is counted twice.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIPv4, isIPv6 } from 'node:net';
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -50,6 +50,7 @@ export class Metrics implements ProxyObserver {
   private readonly handshakeSeconds: Histogram<never>;
   private readonly fallbackTotal: Counter<'allowed'>;
   private readonly refusedTotal: Counter<'code'>;
+  private readonly droppedTotal: Counter<'code'>;
 
   constructor(options: { collectDefault?: boolean } = {}) {
     const registers = [this.registry];
@@ -136,6 +137,13 @@ export class Metrics implements ProxyObserver {
       registers,
     });
 
+    this.droppedTotal = new Counter({
+      name: `${METRICS_PREFIX}messages_dropped_total`,
+      help: 'Messages dropped instead of relayed (bad checksum, undefined short id, too large for v1), by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+
     if (options.collectDefault ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -152,6 +160,10 @@ export class Metrics implements ProxyObserver {
 
   fallback(_record: ConnectionRecord, allowed: boolean): void {
     this.fallbackTotal.inc({ allowed: allowed ? 'true' : 'false' });
+  }
+
+  dropped(_record: ConnectionRecord, code: ErrorCode): void {
+    this.droppedTotal.inc({ code });
   }
 
   closed(record: ConnectionRecord, _reason: string, code: ErrorCode | undefined): void {
@@ -230,6 +242,13 @@ export function startMetricsServer(
   log: Logger,
 ): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
+    if (!hostAllowed(req.headers.host, address.host)) {
+      // DNS rebinding: a web page on evil.example whose name is made to resolve to 127.0.0.1 reaches
+      // this port from the victim's browser with "Host: evil.example". Peer addresses, .onion
+      // destinations and session ids must not be readable that way.
+      send(res, 403, 'text/plain; charset=utf-8', 'forbidden: unexpected Host header; use the address the proxy serves metrics on\n');
+      return;
+    }
     respond(req, res, metrics, connections).catch((err: unknown) => {
       log.warn('metrics request failed', { path: req.url, reason: err instanceof Error ? err.message : String(err) });
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -256,6 +275,28 @@ export function startMetricsServer(
       });
     });
   });
+}
+
+/**
+ * Whether a request's Host header names this endpoint in a way DNS rebinding cannot forge: an IP
+ * literal, "localhost", or the host the metrics address was configured with. A request without a
+ * Host header (HTTP/1.0) comes from a program, not a browser, and is answered.
+ */
+export function hostAllowed(header: string | undefined, configuredHost: string): boolean {
+  if (header === undefined) return true;
+  let host = header.trim().toLowerCase();
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    return end > 0 && isIPv6(host.slice(1, end)) && /^(:[0-9]*)?$/.test(host.slice(end + 1));
+  }
+  const colon = host.lastIndexOf(':');
+  if (colon >= 0) {
+    if (!/^[0-9]*$/.test(host.slice(colon + 1))) return false;
+    host = host.slice(0, colon);
+  }
+  const bare = (h: string): string => (h.endsWith('.') ? h.slice(0, -1) : h);
+  host = bare(host);
+  return isIPv4(host) || host === 'localhost' || host === bare(configuredHost.toLowerCase());
 }
 
 async function respond(

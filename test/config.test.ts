@@ -64,6 +64,8 @@ describe('config', () => {
         allowRemote: false,
         logLevel: 'info',
         maxConnections: 1024,
+        // Literals, as documented: the man page, --help and the sample config say the same.
+        inboundLimits: { max: 125, perIp: 4, handshakes: 32, handshakeRate: 20 },
         timeouts: {
           socksMs: 10_000,
           connectMs: 15_000,

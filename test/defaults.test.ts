@@ -31,6 +31,10 @@ interface Documented {
 const DEFAULTS: Documented[] = [
   { option: 'listen', man: '127.0.0.1:1324', help: '127.0.0.1:1324', sample: '127.0.0.1:1324', code: (c) => c.listen, value: [{ host: '127.0.0.1', port: 1324 }] },
   { option: 'max-connections', man: '1024', help: '1024', sample: '1024', code: (c) => c.maxConnections, value: 1024 },
+  { option: 'max-inbound', man: '125', help: '125', sample: '125', code: (c) => c.inboundLimits.max, value: 125 },
+  { option: 'max-inbound-per-ip', man: '4', help: '4', sample: '4', code: (c) => c.inboundLimits.perIp, value: 4 },
+  { option: 'max-inbound-handshakes', man: '32', help: '32', sample: '32', code: (c) => c.inboundLimits.handshakes, value: 32 },
+  { option: 'inbound-handshake-rate', man: '20', help: '20', sample: '20', code: (c) => c.inboundLimits.handshakeRate, value: 20 },
   { option: 'socks-timeout', man: '10', help: '10', sample: '10', code: (c) => c.timeouts.socksMs, value: 10_000 },
   { option: 'connect-timeout', man: '15', help: '15', sample: '15', code: (c) => c.timeouts.connectMs, value: 15_000 },
   { option: 'handshake-timeout', man: '10', help: '10', sample: '10', code: (c) => c.timeouts.handshakeMs, value: 10_000 },

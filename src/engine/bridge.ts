@@ -17,13 +17,15 @@
  * - half-close is passed on in each direction.
  */
 import type { Socket } from 'node:net';
+import { ByteQueue } from '../byte-queue.js';
 import { ProxyError, type ErrorCode, isProxyError } from '../errors.js';
+import { MAX_V1_PAYLOAD } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../networks.js';
 import { V1Parser, serializeV1, v1Header } from '../v1/framing.js';
 import { contentsPrefix, decodeContents } from '../v2/messages.js';
 import { V2Transport, type V2Event } from '../v2/transport.js';
-import type { ConnectionRecord, ProxyObserver, TransportKind } from './record.js';
+import { type ConnectionRecord, type ProxyObserver, type TransportKind, endpoints } from './record.js';
 
 export interface BridgeOptions {
   record: ConnectionRecord;
@@ -39,10 +41,12 @@ export interface BridgeOptions {
   network: Network;
   handshakeTimeoutMs: number;
   idleTimeoutMs: number;
-  /** Outbound only: dial the same remote again for a v1 fallback. */
-  redial?: () => Promise<Socket>;
+  /** Outbound only: dial the same remote again, by the same route, for a v1 fallback; aborted if the Bridge ends first. */
+  redial?: (signal: AbortSignal) => Promise<Socket>;
   /** Outbound only: refuse instead of falling back. */
   v2Only?: boolean;
+  /** Called once, when the transport is settled (v2 session up, v1 fallback, v1 peer or passthrough). */
+  onEstablished?: () => void;
   /** Called once, after both sockets are gone. */
   onDone?: () => void;
   /** Relay both directions untouched from the start (a client that speaks v2 itself). */
@@ -58,10 +62,11 @@ type Side = 'plain' | 'peer';
 const COALESCE_MAX = 16 * 1024;
 
 /**
- * Raw client bytes kept for a fallback replay, and messages waiting for the peer's key, are capped:
- * past this the client is not read until the peer answers (a v1 client sends one VERSION and waits).
+ * What the plain side may send before we can encrypt (the peer's key is not in yet) is held raw, up
+ * to this many bytes; past it the plain side is not read until the peer answers. A v1 client sends
+ * one VERSION (about 130 bytes) and waits for the peer's, so this is never reached in normal use.
  */
-const MAX_RETAINED = 1 << 20;
+export const MAX_HELD = 64 * 1024;
 
 export class Bridge {
   private readonly o: BridgeOptions;
@@ -72,12 +77,14 @@ export class Bridge {
   private mode: Mode = 'v2';
   private readonly transport!: V2Transport;
   private readonly parser: V1Parser;
-  /** Messages from the plain side waiting for our send ciphers (the peer's key). */
-  private queue: { command: string; payload: Buffer }[] = [];
-  private queuedBytes = 0;
-  /** Outbound: raw plain bytes received before the peer sent anything, for a v1 fallback replay. */
-  private retained: Buffer[] | null;
-  private retainedBytes = 0;
+  /**
+   * Raw plain-side bytes received while the transport cannot encrypt yet (no peer key). They are
+   * parsed once it can; and since a fallback is only possible while the peer has sent nothing (so
+   * before its key), they are also exactly what a v1 fallback replays.
+   */
+  private readonly held = new ByteQueue();
+  /** Messages dropped instead of relayed, by reason: logged at debug one by one, counted at close. */
+  private readonly drops = new Map<ErrorCode, number>();
   private readonly pauses: Record<Side, Set<string>> = { plain: new Set(), peer: new Set() };
   private readonly draining = new Set<Socket>();
   private plainEnded = false;
@@ -87,6 +94,8 @@ export class Bridge {
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
   private readonly listeners = new Map<Socket, [string, (...args: any[]) => void][]>();
+  /** Cancels a fallback redial still in progress when the Bridge ends. */
+  private readonly ended = new AbortController();
 
   constructor(options: BridgeOptions) {
     this.o = options;
@@ -94,7 +103,6 @@ export class Bridge {
     this.log = options.log;
     this.plain = options.plain;
     this.peer = options.peer;
-    this.retained = options.role === 'initiator' && options.redial !== undefined && !options.v2Only ? [] : null;
     if (!options.passthrough) this.transport = new V2Transport({ role: options.role, magic: options.network.magic, ...options.transportOptions });
     this.parser = new V1Parser(options.network.magic);
   }
@@ -148,6 +156,7 @@ export class Bridge {
     this.mode = 'done';
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
+    this.ended.abort();
     for (const [socket, list] of this.listeners) for (const [ev, fn] of list) socket.off(ev, fn);
     this.listeners.clear();
     // Keep a no-op error listener: a destroyed socket may still report an error, which must not crash the daemon.
@@ -155,23 +164,25 @@ export class Bridge {
       s.on('error', () => {});
       s.destroy();
     }
-    this.queue = [];
-    this.retained = null;
+    this.held.clear();
     const r = this.record;
     const fields = {
       reason,
       code,
+      ...endpoints(r),
       transport: r.transport,
       duration: `${((Date.now() - this.startedAt) / 1000).toFixed(3)}s`,
       bytes_to_peer: r.bytesToPeer,
       bytes_from_peer: r.bytesFromPeer,
       msgs_to_peer: r.msgsToPeer,
       msgs_from_peer: r.msgsFromPeer,
+      dropped: this.drops.size === 0 ? undefined : [...this.drops].map(([c, n]) => `${c}:${n}`).join(','),
     };
+    // The slot is freed first: nothing an observer does may keep a closed connection counted.
+    this.o.onDone?.();
     if (code !== undefined) this.log.warn('closed', fields);
     else this.log.info('closed', fields);
     this.o.observer.closed(r, reason, code);
-    this.o.onDone?.();
   }
 
   // --- socket plumbing -------------------------------------------------------------------------
@@ -203,7 +214,14 @@ export class Bridge {
 
   private fail(err: unknown): void {
     if (isProxyError(err)) this.destroy(err.message, err.code);
-    else this.destroy(`internal error: ${(err as Error)?.stack ?? String(err)}`, 'ERR_V2_BAD_STATE');
+    else this.destroy(`internal error: ${(err as Error)?.stack ?? String(err)}`, 'ERR_INTERNAL');
+  }
+
+  /** A message dropped instead of relayed (Core drops the same ones): counted, logged at debug only. */
+  private drop(code: ErrorCode, reason: string, from: 'client' | 'node' | 'peer'): void {
+    this.drops.set(code, (this.drops.get(code) ?? 0) + 1);
+    this.o.observer.dropped(this.record, code);
+    if (this.log.level === 'debug') this.log.debug(`dropped a message from the ${from}`, { code, reason });
   }
 
   private socketOf(side: Side): Socket {
@@ -258,27 +276,27 @@ export class Bridge {
       this.writePeer([chunk]);
       return;
     }
-    if (this.retained !== null) {
-      this.retained.push(chunk);
-      this.retainedBytes += chunk.length;
-      if (this.retainedBytes > MAX_RETAINED) this.pause('plain', 'retained');
+    if (this.mode === 'redialing' || !this.transport.canSend) {
+      this.held.push(chunk);
+      if (this.held.length > MAX_HELD) this.pause('plain', 'held');
+      return;
     }
-    if (this.mode === 'redialing') return;
+    this.writePeer(this.encryptPlain(chunk));
+  }
+
+  /** Parse v1 bytes from the plain side and encrypt each message; returns the packets to send. */
+  private encryptPlain(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     for (const ev of this.parser.push(chunk)) {
-      if (ev.type === 'dropped') {
-        this.log.warn('dropped a message from the v1 side', { command: ev.command, code: ev.error.code, reason: ev.error.message });
-        continue;
-      }
-      if (this.transport.canSend) out.push(...this.encryptMessage(ev.command, ev.payload));
-      else {
-        this.queue.push({ command: ev.command, payload: ev.payload });
-        this.queuedBytes += ev.payload.length;
-      }
+      if (ev.type === 'dropped') this.drop(ev.error.code, ev.error.message, this.plainName());
+      else out.push(...this.encryptMessage(ev.command, ev.payload));
     }
-    // Until the peer's key is in, what the client sends waits here: stop reading past a bound.
-    if (this.queuedBytes > MAX_RETAINED) this.pause('plain', 'queued');
-    this.writePeer(out);
+    return out;
+  }
+
+  /** What the plain side is, for log lines: the local client (outbound) or the node behind us (inbound). */
+  private plainName(): 'client' | 'node' {
+    return this.o.role === 'initiator' ? 'client' : 'node';
   }
 
   private encryptMessage(command: string, payload: Buffer): Buffer[] {
@@ -296,17 +314,9 @@ export class Bridge {
     if (this.mode !== 'v2') return;
     const toPeer = this.transportEvents(this.transport.receive(chunk));
     if (this.mode !== 'v2') return; // switched to raw relay by a v1 event
-    if (this.retained !== null && this.transport.bytesReceived > 0) {
-      // The peer answered: a fallback can no longer happen, so the replay copy is not needed.
-      this.retained = null;
-      this.retainedBytes = 0;
-      this.resume('plain', 'retained');
-    }
-    if (this.transport.canSend && this.queue.length > 0) {
-      for (const m of this.queue) toPeer.push(...this.encryptMessage(m.command, m.payload));
-      this.queue = [];
-      this.queuedBytes = 0;
-      this.resume('plain', 'queued');
+    if (this.transport.canSend && this.held.length > 0) {
+      for (const c of this.held.drain()) toPeer.push(...this.encryptPlain(c));
+      this.resume('plain', 'held');
     }
     this.writePeer(toPeer);
     if (this.plainEnded && this.transport.canSend && !this.peer.writableEnded) this.peer.end();
@@ -330,10 +340,17 @@ export class Bridge {
             decoded = decodeContents(ev.contents);
           } catch (err) {
             if (isProxyError(err) && !err.fatal) {
-              this.log.warn('dropped a message from the peer', { code: err.code, reason: err.message });
+              this.drop(err.code, err.message, 'peer');
               continue;
             }
             throw err;
+          }
+          if (decoded.payload.length > MAX_V1_PAYLOAD) {
+            // v2 allows 12 bytes more than v1 (a short id saves the 12-byte command): a v1 receiver
+            // such as Bitcoin Core disconnects on a header above the limit, so such a message cannot
+            // be relayed. The v2 peer misbehaved; its other messages still go through.
+            this.drop('ERR_V1_TOO_LARGE', `v2 ${JSON.stringify(decoded.command)} message with ${decoded.payload.length} payload bytes, above the v1 limit of ${MAX_V1_PAYLOAD}`, 'peer');
+            continue;
           }
           this.record.msgsFromPeer++;
           // A small message goes out as one buffer (one write, no writev); a large one is not copied.
@@ -342,10 +359,11 @@ export class Bridge {
           break;
         }
         case 'v1':
-          // Inbound only: the peer speaks v1. Relay it untouched, from its first byte.
+          // Inbound only: the peer speaks v1. Relay it untouched, from its first byte, and anything
+          // the node already sent (held for the handshake) the other way.
           this.write('plain', toPlain.splice(0));
           this.startRaw('inbound-v1', [ev.data]);
-          return [];
+          return this.held.drain();
       }
     }
     this.write('plain', toPlain);
@@ -361,13 +379,13 @@ export class Bridge {
     const handshakeMs = r.establishedAt - this.startedAt;
     this.log.info('established', {
       frontend: r.frontEnd,
-      client: r.client,
-      peer: r.peer,
+      ...endpoints(r),
       transport: r.transport,
       session_id: r.sessionId,
       handshake_ms: handshakeMs,
     });
     this.o.observer.established(r, handshakeMs);
+    this.o.onEstablished?.();
   }
 
   // --- fallback and raw relay ------------------------------------------------------------------
@@ -375,7 +393,7 @@ export class Bridge {
   /** The peer closed, reset or stayed silent. Returns true when that was handled as a v1 peer. */
   private maybeFallback(what: string): boolean {
     if (this.o.role !== 'initiator' || this.mode !== 'v2' || this.transport.bytesReceived > 0) return false;
-    const allowed = !this.o.v2Only && this.o.redial !== undefined && this.retained !== null;
+    const allowed = !this.o.v2Only && this.o.redial !== undefined;
     this.o.observer.fallback(this.record, allowed);
     if (!allowed) {
       this.destroy(`remote ${what} before sending anything: it looks like a v1-only peer, and --v2-only is set`, 'ERR_V2_ONLY');
@@ -389,7 +407,7 @@ export class Bridge {
     old.on('error', () => {});
     old.destroy();
     this.pause('plain', 'redialing');
-    this.o.redial!().then(
+    this.o.redial!(this.ended.signal).then(
       (socket) => {
         if (this.mode !== 'redialing') {
           socket.destroy();
@@ -397,17 +415,18 @@ export class Bridge {
         }
         this.peer = socket;
         this.attach(socket, 'peer');
-        const replay = this.retained ?? [];
+        // Everything the client sent so far, exactly as it sent it (nothing was parsed: the peer never answered).
+        const replay = this.held.drain();
         this.startRaw('v1-fallback', []);
         this.writePeer(replay);
         this.resume('plain', 'redialing');
-        this.resume('plain', 'retained');
+        this.resume('plain', 'held');
         socket.resume();
         if (this.plainEnded) socket.end();
       },
       (err: unknown) => {
         if (this.mode !== 'redialing') return;
-        const e = isProxyError(err) ? err : new ProxyError('ERR_DIAL_FAILED', String(err));
+        const e = isProxyError(err) ? err : new ProxyError('ERR_INTERNAL', `v1 fallback reconnect: ${String(err)}`);
         this.destroy(`v1 fallback reconnect failed: ${e.message}`, e.code);
       },
     );
@@ -418,16 +437,12 @@ export class Bridge {
   private startRaw(kind: TransportKind, toPlain: Buffer[]): void {
     this.mode = 'raw';
     clearTimeout(this.handshakeTimer);
-    this.queue = [];
-    this.queuedBytes = 0;
-    this.retained = null;
-    this.retainedBytes = 0;
-    this.pauses.plain.delete('queued');
     const r = this.record;
     r.transport = kind;
     r.establishedAt = Date.now();
-    this.log.info('established', { frontend: r.frontEnd, client: r.client, peer: r.peer, transport: kind });
+    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), transport: kind });
     this.o.observer.established(r, undefined);
+    this.o.onEstablished?.();
     this.write('plain', toPlain);
   }
 
@@ -451,14 +466,15 @@ export class Bridge {
       return;
     }
     this.plainEnded = true;
-    // Messages still queued for the handshake go out first; onPeerData ends the peer after them.
-    if (this.mode === 'raw' || (this.mode === 'v2' && (this.transport.canSend || this.queue.length === 0))) this.peer.end();
+    // Bytes still held for the handshake go out first; onPeerData ends the peer after them.
+    if (this.mode === 'raw' || (this.mode === 'v2' && (this.transport.canSend || this.held.length === 0))) this.peer.end();
   }
 
   private onSocketError(side: Side, err: NodeJS.ErrnoException): void {
     if (this.mode === 'done') return;
     if (side === 'peer' && this.maybeFallback(`reset the connection (${err.code ?? err.message})`)) return;
-    this.destroy(`${side === 'plain' ? (this.o.role === 'initiator' ? 'client' : 'node') : 'peer'} socket error: ${err.code ?? err.message}`, side === 'peer' ? 'ERR_PEER_RESET' : undefined);
+    const code: ErrorCode = side === 'peer' ? 'ERR_PEER_RESET' : this.o.role === 'initiator' ? 'ERR_CLIENT_RESET' : 'ERR_NODE_RESET';
+    this.destroy(`${side === 'peer' ? 'peer' : this.plainName()} socket error: ${err.code ?? err.message}`, code);
   }
 
   private onClose(socket: Socket, side: Side): void {

@@ -5,13 +5,18 @@
  *   SOCKS4, a legacy v1 client, or something to close). A custom signet magic may begin with 0x04
  *   or 0x05, so a configured magic is compared first (socks5-and-clients.md, section 0.8).
  * - classifyClientStream: after the SOCKS5 reply, whether the client speaks v1 (its first 16 bytes
- *   are magic || "version" || 5 NULs) or already speaks v2 itself. Like Bitcoin Core's responder
- *   (net.cpp ProcessReceivedMaybeV1Bytes), the decision is made at the first byte that cannot be
- *   the start of a v1 VERSION, so a v2 client is never kept waiting.
+ *   are magic || "version" || 5 NULs, for any magic) or already speaks v2 itself. The decision is
+ *   made at the first byte of 4..15 that differs from "version" || 5 NULs; a v2 client sends its
+ *   64-byte key at once, so it is never kept waiting. Bytes 0..3 alone decide nothing: a custom
+ *   signet's VERSION has a magic we do not know, and taking it for v2 would relay it in plaintext.
+ * - checkLegacyHeader: the legacy front end's first message must be a small VERSION, which its
+ *   24-byte header tells before a byte of payload is buffered.
  * - versionDestination: the destination of a legacy client, from addr_recv of its VERSION.
  */
 import { ProxyError } from '../errors.js';
-import { NETWORKS, type Network, v1VersionPrefix } from '../networks.js';
+import { V1_HEADER_LEN, V1_PREFIX_LEN } from '../limits.js';
+import { commandName, isValidCommand } from '../v1/framing.js';
+import { NETWORKS, type Network, VERSION_COMMAND_FIELD, customNetwork } from '../networks.js';
 import { type Destination, makeDestination } from '../socks5/address.js';
 
 export type FrontEnd = 'socks5' | 'socks4' | 'legacy' | 'unknown' | 'more';
@@ -38,27 +43,52 @@ export function classifyFirstBytes(bytes: Buffer, network?: Network): FrontEnd {
   return 'unknown';
 }
 
-export type ClientStream = { kind: 'v1'; network: Network } | { kind: 'v2' } | { kind: 'more' };
+export type ClientStream =
+  /** `unknownMagic`: the VERSION's magic is none of the known networks' (a custom signet, or a typo). */
+  | { kind: 'v1'; network: Network; unknownMagic?: boolean }
+  | { kind: 'v2' }
+  | { kind: 'more' };
+
+const COMMAND_AT = 4;
 
 /**
- * v1 or v2, from the client's first bytes after the SOCKS5 reply. A v1 VERSION of a network other
- * than the configured one throws ERR_V1_WRONG_NETWORK.
+ * v1 or v2, from the client's first bytes after the SOCKS5 reply. A v1 VERSION for another network
+ * than the configured one throws ERR_V1_WRONG_NETWORK; without a configured network, one whose
+ * magic is unknown is v1 of a custom network with that magic.
  */
 export function classifyClientStream(bytes: Buffer, network?: Network): ClientStream {
-  let undecided = false;
-  for (const candidate of candidateNetworks(network)) {
-    const prefix = v1VersionPrefix(candidate.magic);
-    if (!isPrefixOf(bytes, prefix)) continue;
-    if (bytes.length < prefix.length) {
-      undecided = true;
-      continue;
-    }
-    if (network !== undefined && candidate !== network) {
-      throw new ProxyError('ERR_V1_WRONG_NETWORK', `client sent a ${candidate.name} VERSION but the proxy serves ${network.name}`);
-    }
-    return { kind: 'v1', network: candidate };
+  const n = Math.min(bytes.length, V1_PREFIX_LEN);
+  if (n <= COMMAND_AT) return { kind: 'more' };
+  if (!bytes.subarray(COMMAND_AT, n).equals(VERSION_COMMAND_FIELD.subarray(0, n - COMMAND_AT))) return { kind: 'v2' };
+  if (n < V1_PREFIX_LEN) return { kind: 'more' };
+  const magic = bytes.subarray(0, COMMAND_AT);
+  const known = candidateNetworks(network).find((c) => c.magic.equals(magic));
+  if (network !== undefined && known !== network) {
+    const what = known === undefined ? `magic ${magic.toString('hex')}` : `a ${known.name} VERSION`;
+    throw new ProxyError('ERR_V1_WRONG_NETWORK', `client sent ${what} but the proxy serves ${network.name}`);
   }
-  return undecided ? { kind: 'more' } : { kind: 'v2' };
+  if (known !== undefined) return { kind: 'v1', network: known };
+  return { kind: 'v1', network: customNetwork(magic.toString('hex')), unknownMagic: true };
+}
+
+/**
+ * The largest first message the legacy front end buffers. A real VERSION is under 400 bytes (its user
+ * agent is capped at 256, Core's MAX_SUBVERSION_LENGTH); this front end is unauthenticated, so a
+ * connection must not make us hold the 4 MB a v1 header may announce.
+ */
+export const MAX_LEGACY_VERSION = 4096;
+
+/** Refuse, from its 24-byte header alone, a legacy first message that is not a small VERSION. */
+export function checkLegacyHeader(header: Buffer): void {
+  const field = header.subarray(COMMAND_AT, COMMAND_AT + 12);
+  if (!isValidCommand(field)) throw new ProxyError('ERR_V1_BAD_COMMAND', `v1 header with command field ${field.toString('hex')}`);
+  if (!field.equals(VERSION_COMMAND_FIELD)) {
+    throw new ProxyError('ERR_V1_NOT_VERSION', `first message is ${JSON.stringify(commandName(field))}, not VERSION`);
+  }
+  const length = header.readUInt32LE(V1_HEADER_LEN - 8);
+  if (length > MAX_LEGACY_VERSION) {
+    throw new ProxyError('ERR_V1_TOO_LARGE', `first message announces a ${length}-byte VERSION; a real one is under 400 bytes (limit ${MAX_LEGACY_VERSION})`);
+  }
 }
 
 /** The network of a legacy client's first 4 bytes, or an error naming why it is refused. */

@@ -4,6 +4,7 @@
  * record in place; observers read it.
  */
 import type { ErrorCode } from '../errors.js';
+import type { LogFields } from '../log.js';
 
 /** 'unknown': a connection on the shared port whose first bytes named no front end (refused). */
 export type FrontEndKind = 'socks5' | 'legacy' | 'inbound' | 'unknown';
@@ -14,8 +15,10 @@ export interface ConnectionRecord {
   frontEnd: FrontEndKind;
   /** host:port of whoever connected to us. */
   readonly client: string;
-  /** host:port of the peer at the other end, once known. */
+  /** host:port of the peer at the other end, once known (inbound: the peer that connected, as `client`). */
   peer?: string;
+  /** Inbound only: host:port of the node behind the proxy. */
+  node?: string;
   transport?: TransportKind;
   /** BIP324 session id (hex), once the peer's version packet authenticated. */
   sessionId?: string;
@@ -35,6 +38,8 @@ export interface ProxyObserver {
   established(record: ConnectionRecord, handshakeMs: number | undefined): void;
   /** The remote was taken for a v1-only peer (whether or not fallback was allowed). */
   fallback(record: ConnectionRecord, allowed: boolean): void;
+  /** A message was dropped instead of relayed (bad checksum, undefined short id, ...); the connection goes on. */
+  dropped(record: ConnectionRecord, code: ErrorCode): void;
   /** The connection ended; `code` is set when it ended on an error or refusal. */
   closed(record: ConnectionRecord, reason: string, code: ErrorCode | undefined): void;
 }
@@ -43,15 +48,14 @@ export const NO_OBSERVER: ProxyObserver = {
   opened() {},
   established() {},
   fallback() {},
+  dropped() {},
   closed() {},
 };
 
-/** Several observers as one. */
-export function combineObservers(observers: ProxyObserver[]): ProxyObserver {
-  return {
-    opened: (r) => observers.forEach((o) => o.opened(r)),
-    established: (r, ms) => observers.forEach((o) => o.established(r, ms)),
-    fallback: (r, a) => observers.forEach((o) => o.fallback(r, a)),
-    closed: (r, reason, code) => observers.forEach((o) => o.closed(r, reason, code)),
-  };
+/**
+ * The two ends of a connection, for its log lines: the local client and the remote peer (outbound),
+ * or the peer that connected and the node it is forwarded to (inbound).
+ */
+export function endpoints(r: ConnectionRecord): LogFields {
+  return r.frontEnd === 'inbound' ? { peer: r.client, node: r.node } : { client: r.client, peer: r.peer };
 }

@@ -60,12 +60,44 @@ const KEEPALIVE_DELAY_MS = 60_000;
 const MAX_CREDENTIAL_BYTES = 255;
 
 function configError(url: string, reason: string): ProxyError {
-  return new ProxyError('ERR_CONFIG', `bad proxy URL ${JSON.stringify(redact(url))}: ${reason}`);
+  return new ProxyError('ERR_CONFIG', redactProxySecret(`bad proxy URL ${JSON.stringify(redactProxyUrl(url))}: ${reason}`, url));
 }
 
-/** Never echo a proxy password into logs or error messages. */
-function redact(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@/i, (_m, scheme: string | undefined) => `${scheme ?? ''}***@`);
+/**
+ * Where the password of a proxy URL sits: whatever follows "user:" up to the last "@". Without an
+ * "@" (a URL cut short, e.g. by a comment in a config file), a non-numeric part after the colon is
+ * taken for a password too, since it cannot be a port.
+ */
+function secretSpan(url: string): [number, number] | undefined {
+  const start = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0].length ?? 0;
+  const at = url.lastIndexOf('@');
+  const colon = url.indexOf(':', start);
+  if (colon < 0) return undefined;
+  if (at > colon) return [colon + 1, at];
+  if (at < 0 && !/^[0-9]*\/?$/.test(url.slice(colon + 1))) return [colon + 1, url.length];
+  return undefined;
+}
+
+/** The URL with its password (see secretSpan) replaced by "***": what may appear in logs and messages. */
+export function redactProxyUrl(url: string): string {
+  const span = secretSpan(url);
+  return span === undefined ? url : `${url.slice(0, span[0])}***${url.slice(span[1])}`;
+}
+
+/** `message` with every occurrence of the URL's password, raw or %-decoded, replaced by "***". */
+export function redactProxySecret(message: string, url: string): string {
+  const span = secretSpan(url);
+  if (span === undefined) return message;
+  const raw = url.slice(span[0], span[1]);
+  const secrets = [raw];
+  try {
+    secrets.push(decodeURIComponent(raw));
+  } catch {
+    // not percent-encoded: the raw form is enough
+  }
+  let out = message;
+  for (const secret of secrets) if (secret !== '') out = out.split(secret).join('***');
+  return out;
 }
 
 function decodeUserinfo(url: string, part: string, what: string): string {

@@ -4,9 +4,9 @@
  * A v1 message is `magic(4) || command(12, printable ASCII, NUL padded) || LE32 length || checksum(4)`
  * followed by the payload, where the checksum is the first 4 bytes of SHA256(SHA256(payload)).
  *
- * V1Parser is a sans-I/O push parser in the style of ws's Receiver: chunks are queued as received and
- * consumed by slicing, so a message that lies inside one chunk is handed out as a subarray view (no
- * copy) and a payload that spans chunks is assembled once, into one allocation of its exact size.
+ * V1Parser is a sans-I/O push parser in the style of ws's Receiver: chunks are queued as received (in
+ * a ByteQueue, whose memory stays proportional to the bytes held however they arrive) and consumed
+ * by slicing, so a message that lies inside one chunk is handed out as a subarray view (no copy) and a payload that spans chunks is assembled once, into one allocation of its exact size.
  * Every header limit is checked as soon as the 24 header bytes are in, before any payload is buffered.
  *
  * Error policy mirrors Core: a wrong magic or an oversized length closes the connection (fatal); a
@@ -17,6 +17,7 @@
 
 import * as nodeCrypto from 'node:crypto';
 import { ProxyError } from '../errors.js';
+import { ByteQueue } from '../byte-queue.js';
 import { MAX_V1_PAYLOAD, V1_HEADER_LEN } from '../limits.js';
 
 export type V1Event =
@@ -126,12 +127,8 @@ export class V1Parser {
   private readonly maxPayload: number;
   private readonly verifyChecksum: boolean;
 
-  // Queue of received chunks; `head` and `offset` mark the first unconsumed byte so that consuming
-  // never shifts the array or re-slices the remainder.
-  private chunks: Buffer[] = [];
-  private head = 0;
-  private offset = 0;
-  private bytes = 0;
+  /** Received bytes not yet consumed (bounded memory whatever the read pattern: byte-queue.ts). */
+  private readonly queue = new ByteQueue();
 
   // Header of the message whose payload is being awaited, or null between messages.
   private header: Buffer | null = null;
@@ -149,37 +146,41 @@ export class V1Parser {
 
   /** Bytes held that are not yet a complete message. */
   get buffered(): number {
-    return this.bytes + (this.header === null ? 0 : V1_HEADER_LEN);
+    return this.queue.length + (this.header === null ? 0 : V1_HEADER_LEN);
+  }
+
+  /** Memory held for those bytes (see ByteQueue.footprint). */
+  get footprint(): number {
+    return this.queue.footprint;
   }
 
   /** Payload bytes the message being assembled still needs (0 between messages). */
   get pending(): number {
-    return this.header === null ? 0 : this.payloadLen - this.bytes;
+    return this.header === null ? 0 : this.payloadLen - this.queue.length;
   }
 
   /**
    * Push received bytes; returns the messages (and drop reports) they complete, in order.
    * Throws a fatal ProxyError on a bad header; the parser is dead afterwards and rethrows it on
    * every push. Messages completed earlier in the same push are not returned in that case: the
-   * connection is being closed anyway.
+   * connection is being closed anyway. The parser keeps views of `chunk`: do not modify it afterwards.
    */
   push(chunk: Buffer): V1Event[] {
     if (this.error !== null) throw this.error;
     const events: V1Event[] = [];
     if (chunk.length === 0) return events;
-    this.chunks.push(chunk);
-    this.bytes += chunk.length;
+    this.queue.push(chunk);
 
     for (;;) {
       if (this.header === null) {
-        if (this.bytes < V1_HEADER_LEN) break;
-        this.readHeader(this.consume(V1_HEADER_LEN));
+        if (this.queue.length < V1_HEADER_LEN) break;
+        this.readHeader(this.queue.take(V1_HEADER_LEN));
       }
-      if (this.bytes < this.payloadLen) break;
+      if (this.queue.length < this.payloadLen) break;
 
       const header = this.header!;
       const command = this.command;
-      const payload = this.payloadLen === 0 ? EMPTY : this.consume(this.payloadLen);
+      const payload = this.payloadLen === 0 ? EMPTY : this.queue.take(this.payloadLen);
       this.header = null;
       this.payloadLen = 0;
 
@@ -219,51 +220,8 @@ export class V1Parser {
 
   private fail(error: ProxyError): never {
     this.error = error;
-    this.chunks = [];
-    this.head = 0;
-    this.offset = 0;
-    this.bytes = 0;
+    this.queue.clear();
     this.header = null;
     throw error;
-  }
-
-  /** Take `n` (<= this.bytes, > 0) bytes: a view when they lie in one chunk, else one exact copy. */
-  private consume(n: number): Buffer {
-    this.bytes -= n;
-    const first = this.chunks[this.head]!;
-    const end = this.offset + n;
-    if (end <= first.length) {
-      const view = first.subarray(this.offset, end);
-      this.offset = end;
-      if (end === first.length) this.dropHead();
-      return view;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const c = this.chunks[this.head]!;
-      const take = Math.min(c.length - this.offset, n - filled);
-      c.copy(out, filled, this.offset, this.offset + take);
-      filled += take;
-      this.offset += take;
-      if (this.offset === c.length) this.dropHead();
-    }
-    return out;
-  }
-
-  private dropHead(): void {
-    // Release the consumed chunk now: the slot may live on until the queue is next emptied.
-    this.chunks[this.head] = EMPTY;
-    this.offset = 0;
-    this.head++;
-    if (this.head === this.chunks.length) {
-      this.chunks.length = 0;
-      this.head = 0;
-    } else if (this.head >= 64 && this.head * 2 >= this.chunks.length) {
-      // A large payload arriving in many small reads leaves consumed slots behind; compact now
-      // and then rather than on every chunk, so the queue stays O(1) amortised.
-      this.chunks.splice(0, this.head);
-      this.head = 0;
-    }
   }
 }

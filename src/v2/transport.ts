@@ -14,6 +14,7 @@
  * peer's version packet) -> app; or v1 (responder: a v1 peer; the transport is done) / failed.
  */
 import { randomBytes, randomInt } from 'node:crypto';
+import { ByteQueue } from '../byte-queue.js';
 import { ProxyError } from '../errors.js';
 import { VERSION_COMMAND_FIELD, v1VersionPrefix } from '../networks.js';
 import {
@@ -116,10 +117,8 @@ export class V2Transport {
   private pendingSessionId: Buffer | undefined;
   private readySessionId: Buffer | undefined;
 
-  /** Packet push parser: views of received chunks, consumed from `head`. */
-  private queue: Buffer[] = [];
-  private head = 0;
-  private queued = 0;
+  /** Packet push parser: received bytes not yet consumed (bounded memory whatever the read pattern). */
+  private readonly queue = new ByteQueue();
   /** Decrypted length of the packet whose body we are waiting for; -1 when none (decrypted once). */
   private pendingLen = -1;
 
@@ -223,6 +222,11 @@ export class V2Transport {
     return this.received;
   }
 
+  /** Memory held for received bytes not yet a complete packet (see ByteQueue.footprint). */
+  get footprint(): number {
+    return this.queue.footprint + (this.garbageBuf?.length ?? 0);
+  }
+
   get state(): string {
     return this.phase;
   }
@@ -237,9 +241,7 @@ export class V2Transport {
   private fail(err: unknown): void {
     this.phase = 'failed';
     this.failure = err;
-    this.queue = [];
-    this.head = 0;
-    this.queued = 0;
+    this.queue.clear();
     this.detectChunks = [];
     this.garbageBuf = undefined;
     this.firstAad = undefined;
@@ -267,7 +269,6 @@ export class V2Transport {
         case 'version':
         case 'app':
           this.queue.push(rest);
-          this.queued += rest.length;
           this.receivePackets(events);
           return;
         default:
@@ -396,13 +397,13 @@ export class V2Transport {
     if (decryptor === undefined) throw new ProxyError('ERR_V2_BAD_STATE', 'packets without keys');
     for (;;) {
       if (this.pendingLen < 0) {
-        if (this.queued < V2_LENGTH_LEN) return;
+        if (this.queue.length < V2_LENGTH_LEN) return;
         // The limit is checked here, before a byte of the body is buffered.
-        this.pendingLen = decryptor.decryptLength(this.consume(V2_LENGTH_LEN));
+        this.pendingLen = decryptor.decryptLength(this.queue.take(V2_LENGTH_LEN));
       }
       const need = 1 + this.pendingLen + V2_TAG_LEN;
-      if (this.queued < need) return;
-      const body = this.consume(need);
+      if (this.queue.length < need) return;
+      const body = this.queue.take(need);
       this.pendingLen = -1;
       const aad = this.firstAad;
       const { ignore, contents } = decryptor.decrypt(body, aad);
@@ -418,36 +419,5 @@ export class V2Transport {
         events.push({ type: 'message', contents });
       }
     }
-  }
-
-  /** n bytes off the queue: a view when one chunk holds them, else one copy (a big packet is assembled once). */
-  private consume(n: number): Buffer {
-    const first = this.queue[this.head] as Buffer;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.head++;
-      else this.queue[this.head] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let pos = 0;
-      while (pos < n) {
-        const c = this.queue[this.head] as Buffer;
-        const k = Math.min(c.length, n - pos);
-        c.copy(out, pos, 0, k);
-        pos += k;
-        if (k === c.length) this.head++;
-        else this.queue[this.head] = c.subarray(k);
-      }
-    }
-    this.queued -= n;
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 1024) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
-    return out;
   }
 }

@@ -1,12 +1,13 @@
 /**
- * Inbound (responder) mode on loopback: a v2 initiator through --inbound to a v1-only node, a v1
- * peer relayed untouched, a wrong-network peer refused, an unreachable node.
+ * Inbound (responder) mode on loopback: a v2 initiator (our own, and the independent peer of
+ * test/helpers/independent-v2/) through --inbound to a v1-only node, a v1 peer relayed untouched,
+ * a wrong-network peer refused, an unreachable node.
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
-import { MessageChannel, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import { IMPLS, MessageChannel, implLabel, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
 const main = networkByName('main')!;
@@ -33,8 +34,8 @@ describe('inbound: v2 in front of a v1-only node', function () {
     await node.stop();
   });
 
-  it('a v2 initiator reaches the v1 node: handshake, ping/pong and large messages byte-exact, same session id', async () => {
-    const peer = new MessageChannel(await connect(inboundPort), main.magic, { v2: 'initiator' });
+  for (const impl of IMPLS) it(`a v2 initiator reaches the v1 node: handshake, ping/pong and large messages byte-exact, same session id${implLabel(impl)}`, async () => {
+    const peer = new MessageChannel(await connect(inboundPort), main.magic, { v2: 'initiator', impl });
     peer.send('version', versionPayload());
     await peer.next('version');
     await peer.next('verack');

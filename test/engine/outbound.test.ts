@@ -1,24 +1,25 @@
 /**
  * End to end on loopback: a v1 client through the proxy (SOCKS5 and legacy front ends) to a v2
- * node built from the project's own responder; passthrough of a client that speaks v2 itself;
+ * node, built once from the project's own responder and once from the independent peer
+ * (test/helpers/independent-v2/); passthrough of a client that speaks v2 itself;
  * v1 fallback to peers that close or hang; --v2-only; wrong networks and bad first bytes.
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
-import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import { IMPLS, MessageChannel, byteReader, handshakeV1, implLabel, serveLikeANode, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const main = networkByName('main')!;
 const regtest = networkByName('regtest')!;
 
-describe('outbound: v1 client through the proxy to a v2 node', function () {
+for (const impl of IMPLS) describe(`outbound: v1 client through the proxy to a v2 node${implLabel(impl)}`, function () {
   let node: TestNode;
   let proxy: TestProxy;
   beforeEach(async () => {
-    node = await startTestNode(main.magic);
+    node = await startTestNode(main.magic, 'v2', {}, { impl });
     proxy = await startProxy();
   });
   afterEach(async () => {
@@ -52,6 +53,20 @@ describe('outbound: v1 client through the proxy to a v2 node', function () {
     assert.equal(rec.msgsToPeer, 1 + 1 + 1 + 6);
     client.socket.destroy();
     await proxy.waitLog(/closed .*bytes_to_peer=\d+/);
+  });
+
+  it('700 pings answered in order: both directions of the session rekey three times (224 packets each)', async () => {
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    const client = new MessageChannel(socket, main.magic);
+    await handshakeV1(client);
+    const nonces = Array.from({ length: 700 }, () => randomBytes(8));
+    for (const n of nonces) client.send('ping', n);
+    await client.until(() => client.received.filter((m) => m.command === 'pong').length === nonces.length || client.closed, 20_000, '700 pongs');
+    assert.deepEqual(
+      client.received.filter((m) => m.command === 'pong').map((m) => m.payload.toString('hex')),
+      nonces.map((n) => n.toString('hex')),
+    );
+    socket.destroy();
   });
 
   it('SOCKS5 with unauthenticated greeting 05 01 00 works the same', async () => {
@@ -109,7 +124,7 @@ describe('outbound: v1 client through the proxy to a v2 node', function () {
   it('passthrough: a client that speaks v2 itself reaches the v2 node end to end', async () => {
     const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
     assert.equal(rep, 0);
-    const client = new MessageChannel(socket, main.magic, { v2: 'initiator' });
+    const client = new MessageChannel(socket, main.magic, { v2: 'initiator', impl });
     await handshakeV1(client);
     const payload = randomBytes(1_000_000);
     client.send('echo', payload);
@@ -160,6 +175,46 @@ describe('outbound: v1 fallback', function () {
       } finally {
         await proxy.stop();
         await node.stop();
+      }
+    });
+  }
+
+  for (const impl of IMPLS) {
+    it(`reaches a v2-capable node that closed the first attempt: its responder takes the replayed VERSION as v1${implLabel(impl)}`, async () => {
+      // The v1 reconnect lands on a node that also speaks v2: the v1 VERSION prefix the proxy
+      // replays must be recognised by a BIP324 responder (byte by byte, as Bitcoin Core does).
+      let accepted = 0;
+      const responders: MessageChannel[] = [];
+      const sockets = new Set<net.Socket>();
+      const server = net.createServer((socket) => {
+        sockets.add(socket);
+        socket.on('error', () => {});
+        if (accepted++ === 0) {
+          socket.once('data', () => socket.destroy());
+          return;
+        }
+        const ch = new MessageChannel(socket, main.magic, { v2: 'responder', impl });
+        responders.push(ch);
+        serveLikeANode(ch);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const port = (server.address() as net.AddressInfo).port;
+      const proxy = await startProxy({ timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 2000, idleMs: 60_000 } });
+      try {
+        const { socket } = await socks5Connect(proxy.port, '127.0.0.1', port);
+        const client = new MessageChannel(socket, main.magic);
+        await handshakeV1(client);
+        const payload = randomBytes(300_000);
+        client.send('echo', payload);
+        assert.ok((await client.next('echo')).payload.equals(payload));
+        assert.equal(accepted, 2, 'one v2 attempt, one v1 reconnect');
+        assert.ok(responders[0].detectedV1 && !responders[0].isV2, 'the responder switched to v1');
+        await proxy.waitLog(/established .*transport=v1-fallback/);
+        socket.destroy();
+      } finally {
+        await proxy.stop();
+        for (const s of sockets) s.destroy();
+        await new Promise<void>((r) => server.close(() => r()));
       }
     });
   }

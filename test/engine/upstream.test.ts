@@ -1,13 +1,13 @@
 /**
  * Upstream SOCKS5 chaining and every SOCKS5 reply code, end to end on loopback: a real SOCKS5
- * proxy (microsocks) in the chain, and a scripted upstream that records what it was asked and
+ * proxy (microsocks) in the chain to a v2 node (our own, and the independent peer), and a scripted upstream that records what it was asked and
  * answers with a chosen reply code (the way Tor reports failures).
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { networkByName } from '../../src/networks.js';
 import { startMicrosocks } from '../helpers/microsocks.js';
-import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
+import { IMPLS, MessageChannel, byteReader, handshakeV1, implLabel, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 
 const main = networkByName('main')!;
@@ -65,11 +65,11 @@ async function startScriptedUpstream(rep: number | 'silent'): Promise<{ port: nu
   };
 }
 
-describe('upstream SOCKS5 chaining (microsocks)', function () {
+for (const impl of IMPLS) describe(`upstream SOCKS5 chaining (microsocks)${implLabel(impl)}`, function () {
   let node: TestNode;
   let proxy: TestProxy | undefined;
   beforeEach(async () => {
-    node = await startTestNode(main.magic);
+    node = await startTestNode(main.magic, 'v2', {}, { impl });
   });
   afterEach(async () => {
     await proxy?.stop();

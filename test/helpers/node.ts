@@ -6,12 +6,25 @@
  *   It answers version with version+verack, ping with pong, and echoes 'echo' messages back.
  * - MessageChannel: v1 or v2 message exchange over one socket (command + payload), with a queue to await.
  * - socks5Connect: a SOCKS5 client as Bitcoin Core speaks it (methods 00+02, ATYP 03).
+ *
+ * The v2 endpoint is our own V2Transport ('ours') or the independent peer of
+ * test/helpers/independent-v2/ ('independent'), which shares no code with src/.
  */
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
 import { contentsPrefix, decodeContents } from '../../src/v2/messages.js';
 import { V2Transport, type V2TransportOptions } from '../../src/v2/transport.js';
+import { IndependentV2Peer, type PeerOptions, decodeType, encodeType, noisyPeerOptions } from './independent-v2/index.js';
+
+/** Which v2 implementation plays the remote node or the v2 client. */
+export type Impl = 'ours' | 'independent';
+export const IMPLS: readonly Impl[] = ['ours', 'independent'];
+
+/** Suffix for test names: '' for our own transport, ' (independent peer)' for the other. */
+export function implLabel(impl: Impl): string {
+  return impl === 'ours' ? '' : ' (independent peer)';
+}
 
 export interface Msg {
   command: string;
@@ -26,7 +39,7 @@ export class MessageChannel {
   error: Error | undefined;
   private waiters: (() => void)[] = [];
   private parser: V1Parser | undefined;
-  private transport: V2Transport | undefined;
+  private transport: V2Transport | IndependentV2Peer | undefined;
   /** Messages waiting for the v2 send ciphers. */
   private pending: Msg[] = [];
   /** v2 responder detected a v1 peer: continue as v1. */
@@ -35,9 +48,19 @@ export class MessageChannel {
   constructor(
     readonly socket: net.Socket,
     readonly magic: Buffer,
-    mode: { v2?: V2TransportOptions['role']; transportOptions?: Partial<V2TransportOptions>; initial?: Buffer } = {},
+    mode: {
+      v2?: V2TransportOptions['role'];
+      transportOptions?: Partial<V2TransportOptions>;
+      initial?: Buffer;
+      /** Default 'ours'. 'independent' uses independentOptions (default noisyPeerOptions()) and ignores transportOptions. */
+      impl?: Impl;
+      independentOptions?: Partial<PeerOptions>;
+    } = {},
   ) {
-    if (mode.v2 !== undefined) {
+    if (mode.v2 !== undefined && mode.impl === 'independent') {
+      this.transport = new IndependentV2Peer({ role: mode.v2, magic, ...(mode.independentOptions ?? noisyPeerOptions()) });
+      for (const ev of this.transport.start()) if (ev.type === 'send') socket.write(ev.data);
+    } else if (mode.v2 !== undefined) {
       this.transport = new V2Transport({ role: mode.v2, magic, ...mode.transportOptions });
       for (const ev of this.transport.start()) if (ev.type === 'send') socket.write(ev.data);
     } else {
@@ -64,10 +87,17 @@ export class MessageChannel {
         this.pending.push({ command, payload });
         return;
       }
-      this.socket.write(this.transport.encrypt([contentsPrefix(command), payload]));
+      const prefix = this.transport instanceof IndependentV2Peer ? encodeType(command) : contentsPrefix(command);
+      this.socket.write(this.transport.encrypt([prefix, payload]));
     } else {
       this.socket.write(serializeV1(this.magic, command, payload));
     }
+  }
+
+  /** v2 only, once the handshake allows it: one packet with these exact contents (e.g. malformed ones). */
+  sendContents(contents: Uint8Array): void {
+    if (this.transport === undefined || this.detectedV1 || !this.transport.canSend) throw new Error('sendContents needs an established v2 channel');
+    this.socket.write(this.transport.encrypt([contents]));
   }
 
   private onData(chunk: Buffer): void {
@@ -76,7 +106,7 @@ export class MessageChannel {
         for (const ev of this.transport.receive(chunk)) {
           if (ev.type === 'send') this.socket.write(ev.data);
           else if (ev.type === 'ready') this.sessionId = ev.sessionId;
-          else if (ev.type === 'message') this.received.push(decodeContents(ev.contents));
+          else if (ev.type === 'message') this.received.push(this.decode(ev.contents));
           else if (ev.type === 'v1') {
             this.detectedV1 = true;
             this.parser = new V1Parser(this.magic);
@@ -95,6 +125,12 @@ export class MessageChannel {
       this.socket.destroy();
     }
     this.wake();
+  }
+
+  private decode(contents: Buffer): Msg {
+    if (!(this.transport instanceof IndependentV2Peer)) return decodeContents(contents);
+    const { command, payload } = decodeType(contents);
+    return { command, payload: Buffer.from(payload) };
   }
 
   private onV1(chunk: Buffer): void {
@@ -189,7 +225,12 @@ export interface TestNode {
 }
 
 /** A listening node on 127.0.0.1 that answers like a Bitcoin node would. */
-export async function startTestNode(magic: Buffer, mode: NodeMode = 'v2', transportOptions: Partial<V2TransportOptions> = {}): Promise<TestNode> {
+export async function startTestNode(
+  magic: Buffer,
+  mode: NodeMode = 'v2',
+  transportOptions: Partial<V2TransportOptions> = {},
+  peer: { impl?: Impl; independentOptions?: Partial<PeerOptions> } = {},
+): Promise<TestNode> {
   const node: TestNode = { port: 0, channels: [], accepted: 0, firstBytes: [], stop: async () => {} };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -207,7 +248,7 @@ export async function startTestNode(magic: Buffer, mode: NodeMode = 'v2', transp
         else socket.resume();
         return;
       }
-      const ch = new MessageChannel(socket, magic, mode === 'v2' ? { v2: 'responder', transportOptions, initial: first } : { initial: first });
+      const ch = new MessageChannel(socket, magic, mode === 'v2' ? { v2: 'responder', transportOptions, initial: first, ...peer } : { initial: first });
       node.channels.push(ch);
       serveLikeANode(ch);
       socket.resume();

@@ -21,6 +21,8 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     allowRemote: false,
     logLevel: 'debug',
     maxConnections: 100,
+    // Tests open many inbound connections from 127.0.0.1 at once; the tests of these limits set their own.
+    inboundLimits: { max: 1000, perIp: 0, handshakes: 1000, handshakeRate: 100_000 },
     timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 2000, idleMs: 60_000 },
     inbound: [],
     ...overrides,

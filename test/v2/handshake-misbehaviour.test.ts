@@ -2,6 +2,10 @@
  * V2Transport against misbehaving peers: one test per case of Bitcoin Core's
  * test/functional/p2p_v2_misbehaving.py and p2p_v2_transport.py (BIP324 notes §11, §11a, §16;
  * prior-art-and-core.md §2), plus v1 detection by the responder.
+ *
+ * The misbehaving peer is played twice: by our own V2Transport and by the independent peer of
+ * test/helpers/independent-v2/, so the bytes our transport must refuse or accept do not all come
+ * from the code under test.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
@@ -11,12 +15,26 @@ import { networkByName, v1VersionPrefix } from '../../src/networks.js';
 import { MAX_V2_CONTENTS } from '../../src/limits.js';
 import { type EllSwiftKey, ellswiftCreate, ellswiftDecode, xswiftecInv } from '../../src/crypto/ellswift.js';
 import { V2Transport, type V2Event, type V2TransportOptions } from '../../src/v2/transport.js';
+import * as independent from '../helpers/independent-v2/index.js';
+import { IMPLS, type Impl, implLabel } from '../helpers/node.js';
 
 const MAGIC = networkByName('main')!.magic;
 const TESTNET = networkByName('testnet3')!.magic;
 
 function make(role: 'initiator' | 'responder', options: Partial<V2TransportOptions> = {}): V2Transport {
   return new V2Transport({ role, magic: MAGIC, ...options });
+}
+
+/** The peer that misbehaves (or behaves): our own transport or the independent peer, with the same options. */
+function peer(impl: Impl, role: 'initiator' | 'responder', options: Partial<V2TransportOptions> = {}): V2Transport | independent.IndependentV2Peer {
+  return impl === 'ours' ? make(role, options) : new independent.IndependentV2Peer({ role, magic: MAGIC, ...options });
+}
+
+/** A fresh key pair from the chosen implementation's own ellswift_create. */
+function newKey(impl: Impl): EllSwiftKey {
+  if (impl === 'ours') return ellswiftCreate();
+  const k = independent.ellswiftCreate();
+  return { privateKey: k.privateKey, ellswift: Buffer.from(k.ellswift) };
 }
 
 function sends(events: V2Event[]): Buffer {
@@ -40,8 +58,8 @@ function throwsCode(fn: () => unknown, code: ErrorCode): void {
  * answer reaches the initiator; `iTail` is the initiator's terminator + decoys + version packet,
  * not yet delivered, so a test can tamper with it.
  */
-function halfHandshake(iOpts: Partial<V2TransportOptions> = {}, rOpts: Partial<V2TransportOptions> = {}) {
-  const i = make('initiator', iOpts);
+function halfHandshake(iOpts: Partial<V2TransportOptions> = {}, rOpts: Partial<V2TransportOptions> = {}, impl: Impl = 'ours') {
+  const i = peer(impl, 'initiator', iOpts);
   const r = make('responder', rOpts);
   r.start();
   const iHead = sends(i.start());
@@ -53,47 +71,49 @@ function halfHandshake(iOpts: Partial<V2TransportOptions> = {}, rOpts: Partial<V
 }
 
 /** Full handshake, for tests of the packet stream. */
-function established(iOpts: Partial<V2TransportOptions> = {}, rOpts: Partial<V2TransportOptions> = {}) {
-  const h = halfHandshake(iOpts, rOpts);
+function established(iOpts: Partial<V2TransportOptions> = {}, rOpts: Partial<V2TransportOptions> = {}, impl: Impl = 'ours') {
+  const h = halfHandshake(iOpts, rOpts, impl);
   const rEvents = h.r.receive(h.iTail);
   assert.deepEqual(types(rEvents), ['ready']);
   return h;
 }
 
 /** A valid key for a fresh private key whose encoding starts with `head` (u is free in ElligatorSwift). */
-function keyStartingWith(head: Buffer): EllSwiftKey {
+function keyStartingWith(head: Buffer, impl: Impl = 'ours'): EllSwiftKey {
+  const inv = impl === 'ours' ? xswiftecInv : independent.xswiftecInv;
+  const decode = impl === 'ours' ? (e: Buffer) => BigInt('0x' + ellswiftDecode(e).toString('hex')) : independent.ellswiftDecode;
   const privateKey = secp256k1.utils.randomSecretKey();
   const x = BigInt('0x' + Buffer.from(secp256k1.getPublicKey(privateKey, true).subarray(1)).toString('hex'));
   for (let attempt = 0; attempt < 1000; attempt++) {
     const uBytes = Buffer.concat([head, randomBytes(32 - head.length)]);
     const u = BigInt('0x' + uBytes.toString('hex'));
     for (let c = 0; c < 8; c++) {
-      const t = xswiftecInv(x, u, c);
+      const t = inv(x, u, c);
       if (t === null) continue;
       const ellswift = Buffer.concat([uBytes, Buffer.from(t.toString(16).padStart(64, '0'), 'hex')]);
-      assert.equal(BigInt('0x' + ellswiftDecode(ellswift).toString('hex')), x);
+      assert.equal(decode(ellswift), x);
       return { privateKey, ellswift };
     }
   }
   throw new Error('no encoding found');
 }
 
-describe('v2 handshake misbehaviour: garbage and terminator', () => {
+for (const impl of IMPLS) describe(`v2 handshake misbehaviour: garbage and terminator${implLabel(impl)}`, () => {
   it('disconnects an initiator that sends 4096 bytes of garbage (ERR_V2_NO_TERMINATOR)', () => {
-    const { r, iTail } = halfHandshake({ garbage: randomBytes(4096) });
+    const { r, iTail } = halfHandshake({ garbage: randomBytes(4096) }, {}, impl);
     assert.equal(r.state, 'garbage');
     throwsCode(() => r.receive(iTail), 'ERR_V2_NO_TERMINATOR');
     assert.equal(r.state, 'failed');
   });
 
   it('accepts exactly 4095 bytes of garbage', () => {
-    const { r, iTail } = halfHandshake({ garbage: randomBytes(4095) });
+    const { r, iTail } = halfHandshake({ garbage: randomBytes(4095) }, {}, impl);
     assert.deepEqual(types(r.receive(iTail)), ['ready']);
   });
 
   it('fails when 4111 bytes follow the key without a terminator, and not one byte earlier', () => {
     const r = make('responder');
-    r.receive(ellswiftCreate().ellswift);
+    r.receive(newKey(impl).ellswift);
     assert.equal(r.state, 'garbage');
     const junk = randomBytes(4111);
     assert.deepEqual(r.receive(junk.subarray(0, 4110)), []);
@@ -103,12 +123,12 @@ describe('v2 handshake misbehaviour: garbage and terminator', () => {
   it('fails on one big chunk holding far more than 4111 bytes of garbage', () => {
     const i = make('initiator');
     i.start();
-    throwsCode(() => i.receive(Buffer.concat([ellswiftCreate().ellswift, randomBytes(100_000)])), 'ERR_V2_NO_TERMINATOR');
+    throwsCode(() => i.receive(Buffer.concat([newKey(impl).ellswift, randomBytes(100_000)])), 'ERR_V2_NO_TERMINATOR');
   });
 
   it('keeps waiting on a wrong terminator (one byte flipped), then fails once 4111 bytes passed', () => {
     const garbageLen = 10;
-    const { r, iTail } = halfHandshake({ garbage: randomBytes(garbageLen) });
+    const { r, iTail } = halfHandshake({ garbage: randomBytes(garbageLen) }, {}, impl);
     const tampered = Buffer.from(iTail);
     tampered[5]! ^= 0x01;
     assert.deepEqual(r.receive(tampered), [], 'the peer keeps waiting, as Core does until its handshake timeout');
@@ -122,7 +142,7 @@ describe('v2 handshake misbehaviour: garbage and terminator', () => {
   it('finds a terminator split across two chunks at every position', () => {
     const garbage = randomBytes(40);
     const { r, iHead, iTail } = (() => {
-      const i = make('initiator', { garbage, key: ellswiftCreate() });
+      const i = peer(impl, 'initiator', { garbage, key: newKey(impl) });
       const rKey = ellswiftCreate();
       const rGarbage = randomBytes(3);
       const r0 = make('responder', { key: rKey, garbage: rGarbage });
@@ -142,7 +162,7 @@ describe('v2 handshake misbehaviour: garbage and terminator', () => {
   });
 
   it('rejects garbage changed after it was sent: the version packet fails authentication (ERR_V2_BAD_TAG)', () => {
-    const i = make('initiator', { garbage: randomBytes(20) });
+    const i = peer(impl, 'initiator', { garbage: randomBytes(20) });
     const r = make('responder');
     const head = Buffer.from(sends(i.start()));
     head[head.length - 1]! ^= 0x80;
@@ -152,7 +172,7 @@ describe('v2 handshake misbehaviour: garbage and terminator', () => {
   });
 
   it('rejects changed garbage on the first packet even when that packet is a decoy (ERR_V2_BAD_TAG)', () => {
-    const i = make('initiator', { garbage: randomBytes(20), decoys: [Buffer.alloc(5)] });
+    const i = peer(impl, 'initiator', { garbage: randomBytes(20), decoys: [Buffer.alloc(5)] });
     const r = make('responder');
     const head = Buffer.from(sends(i.start()));
     head[70]! ^= 0x01;
@@ -162,9 +182,9 @@ describe('v2 handshake misbehaviour: garbage and terminator', () => {
   });
 });
 
-describe('v2 handshake misbehaviour: version packet and decoys', () => {
+for (const impl of IMPLS) describe(`v2 handshake misbehaviour: version packet and decoys${implLabel(impl)}`, () => {
   it('accepts a non-empty version packet and never surfaces its contents', () => {
-    const { i, r, iTail } = halfHandshake({ versionContents: randomBytes(100) }, { versionContents: Buffer.from('future feature') });
+    const { i, r, iTail } = halfHandshake({ versionContents: randomBytes(100) }, { versionContents: Buffer.from('future feature') }, impl);
     const events = r.receive(Buffer.concat([iTail, i.encrypt([Buffer.from('hi')])]));
     assert.deepEqual(types(events), ['ready', 'message']);
     assert.deepEqual(messages(events), [Buffer.from('hi')]);
@@ -173,7 +193,7 @@ describe('v2 handshake misbehaviour: version packet and decoys', () => {
 
   it('accepts decoys before the version packet (10 decoys of 1..100 zero bytes, as the Core test framework sends)', () => {
     const decoys = Array.from({ length: 10 }, (_, n) => Buffer.alloc(1 + n * 11));
-    const { i, r, iTail } = halfHandshake({ decoys, garbage: randomBytes(30) }, { decoys });
+    const { i, r, iTail } = halfHandshake({ decoys, garbage: randomBytes(30) }, { decoys }, impl);
     assert.ok(i.sessionId);
     const events = r.receive(iTail);
     assert.deepEqual(types(events), ['ready']);
@@ -182,14 +202,14 @@ describe('v2 handshake misbehaviour: version packet and decoys', () => {
 
   it('accepts decoys before the version packet delivered one byte at a time', () => {
     const decoys = [Buffer.alloc(3), randomBytes(50)];
-    const { r, iTail } = halfHandshake({ decoys });
+    const { r, iTail } = halfHandshake({ decoys }, {}, impl);
     const events: V2Event[] = [];
     for (let k = 0; k < iTail.length; k++) events.push(...r.receive(iTail.subarray(k, k + 1)));
     assert.deepEqual(types(events), ['ready']);
   });
 
   it('skips decoys between application messages', () => {
-    const { i, r } = established();
+    const { i, r } = established({}, {}, impl);
     const wire = Buffer.concat([
       i.encrypt([Buffer.from('one')]),
       i.encrypt([randomBytes(10)], true),
@@ -202,16 +222,16 @@ describe('v2 handshake misbehaviour: version packet and decoys', () => {
   });
 });
 
-describe('v2 handshake misbehaviour: packet authentication and length', () => {
+for (const impl of IMPLS) describe(`v2 handshake misbehaviour: packet authentication and length${implLabel(impl)}`, () => {
   it('rejects a version packet with a flipped tag bit (ERR_V2_BAD_TAG)', () => {
-    const { r, iTail } = halfHandshake();
+    const { r, iTail } = halfHandshake({}, {}, impl);
     const tampered = Buffer.from(iTail);
     tampered[tampered.length - 1]! ^= 0x01;
     throwsCode(() => r.receive(tampered), 'ERR_V2_BAD_TAG');
   });
 
   it('rejects an application packet with a flipped tag bit (ERR_V2_BAD_TAG)', () => {
-    const { i, r } = established();
+    const { i, r } = established({}, {}, impl);
     const pkt = Buffer.from(i.encrypt([Buffer.from('payload')]));
     pkt[pkt.length - 16]! ^= 0x40;
     throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
@@ -219,7 +239,7 @@ describe('v2 handshake misbehaviour: packet authentication and length', () => {
 
   it('rejects a packet whose header or contents byte was flipped (ERR_V2_BAD_TAG)', () => {
     for (const pos of [3, 4, 8]) {
-      const { i, r } = established();
+      const { i, r } = established({}, {}, impl);
       const pkt = Buffer.from(i.encrypt([Buffer.from('payload')]));
       pkt[pos]! ^= 0x80;
       throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
@@ -227,17 +247,17 @@ describe('v2 handshake misbehaviour: packet authentication and length', () => {
   });
 
   it('rejects a length above 4,000,013 as soon as the 3 length bytes arrive (ERR_V2_TOO_LARGE)', () => {
-    const { i, r } = established();
+    const { i, r } = established({}, {}, impl);
     const pkt = i.encrypt([Buffer.alloc(MAX_V2_CONTENTS + 1)]);
     assert.deepEqual(r.receive(pkt.subarray(0, 2)), []);
     throwsCode(() => r.receive(pkt.subarray(2, 3)), 'ERR_V2_TOO_LARGE');
   });
 
   it('applies a smaller maxContents, including to the version packet', () => {
-    const { i, r } = established({}, { maxContents: 100 });
+    const { i, r } = established({}, { maxContents: 100 }, impl);
     assert.deepEqual(messages(r.receive(i.encrypt([Buffer.alloc(100, 7)]))), [Buffer.alloc(100, 7)]);
     throwsCode(() => r.receive(i.encrypt([Buffer.alloc(101)])), 'ERR_V2_TOO_LARGE');
-    const h = halfHandshake({ versionContents: Buffer.alloc(11) }, { maxContents: 10 });
+    const h = halfHandshake({ versionContents: Buffer.alloc(11) }, { maxContents: 10 }, impl);
     throwsCode(() => h.r.receive(h.iTail), 'ERR_V2_TOO_LARGE');
   });
 });
@@ -305,11 +325,11 @@ describe('v2 handshake misbehaviour: v1 peers at the responder', () => {
     throwsCode(() => r.receive(wrong.subarray(15, 16)), 'ERR_V1_WRONG_NETWORK');
   });
 
-  it('takes a v2 key that matches the first 15 prefix bytes as v2 at byte 16, and those bytes as the key start', () => {
+  for (const impl of IMPLS) it(`takes a v2 key that matches the first 15 prefix bytes as v2 at byte 16, and those bytes as the key start${implLabel(impl)}`, () => {
     const prefix = v1VersionPrefix(MAGIC);
     const head = Buffer.concat([prefix.subarray(0, 15), Buffer.of(0x01)]);
-    const key = keyStartingWith(head);
-    const i = make('initiator', { key });
+    const key = keyStartingWith(head, impl);
+    const i = peer(impl, 'initiator', { key });
     const r = make('responder');
     const iHead = sends(i.start());
     assert.deepEqual(iHead.subarray(0, 16), head);
@@ -332,8 +352,8 @@ describe('v2 handshake misbehaviour: v1 peers at the responder', () => {
 });
 
 describe('v2 handshake misbehaviour: a failed transport stays dead', () => {
-  it('keeps throwing ERR_V2_BAD_STATE on receive() and encrypt() after ERR_V2_BAD_TAG', () => {
-    const { i, r } = established();
+  for (const impl of IMPLS) it(`keeps throwing ERR_V2_BAD_STATE on receive() and encrypt() after ERR_V2_BAD_TAG${implLabel(impl)}`, () => {
+    const { i, r } = established({}, {}, impl);
     const pkt = Buffer.from(i.encrypt([Buffer.from('x')]));
     pkt[pkt.length - 1]! ^= 1;
     throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');

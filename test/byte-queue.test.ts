@@ -1,0 +1,125 @@
+/**
+ * ByteQueue: what goes in comes out in order, and the memory it holds stays within twice the bytes
+ * it holds plus one merge buffer, whatever the read pattern (the one-byte-per-segment trickle
+ * included). The oracle for content is plain concatenation of the pushed reads.
+ */
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { ByteQueue, MERGE_BELOW } from '../src/byte-queue.js';
+
+/** A socket read: its own ArrayBuffer of exactly its length, as Node hands them out. */
+function read(bytes: Uint8Array): Buffer {
+  const b = Buffer.allocUnsafeSlow(bytes.length);
+  b.set(bytes);
+  return b;
+}
+
+function bytes(n: number, seed = 1): Buffer {
+  const b = Buffer.allocUnsafeSlow(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+/** The bound this module promises: 2x the bytes held, plus one 4 KiB merge buffer and one small raw read. */
+function bound(q: ByteQueue): number {
+  return 2 * q.length + 4096 + MERGE_BELOW;
+}
+
+describe('ByteQueue', () => {
+  it('returns exactly the pushed bytes, in order, for any read sizes and take sizes', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 0, maxLength: 9000 }), { maxLength: 40 }),
+        fc.array(fc.integer({ min: 1, max: 12000 }), { minLength: 1, maxLength: 40 }),
+        (reads, takes) => {
+          const q = new ByteQueue();
+          const expected = Buffer.concat(reads);
+          const got: Buffer[] = [];
+          let t = 0;
+          for (const r of reads) {
+            q.push(read(r));
+            // Interleave takes with pushes, as a parser does.
+            while (q.length >= takes[t % takes.length]!) got.push(Buffer.from(q.take(takes[t++ % takes.length]!)));
+          }
+          got.push(...q.drain().map((b) => Buffer.from(b)));
+          assert.deepEqual(Buffer.concat(got), expected);
+          assert.equal(q.length, 0);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('holds at most 2x the queued bytes plus a constant, for any read pattern', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 20_000 })), { minLength: 1, maxLength: 3000 }),
+        (sizes) => {
+          const q = new ByteQueue();
+          for (const n of sizes) {
+            q.push(bytes(n));
+            assert.ok(q.footprint <= bound(q), `footprint ${q.footprint} for ${q.length} bytes`);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps a 200,000-byte trickle of one-byte reads in a handful of buffers, not one per read', () => {
+    const q = new ByteQueue();
+    for (let i = 0; i < 200_000; i++) q.push(bytes(1, i));
+    assert.equal(q.length, 200_000);
+    // 4 + 8 + 16 + 32 KiB, then 64 KiB buffers: a few, never thousands.
+    assert.ok(q.buffers <= 8, `${q.buffers} buffers`);
+    assert.ok(q.footprint <= 2 * 200_000 + 4096, `footprint ${q.footprint}`);
+    const all = q.take(200_000);
+    for (let i = 0; i < 200_000; i++) assert.equal(all[i], (31 * 0 + i) & 0xff);
+  });
+
+  it('keeps large reads as they are (no copy on the way in) and hands out views inside one read', () => {
+    const q = new ByteQueue();
+    const big = bytes(70_000);
+    q.push(big);
+    const view = q.take(1000);
+    assert.equal(view.buffer, big.buffer, 'a view of the read, not a copy');
+    assert.equal(q.buffers, 1);
+  });
+
+  it('hands out a small read untouched when it is consumed before the next read arrives', () => {
+    const q = new ByteQueue();
+    const small = bytes(100);
+    q.push(small);
+    assert.equal(q.take(100).buffer, small.buffer, 'no copy for the common case');
+  });
+
+  it('merges a small read that is still unread when the next one arrives', () => {
+    const q = new ByteQueue();
+    const a = bytes(10, 1);
+    q.push(a);
+    q.push(bytes(10, 2));
+    assert.equal(q.buffers, 2, 'the older read was copied into an owned buffer');
+    const first = q.take(10);
+    assert.notEqual(first.buffer, a.buffer, 'the 10-byte read itself is no longer held');
+    assert.deepEqual(first, bytes(10, 1));
+  });
+
+  it('keeps appending to the merge buffer after part of it was read, and after all of it was read', () => {
+    const q = new ByteQueue();
+    q.push(bytes(3, 1));
+    q.push(bytes(3, 2)); // merges the first
+    q.push(bytes(3, 3)); // merges the second
+    assert.deepEqual(q.take(4), Buffer.concat([bytes(3, 1), bytes(3, 2).subarray(0, 1)]));
+    q.push(bytes(3, 4));
+    assert.deepEqual(q.take(5), Buffer.concat([bytes(3, 2).subarray(1), bytes(3, 3)]));
+    q.push(bytes(3, 5));
+    q.push(bytes(3, 6));
+    assert.deepEqual(Buffer.concat(q.drain()), Buffer.concat([bytes(3, 4), bytes(3, 5), bytes(3, 6)]));
+  });
+
+  it('refuses to take more than it holds', () => {
+    const q = new ByteQueue();
+    q.push(bytes(5));
+    assert.throws(() => q.take(6), RangeError);
+  });
+});
