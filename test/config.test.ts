@@ -19,13 +19,6 @@ import {
 } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { isProxyError } from '../src/errors.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../src/limits.js';
 
 const NO_ENV = {};
 
@@ -63,6 +56,7 @@ describe('config', () => {
   }
 
   describe('defaults', () => {
+    // The documented values as literals (test/defaults.test.ts also checks the man page, --help and the sample config).
     it('with no arguments runs on 127.0.0.1:1324 with the documented defaults', () => {
       const parsed = loadConfig([], NO_ENV);
       assert.equal(parsed.command, 'run');
@@ -72,15 +66,15 @@ describe('config', () => {
         downgradeGuard: 'known',
         allowRemote: false,
         logLevel: 'info',
-        maxConnections: DEFAULT_MAX_CONNECTIONS,
+        maxConnections: 1024,
         // Literals, as documented: the man page, --help and the sample config say the same.
         inboundLimits: { max: 125, perIp: 4, handshakes: 32, handshakeRate: 20 },
         metrics: { host: '127.0.0.1', port: 9324 },
         timeouts: {
-          socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
-          connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
-          handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-          idleMs: DEFAULT_IDLE_TIMEOUT_MS,
+          socksMs: 10_000,
+          connectMs: 15_000,
+          handshakeMs: 10_000,
+          idleMs: 1_200_000,
         },
         inbound: [],
       });
@@ -268,8 +262,12 @@ describe('config', () => {
 
   describe('flags', () => {
     it('--v2-only and --allow-remote default off and switch on', () => {
+      assert.equal(config([]).downgradeGuard, 'known');
+      assert.equal(config([]).allowRemote, false);
       assert.equal(config(['--v2-only']).downgradeGuard, 'all');
       assert.equal(config(['--allow-remote']).allowRemote, true);
+      assert.equal(config(['--v2-only', '--no-v2-only']).downgradeGuard, 'known');
+      assert.equal(config(['--allow-remote', '--no-allow-remote']).allowRemote, false);
     });
   });
 

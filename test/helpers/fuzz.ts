@@ -371,8 +371,12 @@ export type WritePlan =
   | { kind: 'flip'; offset: number; bit: number }
   /** Send up to `offset`, then FIN or RST; later writes are dropped. */
   | { kind: 'cut'; offset: number; then: 'end' | 'reset' }
-  /** The first write of at least `minWrite` bytes goes out half, then RST (a peer dying mid-message). */
-  | { kind: 'reset-inside'; minWrite: number }
+  /**
+   * The first write of at least `minWrite` bytes goes out half, then RST (a peer dying mid-message).
+   * `beforeReset` (optional) is awaited between the two, e.g. until the other end has read every byte:
+   * an RST that arrives while bytes are still unread is reported by libuv as a plain EOF.
+   */
+  | { kind: 'reset-inside'; minWrite: number; beforeReset?: () => Promise<void> }
   /** Deliver the stream in pieces cut at these offsets, a few ms apart (TCP segment boundaries). */
   | { kind: 'split'; at: number[] };
 
@@ -423,7 +427,11 @@ export function tapWrites(socket: net.Socket, plan: WritePlan): WriteTap {
         if (buf.length < plan.minWrite) return write(buf);
         tap.fired = true;
         write(buf.subarray(0, buf.length >> 1), () => {
-          if (!socket.destroyed) socket.resetAndDestroy();
+          const reset = (): void => {
+            if (!socket.destroyed) socket.resetAndDestroy();
+          };
+          if (plan.beforeReset === undefined) reset();
+          else plan.beforeReset().then(reset, reset);
         });
         return false;
       case 'split': {
