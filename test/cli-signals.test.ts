@@ -84,9 +84,10 @@ describe('cli: signals', function () {
 
   /** A daemon on a free port with one established v2 session through it, held open. */
   async function daemonWithSession(preload?: string): Promise<{ d: Daemon; client: MessageChannel }> {
-    const d = new Daemon(['--listen', '127.0.0.1:0', '--log-level', 'debug'], preload);
+    // --metrics off: the metrics endpoint is on by default, on a fixed port other tests would share.
+    const d = new Daemon(['--listen', '127.0.0.1:0', '--metrics', 'off', '--log-level', 'debug'], preload);
     daemons.push(d);
-    const port = Number((await d.waitFor(/INFO  listening address=127\.0\.0\.1:(\d+)/))[1]);
+    const port = Number((await d.waitFor(/INFO  listening address=127\.0\.0\.1:(\d+) mode=socks5\+legacy/))[1]);
     const { socket, rep } = await socks5Connect(port, '127.0.0.1', node.port);
     sockets.push(socket);
     assert.equal(rep, 0);
