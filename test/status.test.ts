@@ -211,7 +211,9 @@ describe('status: failures', function () {
       const r = await status({ host: '127.0.0.1', port });
       const took = Date.now() - started;
       assert.equal(r.code, 1);
-      assert.ok(took >= 2900 && took < 5000, `took ${took} ms`);
+      // A timer never fires before its delay, so this bound holds on any machine (an upper bound
+      // would only measure how busy the machine is; the test's own 10 s timeout is the backstop).
+      assert.ok(took >= 2900, `gave up after ${took} ms, before the 3 s timeout`);
       assert.match(r.err, /no answer .* within 3 s/);
     } finally {
       silent.close();
