@@ -287,6 +287,7 @@ async function trickleMeasure(proxy: Child, all: net.Socket[], allBodies: Buffer
   const bytes = bodies.reduce((n, b) => n + b.length, 0);
   return {
     [`${key}.held`]: (held(m1) - held(m0)) / bytes,
+    [`${key}.ab`]: (m1.arrayBuffers - m0.arrayBuffers) / bytes,
     [`${key}.rss`]: (m1.rss - m0.rss) / bytes,
     [`${key}.read`]: (r1.bytes! - r0.bytes!) / Math.max(1, r1.reads! - r0.reads!),
     [`${key}.live`]: live,
@@ -587,12 +588,15 @@ async function floodRun(peers: Peers, limits: 'default' | 'off', quiet: boolean)
 /** metric key -> row name and unit; rows appear in this order, for the metrics measured. */
 const ROWS: [string, string, string][] = [
   ['trickle.v2.held', 'v2 trickle (peer): heap + ArrayBuffers per byte buffered', 'B/B'],
+  ['trickle.v2.ab', 'v2 trickle (peer): of which ArrayBuffers, per byte buffered', 'B/B'],
   ['trickle.v2.rss', 'v2 trickle (peer): RSS per byte buffered', 'B/B'],
   ['trickle.v2.read', 'v2 trickle (peer): bytes per socket read in the proxy', 'B'],
   ['trickle.v1.held', 'v1 trickle (client): heap + ArrayBuffers per byte buffered', 'B/B'],
+  ['trickle.v1.ab', 'v1 trickle (client): of which ArrayBuffers, per byte buffered', 'B/B'],
   ['trickle.v1.rss', 'v1 trickle (client): RSS per byte buffered', 'B/B'],
   ['trickle.v1.read', 'v1 trickle (client): bytes per socket read in the proxy', 'B'],
   ['trickle.prekey.held', 'pre-key trickle (client): heap + ArrayBuffers per byte held', 'B/B'],
+  ['trickle.prekey.ab', 'pre-key trickle (client): of which ArrayBuffers, per byte held', 'B/B'],
   ['trickle.prekey.rss', 'pre-key trickle (client): RSS per byte held', 'B/B'],
   ['trickle.prekey.read', 'pre-key trickle (client): bytes per socket read in the proxy', 'B'],
   ['limit.v2.held', '(a) v2 packet 4,000,013 B but 1 byte: heap + AB per conn', 'MB'],
