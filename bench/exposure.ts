@@ -73,9 +73,13 @@ const LIMIT_CONNECTIONS = 10;
 /** The pre-key hold case: bytes the client writes before the remote answered (well above MAX_HELD). */
 const PREKEY_BYTES = 2 << 20;
 const FLOOD_PEERS = 500;
-const FLOOD_WARMUP_MS = 1000;
+/**
+ * The flood runs this long before the window: the rate limit's initial burst (twice the rate) and
+ * the backlog it leaves on a busy machine are over by then, so the window sees the steady state.
+ */
+const FLOOD_WARMUP_MS = 2000;
 const FLOOD_MS = 3000;
-const QUIET_MS = 1500;
+const QUIET_MS = 1000;
 const SETTLE_MS = 300;
 /** BIP324 MAX_CONTENTS_LEN (1 + 12 + 4,000,000) and the packet around it: 3 length + 1 header + contents + 16 tag. */
 const V2_MAX_CONTENTS = 4_000_013;
