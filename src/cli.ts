@@ -6,6 +6,8 @@
  * (a listen address in use, ...) or dies, 2 for a configuration error (like getopt-based tools).
  * Signals follow daemon conventions (Bitcoin Core, Tor): SIGINT/SIGTERM shut down gracefully and a
  * second one exits at once; SIGHUP reopens the log file for logrotate.
+ * With --log-file, whatever stops the daemon from starting also goes to standard error: the
+ * operator who just ran the command is looking at the terminal, not at the file.
  */
 
 import { readFileSync } from 'node:fs';
@@ -13,8 +15,8 @@ import { readFileSync } from 'node:fs';
 import { HELP_TEXT, describeProxy, formatAddress, loadConfig } from './config.js';
 import type { Config, HostPort, ParsedCommand } from './config.js';
 import { isProxyError } from './errors.js';
-import { createLogger } from './log.js';
-import type { Logger } from './log.js';
+import { createLogger, formatFields, isJournalStream } from './log.js';
+import type { LogFields, Logger } from './log.js';
 import type { MetricsServer } from './metrics.js';
 
 const NAME = 'bip324-proxy';
@@ -41,7 +43,10 @@ function fail(message: string, code: number): number {
   return code;
 }
 
-async function run(config: Config, log: Logger): Promise<number> {
+/** Logs an error; until the daemon is up, also on stderr when the log goes to a file. */
+type StartupError = (msg: string, fields?: LogFields) => void;
+
+async function run(config: Config, log: Logger, configFile: string | undefined, startupError: StartupError, started: () => void): Promise<number> {
   // Loaded here rather than at the top so --help, --version and config errors never depend on the
   // engine (and its crypto) loading.
   const { ProxyServer } = await import('./engine/server.js');
@@ -57,8 +62,9 @@ async function run(config: Config, log: Logger): Promise<number> {
 
   log.info('starting', {
     version: packageVersion(),
+    config: configFile ?? 'none',
     network: config.network?.name ?? 'any',
-    v2_only: config.v2Only,
+    downgrade_guard: config.downgradeGuard,
     upstream_proxy: config.upstreamProxy === undefined ? undefined : describeProxy(config.upstreamProxy),
     onion_proxy: config.onionProxy === undefined ? undefined : describeProxy(config.onionProxy),
     max_connections: config.maxConnections,
@@ -93,13 +99,17 @@ async function run(config: Config, log: Logger): Promise<number> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   process.on('SIGHUP', () => {
+    // Logging to stderr there is nothing to reopen, and the man page says SIGHUP then does nothing.
+    if (config.logFile === undefined) return;
     log.reopen();
     log.info('log file reopened', { signal: 'SIGHUP' });
   });
 
   let addresses: HostPort[];
+  let listenedProxy = false;
   try {
     addresses = await server.listen();
+    listenedProxy = true;
     if (metricsModule !== undefined && metrics !== undefined && config.metrics !== undefined) {
       metricsServer = await metricsModule.startMetricsServer(config.metrics, metrics, () => server.connections, log);
     }
@@ -107,7 +117,14 @@ async function run(config: Config, log: Logger): Promise<number> {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     const where = e.address === undefined ? undefined : formatAddress({ host: e.address, port: e.port ?? 0 });
     const hint = e.code === 'EADDRINUSE' ? 'another process is listening there' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : e.code === 'EACCES' ? 'permission denied' : undefined;
-    log.error('cannot listen', { address: where, code: e.code, reason: hint ?? e.message });
+    // The metrics endpoint is on by default, so its port is the one an operator did not choose.
+    const isMetrics = listenedProxy && config.metrics !== undefined;
+    startupError('cannot listen', {
+      address: where,
+      code: e.code,
+      reason: hint ?? e.message,
+      hint: isMetrics ? 'this is the metrics endpoint: move it with --metrics HOST:PORT (e.g. 127.0.0.1:9325) or turn it off with --metrics off' : undefined,
+    });
     await closeAll().catch(() => undefined);
     return EXIT_FAILURE;
   }
@@ -116,6 +133,7 @@ async function run(config: Config, log: Logger): Promise<number> {
     await closeAll().catch(() => undefined);
     return done;
   }
+  started();
   for (const address of addresses) log.info('listening', { address: formatAddress(address), mode: 'socks5+legacy' });
   const inbound = (server as { inboundAddresses?: HostPort[] }).inboundAddresses ?? [];
   inbound.forEach((address, i) => {
@@ -146,28 +164,37 @@ async function main(argv: string[]): Promise<number> {
     case 'status': {
       printed = true;
       const { runStatus } = await import('./status.js');
-      return runStatus(parsed.config);
+      return runStatus(parsed.config, process.stdout, process.stderr, { full: parsed.full === true });
     }
     case 'run':
       break;
   }
 
+  const config = parsed.config;
   let log: Logger;
   try {
-    log = createLogger({ level: parsed.config.logLevel, file: parsed.config.logFile });
+    // Priority prefixes only where journald reads them: not in a file, not on a terminal.
+    const journal = config.logFile === undefined && isJournalStream(process.env, 2);
+    log = createLogger({ level: config.logLevel, file: config.logFile, journal, ...(config.logTimestamps === undefined ? {} : { timestamps: config.logTimestamps }) });
   } catch (err) {
     if (isProxyError(err)) return fail(err.message, EXIT_CONFIG);
     throw err;
   }
+  let starting = true;
+  const startupError: StartupError = (msg, fields) => {
+    log.error(msg, fields);
+    if (starting && config.logFile !== undefined) process.stderr.write(`${NAME}: ${msg}${formatFields(fields)} (log: ${config.logFile})\n`);
+  };
   // A daemon's last words belong in its log file, not only on a terminal nobody watches.
   const die = (what: string) => (err: unknown): void => {
-    log.error(what, { reason: err instanceof Error ? (err.stack ?? err.message).replace(/\n\s*/g, ' | ') : String(err) });
+    startupError(what, { reason: err instanceof Error ? (err.stack ?? err.message).replace(/\n\s*/g, ' | ') : String(err) });
     process.exit(EXIT_FAILURE);
   };
   process.on('uncaughtException', die('uncaught exception'));
   process.on('unhandledRejection', die('unhandled rejection'));
-  if (parsed.configFile !== undefined) log.info('configuration file read', { file: parsed.configFile });
-  return run(parsed.config, log);
+  return run(config, log, parsed.configFile, startupError, () => {
+    starting = false;
+  });
 }
 
 main(process.argv.slice(2)).then(

@@ -13,11 +13,14 @@
  * the SOCKS request before we answer it (reference/socks5-and-clients.md section 1.1).
  */
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { ConfigSyntaxError, parseConfigText } from './config-file.js';
+import { DOWNGRADE_GUARDS, type DowngradeGuard } from './engine/fallback.js';
 import { ProxyError, isProxyError } from './errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -53,20 +56,25 @@ export interface Config {
   listen: HostPort[];
   /** --network or --magic; undefined = accept any known network, detected from the client's magic */
   network?: Network;
-  v2Only: boolean;
+  /** When a v2 attempt that failed like a v1 peer's may fall back to v1 (engine/fallback.ts). */
+  downgradeGuard: DowngradeGuard;
+  /** Where the table of peers known to speak v2 is kept across restarts. */
+  v2PeersFile?: string;
   upstreamProxy?: ProxyEndpoint;
   /** default: upstreamProxy */
   onionProxy?: ProxyEndpoint;
   allowRemote: boolean;
   logLevel: LogLevel;
   logFile?: string;
+  /** --log-timestamps / --no-log-timestamps; undefined = on, except when stderr is the systemd journal */
+  logTimestamps?: boolean;
   /** Local clients (SOCKS5, legacy); inbound peers have their own limits. */
   maxConnections: number;
   inboundLimits: { max: number; perIp: number; handshakes: number; handshakeRate: number };
   timeouts: { socksMs: number; connectMs: number; handshakeMs: number; idleMs: number };
   /** --inbound LISTEN=TARGET (repeatable) */
   inbound: InboundRule[];
-  /** --metrics HOST:PORT */
+  /** --metrics HOST:PORT; default 127.0.0.1:9324, undefined after --metrics off */
   metrics?: HostPort;
 }
 
@@ -75,8 +83,10 @@ export type Command = 'run' | 'status' | 'help' | 'version';
 export interface ParsedCommand {
   command: Command;
   config: Config;
-  /** The configuration file that was read, if any (--config or BIP324_PROXY_CONFIG). */
+  /** The configuration file that was read, if any (--config, BIP324_PROXY_CONFIG or the default lookup). */
   configFile?: string;
+  /** status --full: whole session ids */
+  full?: boolean;
 }
 
 /** The proxy's default port: the one the earlier BIP324 proxies (theStack, rust-bitcoin) used. */
@@ -84,6 +94,20 @@ export const DEFAULT_PORT = 1324;
 export const DEFAULT_LISTEN: HostPort = { host: '127.0.0.1', port: DEFAULT_PORT };
 /** Environment variable naming a configuration file when --config is not given. */
 export const CONFIG_ENV = 'BIP324_PROXY_CONFIG';
+/** The file name looked for under $XDG_CONFIG_HOME/bip324-proxy/ and /etc/bip324-proxy/. */
+export const CONFIG_FILE_NAME = 'bip324-proxy.conf';
+/** The system-wide configuration file, last in the lookup (the systemd unit relies on it). */
+export const SYSTEM_CONFIG_FILE = `/etc/bip324-proxy/${CONFIG_FILE_NAME}`;
+/** The commented sample shipped in the package (conf/ next to dist/), printed by --help. */
+export const SAMPLE_CONFIG_FILE = fileURLToPath(new URL(`../../conf/${CONFIG_FILE_NAME}`, import.meta.url));
+/**
+ * The metrics endpoint, on by default so `status` works out of the box. 9324 is clear of the ports
+ * a node operator already runs: Bitcoin Core's P2P and RPC (8332-8334, 18332-18445, 38332-38334,
+ * 48332-48334) and its conventional ZMQ ports (28332-28334), Tor's (9050, 9051, 9150, 9151),
+ * lnd and Core Lightning (9735, 10009), electrs and Fulcrum (4224, 50001, 50002).
+ */
+export const DEFAULT_METRICS_PORT = 9324;
+export const DEFAULT_METRICS: HostPort = { host: '127.0.0.1', port: DEFAULT_METRICS_PORT };
 
 /**
  * Bitcoin Core reads the SOCKS5 CONNECT reply with a 20 s timeout (netbase.cpp g_socks5_recv_timeout);
@@ -115,21 +139,31 @@ export const OPTIONS = {
   network: {
     type: 'string',
     arg: 'NAME',
-    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic)`,
+    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic, or from an inbound peer's handshake)`,
   },
   magic: {
     type: 'string',
     arg: 'HEX8',
     help: 'network magic as 8 hex digits in wire order, for a custom signet; wins over --network',
   },
+  'downgrade-guard': {
+    type: 'string',
+    arg: 'off|known|all',
+    help: 'when a remote fails the v2 handshake the way a v1-only peer does (closes or resets before its first byte), reconnect with plaintext v1: off = always, like Bitcoin Core; known = unless the peer is known to speak v2 (it did a v2 handshake with us, or is gossiped with NODE_P2P_V2), so an attacker on the path cannot force plaintext on it; all = never (default known)',
+  },
+  'v2-peers-file': {
+    type: 'string',
+    arg: 'FILE',
+    help: 'keep the table of peers known to speak v2 in FILE, so that the downgrade guard remembers them across restarts (default: in memory only)',
+  },
   'v2-only': {
     type: 'boolean',
-    help: 'never fall back to v1 when the remote peer does not speak BIP324 (default: fall back, like Bitcoin Core)',
+    help: 'never fall back to v1 when the remote peer does not speak BIP324: the same as --downgrade-guard all',
   },
   'upstream-proxy': {
     type: 'string',
     arg: 'URL',
-    help: 'send every outbound connection through this SOCKS5 proxy, e.g. socks5://127.0.0.1:9050 for Tor; socks5://user:pass@host:port (default: connect directly)',
+    help: 'send every outbound connection through this SOCKS5 proxy, e.g. socks5://127.0.0.1:9050 for Tor; socks5://user:pass@host:port; socks5h:// means the same (host names always go to the proxy) and the scheme may be left out (default: connect directly)',
   },
   'onion-proxy': {
     type: 'string',
@@ -194,7 +228,7 @@ export const OPTIONS = {
   metrics: {
     type: 'string',
     arg: 'HOST:PORT',
-    help: 'serve Prometheus metrics at http://HOST:PORT/metrics (default: off); for status, the proxy to ask (default 127.0.0.1:9324)',
+    help: `serve Prometheus metrics and the live connections (for status) at http://HOST:PORT/, or off (default ${DEFAULT_METRICS.host}:${DEFAULT_METRICS_PORT}); for status, the proxy to ask`,
   },
   'log-level': {
     type: 'string',
@@ -206,10 +240,19 @@ export const OPTIONS = {
     arg: 'FILE',
     help: 'append the log to FILE, reopened on SIGHUP (default: standard error)',
   },
+  'log-timestamps': {
+    type: 'boolean',
+    help: 'start each log line with its time (default: on, except when standard error is the systemd journal, which stamps lines itself)',
+  },
   config: {
     type: 'string',
     arg: 'FILE',
-    help: `read options from this ini file first; the command line wins (default: $${CONFIG_ENV}, else none)`,
+    help: 'read options from this ini file first; the command line wins (default: see "Configuration file" below)',
+    cliOnly: true,
+  },
+  full: {
+    type: 'boolean',
+    help: 'status: print whole session ids, not their first 16 hex digits',
     cliOnly: true,
   },
   help: { type: 'boolean', help: 'print this help and exit', cliOnly: true, short: 'h' },
@@ -237,7 +280,7 @@ function wrap(text: string, indent: number, width: number): string[] {
 function buildHelp(): string {
   const lines = [
     'Usage: bip324-proxy [options]',
-    '       bip324-proxy status [--metrics HOST:PORT]',
+    '       bip324-proxy status [--metrics HOST:PORT] [--full]',
     '',
     ...wrap(
       "Gives Bitcoin P2P clients BIP324 (v2 encrypted transport). Point a client's SOCKS5 proxy at the listen address (bitcoind -proxy=127.0.0.1:1324), or redirect its v1 connections to it (legacy mode). Clients that already speak v2 are passed through.",
@@ -254,10 +297,17 @@ function buildHelp(): string {
   lines.push(
     '',
     ...wrap(
-      'On/off options can be negated: --no-v2-only undoes v2-only=1 from the configuration file. Every option except config, help and version can be set in the configuration file as name=value (listen=127.0.0.1:1324, v2-only=1). See bip324-proxy(1).',
+      'On/off options can be negated: --no-v2-only undoes v2-only=1 from the configuration file. Every option except config, full, help and version can be set in the configuration file as name=value (listen=127.0.0.1:1324, v2-only=1). See bip324-proxy(1).',
       0,
       80,
     ),
+    '',
+    ...wrap(
+      `Configuration file, when --config is not given: the file named by $${CONFIG_ENV}, else $XDG_CONFIG_HOME/bip324-proxy/${CONFIG_FILE_NAME} (XDG_CONFIG_HOME defaults to ~/.config), else ${SYSTEM_CONFIG_FILE}, else none. A commented sample with every key and its default:`,
+      0,
+      80,
+    ),
+    `  ${SAMPLE_CONFIG_FILE}`,
     '',
   );
   return lines.join('\n');
@@ -268,7 +318,7 @@ export const HELP_TEXT: string = buildHelp();
 export function defaultConfig(): Config {
   return {
     listen: [{ ...DEFAULT_LISTEN }],
-    v2Only: false,
+    downgradeGuard: 'known',
     allowRemote: false,
     logLevel: 'info',
     maxConnections: DEFAULT_MAX_CONNECTIONS,
@@ -278,6 +328,7 @@ export function defaultConfig(): Config {
       handshakes: DEFAULT_MAX_INBOUND_HANDSHAKES,
       handshakeRate: DEFAULT_INBOUND_HANDSHAKE_RATE,
     },
+    metrics: { ...DEFAULT_METRICS },
     timeouts: {
       socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
       connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
@@ -329,6 +380,7 @@ export function parseHostPort(text: string, defaultPort?: number): HostPort {
     }
     host = colon < 0 ? text : text.slice(0, colon);
     portText = colon < 0 ? undefined : text.slice(colon + 1);
+    if (colon < 0 && /^[0-9]+$/.test(text)) throw configError(`'${text}' is a port without a host`);
     if (host === '') throw configError(`'${text}' has no host`);
     if (!isIPv4(host)) {
       if (/^[0-9.]+$/.test(host)) throw configError(`'${text}': '${host}' is not an IPv4 address`);
@@ -393,7 +445,7 @@ function parseCommandLine(argv: string[]): { source: RawSource; positionals: str
   } catch (err) {
     // Only the user's mistakes become ERR_CONFIG; anything else is a bug here and must show as one.
     if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS_')) throw err;
-    throw configError(describeParseArgsError(err));
+    throw configError(describeParseArgsError(err, argv));
   }
   const values = new Map<OptionName, RawValue>();
   for (const [name, value] of Object.entries(parsed.values)) {
@@ -405,8 +457,40 @@ function parseCommandLine(argv: string[]): { source: RawSource; positionals: str
   return { source: { values, label: (name) => `--${name}` }, positionals: parsed.positionals };
 }
 
+/**
+ * A right value for each option, for error messages ("e.g. ..."); an option missing here falls
+ * back to its placeholder.
+ */
+const EXAMPLE_VALUES: Partial<Record<OptionName, string>> = {
+  listen: '127.0.0.1:1324',
+  network: 'signet',
+  magic: '0a03cf40',
+  'upstream-proxy': 'socks5://127.0.0.1:9050',
+  'onion-proxy': 'socks5://127.0.0.1:9050',
+  'max-connections': String(DEFAULT_MAX_CONNECTIONS),
+  'max-inbound': String(DEFAULT_MAX_INBOUND),
+  'max-inbound-per-ip': String(DEFAULT_MAX_INBOUND_PER_IP),
+  'max-inbound-handshakes': String(DEFAULT_MAX_INBOUND_HANDSHAKES),
+  'inbound-handshake-rate': String(DEFAULT_INBOUND_HANDSHAKE_RATE),
+  'socks-timeout': '10',
+  'connect-timeout': '15',
+  'handshake-timeout': '10',
+  'idle-timeout': '1200',
+  inbound: '0.0.0.0:8333=127.0.0.1:8334',
+  metrics: '127.0.0.1:9324',
+  'log-level': 'debug',
+  'log-file': '/var/log/bip324-proxy.log',
+  config: SYSTEM_CONFIG_FILE,
+};
+
+function exampleValue(name: string): string {
+  if (!isOptionName(name)) return 'VALUE';
+  const spec: OptionSpec = OPTIONS[name];
+  return EXAMPLE_VALUES[name] ?? spec.arg ?? 'VALUE';
+}
+
 /** parseArgs messages suggest "--" tricks that do not apply here; keep ours short and naming the option. */
-function describeParseArgsError(err: unknown): string {
+function describeParseArgsError(err: unknown, argv: string[]): string {
   const e = err as { code?: string; message?: string };
   const quoted = /'([^']*)'/.exec(e.message ?? '')?.[1] ?? '';
   const option = quoted.split(' ')[0] ?? quoted;
@@ -419,6 +503,12 @@ function describeParseArgsError(err: unknown): string {
       return `unknown option ${option} (see --help)`;
     }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/argument is ambiguous/.test(e.message ?? '')) {
+        // parseArgs refuses "--max-connections -5": the value looks like the next option.
+        const next = argv[argv.indexOf(option) + 1] ?? '';
+        const example = `${option} ${exampleValue(option.replace(/^-+/, ''))}`;
+        return `${option}: '${next}' looks like an option, not a value; e.g. ${example} (write ${option}=${next} for a value that starts with a dash)`;
+      }
       if (/argument missing/.test(e.message ?? '')) return `${option} needs a value`;
       if (/does not take an argument/.test(e.message ?? '')) return `${option} does not take a value`;
       return `${option}: ${e.message ?? 'invalid value'}`;
@@ -520,23 +610,39 @@ class Merged {
   flag(name: OptionName): boolean {
     return this.pick(name)?.value === true;
   }
+
+  /** An on/off option that means something different when given neither way. */
+  optionalFlag(name: OptionName): boolean | undefined {
+    const value = this.pick(name)?.value;
+    return typeof value === 'boolean' ? value : undefined;
+  }
 }
 
-/** Re-labels a parse error with the option it came from. */
-function withLabel<T>(label: string, fn: () => T): T {
+/** Re-labels a parse error with the option it came from, and a right value when one is given. */
+function withLabel<T>(label: string, fn: () => T, example?: string): T {
   try {
     return fn();
   } catch (err) {
-    if (isProxyError(err)) throw configError(`${label}: ${err.message}`);
+    if (isProxyError(err)) throw configError(`${label}: ${err.message}${example === undefined ? '' : `; e.g. ${example}`}`);
     throw err;
   }
 }
 
+/**
+ * How to allow a non-loopback address, in the words of the source the address came from: a file
+ * value is fixed in the file ("allow-remote=1"), a command-line value with --allow-remote.
+ */
+function allowRemoteHint(label: string): string {
+  const file = /^[a-z0-9-]+ \(in (.+)\)$/.exec(label)?.[1];
+  return file === undefined ? '--allow-remote' : `allow-remote=1 in ${file}`;
+}
+
+/** A whole number of at least `min`; the default doubles as the example of a right value. */
 function parseCount(opt: { value: string; label: string } | undefined, defaultValue: number, min: number): number {
   if (opt === undefined) return defaultValue;
   const n = Number(opt.value);
   if (!/^[0-9]+$/.test(opt.value) || !Number.isSafeInteger(n) || n < min) {
-    throw configError(`${opt.label}: '${opt.value}' is not a whole number of at least ${min}`);
+    throw configError(`${opt.label}: '${opt.value}' is not a whole number of at least ${min}; e.g. ${defaultValue}`);
   }
   return n;
 }
@@ -589,12 +695,22 @@ function interpret(merged: Merged, command: Command): Config {
   // Inbound targets are peers' P2P ports, so the network's port is the natural default there.
   const p2pPort = config.network?.port;
 
-  config.v2Only = merged.flag('v2-only');
+  const guard = merged.string('downgrade-guard');
+  if (guard !== undefined && !(DOWNGRADE_GUARDS as readonly string[]).includes(guard.value)) {
+    throw configError(`${guard.label}: '${guard.value}' is not one of ${DOWNGRADE_GUARDS.join(', ')} (e.g. --downgrade-guard known)`);
+  }
+  const v2Only = merged.flag('v2-only');
+  if (v2Only && guard !== undefined && guard.value !== 'all') {
+    throw configError(`--v2-only is --downgrade-guard all; it contradicts ${guard.label} ${guard.value}`);
+  }
+  config.downgradeGuard = v2Only ? 'all' : ((guard?.value as DowngradeGuard | undefined) ?? 'known');
+  const peersFile = merged.string('v2-peers-file');
+  if (peersFile !== undefined) config.v2PeersFile = peersFile.value;
   config.allowRemote = merged.flag('allow-remote');
 
   const listen = merged.list('listen');
   if (listen !== undefined) {
-    config.listen = listen.value.map((text) => withLabel(listen.label, () => parseHostPort(text, DEFAULT_PORT)));
+    config.listen = listen.value.map((text) => withLabel(listen.label, () => parseHostPort(text, DEFAULT_PORT), EXAMPLE_VALUES.listen));
   }
 
   const inbound = merged.list('inbound');
@@ -602,7 +718,9 @@ function interpret(merged: Merged, command: Command): Config {
     config.inbound = inbound.value.map((text) =>
       withLabel(inbound.label, () => {
         const eq = text.indexOf('=');
-        if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET, e.g. 0.0.0.0:8333=127.0.0.1:8334`);
+        if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET`);
+        if (eq === 0) throw configError(`'${text}' has no LISTEN address before the '='`);
+        if (eq === text.length - 1) throw configError(`'${text}' has no TARGET address after the '='`);
         const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
         if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
         // The same rules as when a peer connects and the target is dialed: a target that would fail
@@ -615,12 +733,13 @@ function interpret(merged: Merged, command: Command): Config {
         }
         if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
         return rule;
-      }),
+      }, EXAMPLE_VALUES.inbound),
     );
   }
 
   const metrics = merged.string('metrics');
-  if (metrics !== undefined) config.metrics = withLabel(metrics.label, () => parseHostPort(metrics.value));
+  if (metrics?.value === 'off') delete config.metrics;
+  else if (metrics !== undefined) config.metrics = withLabel(metrics.label, () => parseHostPort(metrics.value), `${EXAMPLE_VALUES.metrics}, or off`);
 
   const upstreamProxy = parseProxyOption(merged.string('upstream-proxy'));
   const onionProxy = parseProxyOption(merged.string('onion-proxy')) ?? upstreamProxy;
@@ -633,7 +752,10 @@ function interpret(merged: Merged, command: Command): Config {
     config.logLevel = level.value;
   }
   const logFile = merged.string('log-file');
+  if (logFile?.value === '') throw configError(`${logFile.label}: the file name is empty; e.g. ${EXAMPLE_VALUES['log-file']}`);
   if (logFile !== undefined) config.logFile = logFile.value;
+  const timestamps = merged.optionalFlag('log-timestamps');
+  if (timestamps !== undefined) config.logTimestamps = timestamps;
 
   config.maxConnections = parseCount(merged.string('max-connections'), DEFAULT_MAX_CONNECTIONS, 1);
   config.inboundLimits = {
@@ -652,14 +774,18 @@ function interpret(merged: Merged, command: Command): Config {
 
   // `status` only dials the metrics address, so listening rules do not apply to it.
   if (command === 'run' && !config.allowRemote) {
-    const refuse = (label: string, hp: HostPort, what: string): never => {
+    const refuse = (label: string, hp: HostPort, what: string, example: string): never => {
       throw configError(
-        `${label} ${formatAddress(hp)}: not a loopback address; ${what} on it would be reachable from the network (use --allow-remote if that is intended)`,
+        `${label} ${formatAddress(hp)}: not a loopback address; ${what} on it would be reachable from the network. Use a loopback address (e.g. ${example}), or ${allowRemoteHint(label)} if that is intended`,
       );
     };
-    for (const hp of config.listen) if (!isLoopback(hp.host)) refuse(listen?.label ?? '--listen', hp, 'an open proxy');
-    for (const rule of config.inbound) if (!isLoopback(rule.listen.host)) refuse(inbound?.label ?? '--inbound', rule.listen, 'an inbound listener');
-    if (config.metrics !== undefined && !isLoopback(config.metrics.host)) refuse(metrics?.label ?? '--metrics', config.metrics, 'the metrics endpoint');
+    for (const hp of config.listen) if (!isLoopback(hp.host)) refuse(listen?.label ?? '--listen', hp, 'an open proxy', `127.0.0.1:${hp.port}`);
+    for (const rule of config.inbound) {
+      if (!isLoopback(rule.listen.host)) refuse(inbound?.label ?? '--inbound', rule.listen, 'an inbound listener', `127.0.0.1:${rule.listen.port}`);
+    }
+    if (config.metrics !== undefined && !isLoopback(config.metrics.host)) {
+      refuse(metrics?.label ?? '--metrics', config.metrics, 'the metrics endpoint', `127.0.0.1:${config.metrics.port}`);
+    }
   }
   return config;
 }
@@ -668,7 +794,19 @@ function interpret(merged: Merged, command: Command): Config {
  * Parse argv (without node and script) and the optional --config ini file; the command line wins over the file.
  * Throws ProxyError ERR_CONFIG with a clear message naming the option.
  */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedCommand {
+/**
+ * Where to look for a configuration file when neither --config nor $BIP324_PROXY_CONFIG names one,
+ * in order: the user's ($XDG_CONFIG_HOME, or ~/.config, per the XDG Base Directory specification,
+ * which ignores a relative XDG_CONFIG_HOME), then the system's.
+ */
+export function defaultConfigFiles(env: NodeJS.ProcessEnv, systemFile: string = SYSTEM_CONFIG_FILE): string[] {
+  const xdg = env.XDG_CONFIG_HOME;
+  const home = env.HOME;
+  const base = xdg !== undefined && isAbsolute(xdg) ? xdg : home !== undefined && isAbsolute(home) ? join(home, '.config') : undefined;
+  return [...(base === undefined ? [] : [join(base, 'bip324-proxy', CONFIG_FILE_NAME)]), systemFile];
+}
+
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env, systemFile: string = SYSTEM_CONFIG_FILE): ParsedCommand {
   const { source: cli, positionals } = parseCommandLine(argv);
 
   let command: Command = 'run';
@@ -681,10 +819,25 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (cli.values.get('help') === true) return { command: 'help', config: defaultConfig() };
   if (cli.values.get('version') === true) return { command: 'version', config: defaultConfig() };
 
+  const full = cli.values.get('full') === true;
+  if (full && command !== 'status') throw configError('--full only applies to status: bip324-proxy status --full');
+
+  // An explicit file must exist; the default places are only read when something is there.
   const fromCli = cli.values.get('config');
-  const configFile = typeof fromCli === 'string' ? fromCli : env[CONFIG_ENV] || undefined;
-  const file = configFile === undefined ? undefined : readConfigFile(configFile, typeof fromCli === 'string' ? '--config' : CONFIG_ENV);
+  if (fromCli === '') throw configError(`--config: the file name is empty; e.g. ${EXAMPLE_VALUES.config}`);
+  let configFile: string | undefined;
+  let label = '--config';
+  if (typeof fromCli === 'string') {
+    configFile = fromCli;
+  } else if (env[CONFIG_ENV]) {
+    configFile = env[CONFIG_ENV];
+    label = CONFIG_ENV;
+  } else {
+    configFile = defaultConfigFiles(env, systemFile).find((candidate) => existsSync(candidate));
+    label = 'configuration file';
+  }
+  const file = configFile === undefined ? undefined : readConfigFile(configFile, label);
 
   const config = interpret(new Merged(cli, file), command);
-  return configFile === undefined ? { command, config } : { command, config, configFile };
+  return { command, config, ...(configFile === undefined ? {} : { configFile }), ...(full ? { full } : {}) };
 }

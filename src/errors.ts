@@ -55,6 +55,7 @@ export const ERROR_CODES = {
 
   // Session engine (src/engine/*)
   ERR_V2_ONLY: 'the remote peer speaks only v1 and --v2-only forbids falling back',
+  ERR_V2_DOWNGRADE: 'the remote peer is known to speak v2 but its v2 attempt failed as a v1 peer\'s would, or it answered the v1 fallback as a v2 peer: a downgrade, refused',
   ERR_PEER_RESET: 'the peer reset the connection, or its socket failed, in the middle of a session',
   ERR_CLIENT_RESET: 'the local client reset the connection, or its socket failed, in the middle of a session',
   ERR_NODE_RESET: 'inbound mode: the node behind the proxy reset the connection, or its socket failed',
@@ -77,12 +78,21 @@ export class ProxyError extends Error {
   readonly code: ErrorCode;
   /** true: the connection must be closed; false: only the offending message is dropped. */
   readonly fatal: boolean;
+  /** Bytes to send the client before closing: the SOCKS reply that tells it why (socks5/reply.ts). */
+  readonly reply: Buffer | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { fatal?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { fatal?: boolean; cause?: unknown; reply?: Buffer } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ProxyError';
     this.code = code;
     this.fatal = options.fatal ?? true;
+    this.reply = options.reply;
+  }
+
+  /** The same error, with the reply the client gets before the connection closes. */
+  withReply(reply: Buffer | undefined): ProxyError {
+    if (reply === undefined) return this;
+    return new ProxyError(this.code, this.message, { fatal: this.fatal, cause: this.cause, reply });
   }
 }
 

@@ -3,13 +3,19 @@
  *   2026-11-26T07:00:00.000Z INFO  conn=12 established peer=1.2.3.4:8333 transport=v2
  * i.e. ISO time, level padded to 5, the child's fields, the message, then the call's fields.
  *
+ * Under systemd, when standard error is the journal's stream (sd-daemon(3), JOURNAL_STREAM), each
+ * line instead starts with its syslog priority, <3> error, <4> warning, <6> info, <7> debug, so
+ * `journalctl -p warning` filters by level, and carries no time of its own (the journal stamps
+ * every line), unless --log-timestamps asks for it (Bitcoin Core's -logtimestamps):
+ *   <6>INFO  conn=12 established peer=1.2.3.4:8333 transport=v2
+ *
  * Operator conventions (Bitcoin Core debug.log, Tor): the file is opened for append and reopened on
  * SIGHUP so logrotate can move it away. Lines are written with fs.writeSync so nothing is lost when
  * the process exits right after logging (a stream would still hold the line in its buffer).
  * Logging must never take the proxy down: every write error is swallowed.
  */
 
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, writeSync } from 'node:fs';
 
 import { ProxyError } from './errors.js';
 
@@ -32,6 +38,25 @@ export const LOG_LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug'
 
 const RANK: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 const LABEL: Record<LogLevel, string> = { error: 'ERROR', warn: 'WARN ', info: 'INFO ', debug: 'DEBUG' };
+/** syslog(3) priorities, as systemd-journald reads them from the start of a stream line (sd-daemon(3)). */
+const PRIORITY: Record<LogLevel, string> = { error: '<3>', warn: '<4>', info: '<6>', debug: '<7>' };
+
+/**
+ * True when file descriptor `fd` is the stream systemd connected to the journal. systemd sets
+ * JOURNAL_STREAM to that stream's "device:inode"; the variable alone is not enough, since every
+ * process started from a desktop session or a service inherits it, terminals included, so the
+ * descriptor's own device and inode must match (what sd-daemon(3) recommends).
+ */
+export function isJournalStream(env: NodeJS.ProcessEnv = process.env, fd = 2): boolean {
+  const m = /^([0-9]+):([0-9]+)$/.exec(env.JOURNAL_STREAM ?? '');
+  if (m === null) return false;
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+  } catch {
+    return false;
+  }
+}
 
 export function isLogLevel(value: string): value is LogLevel {
   return Object.prototype.hasOwnProperty.call(RANK, value);
@@ -135,12 +160,19 @@ class StreamSink implements Sink {
   reopen(): void {}
 }
 
+/** How lines start: the journal's priority prefix, the time, both or neither. */
+interface LineFormat {
+  journal: boolean;
+  timestamps: boolean;
+}
+
 class LineLogger implements Logger {
   constructor(
     private readonly sink: Sink,
     readonly level: LogLevel,
     /** Pre-formatted " k=v" prefix of a child logger, so it is not rebuilt for every line. */
     private readonly prefix: string,
+    private readonly format: LineFormat,
   ) {}
 
   error(msg: string, fields?: LogFields): void {
@@ -157,7 +189,7 @@ class LineLogger implements Logger {
   }
 
   child(fields: LogFields): Logger {
-    return new LineLogger(this.sink, this.level, this.prefix + formatFields(fields));
+    return new LineLogger(this.sink, this.level, this.prefix + formatFields(fields), this.format);
   }
 
   reopen(): void {
@@ -169,7 +201,8 @@ class LineLogger implements Logger {
     if (RANK[level] > RANK[this.level]) return;
     try {
       const head = this.prefix === '' ? '' : this.prefix.slice(1) + ' ';
-      this.sink.write(`${new Date().toISOString()} ${LABEL[level]} ${head}${formatMessage(String(msg))}${formatFields(fields)}\n`);
+      const start = (this.format.journal ? PRIORITY[level] : '') + (this.format.timestamps ? `${new Date().toISOString()} ` : '');
+      this.sink.write(`${start}${LABEL[level]} ${head}${formatMessage(String(msg))}${formatFields(fields)}\n`);
     } catch {
       // a field with a throwing toString, or anything else: never let logging throw
     }
@@ -178,10 +211,18 @@ class LineLogger implements Logger {
 
 /**
  * A logger writing to `stream` (tests), else to `file` (opened for append), else to stderr.
+ * `journal` adds the syslog priority prefixes (the caller checks isJournalStream()); `timestamps`
+ * defaults to on, except with `journal`, since the journal stamps lines itself.
  * Throws ProxyError ERR_CONFIG when the log file cannot be opened, so the CLI can refuse to start
  * instead of running without its log.
  */
-export function createLogger(options: { level: LogLevel; file?: string; stream?: NodeJS.WritableStream }): Logger {
+export function createLogger(options: {
+  level: LogLevel;
+  file?: string;
+  stream?: NodeJS.WritableStream;
+  journal?: boolean;
+  timestamps?: boolean;
+}): Logger {
   let sink: Sink;
   if (options.stream !== undefined) {
     sink = new StreamSink(options.stream);
@@ -195,5 +236,6 @@ export function createLogger(options: { level: LogLevel; file?: string; stream?:
   } else {
     sink = new FdSink(2);
   }
-  return new LineLogger(sink, options.level, '');
+  const journal = options.journal ?? false;
+  return new LineLogger(sink, options.level, '', { journal, timestamps: options.timestamps ?? !journal });
 }

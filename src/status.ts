@@ -4,13 +4,13 @@
  */
 import * as http from 'node:http';
 
-import { formatAddress } from './config.js';
+import { DEFAULT_METRICS, DEFAULT_METRICS_PORT, formatAddress } from './config.js';
 import type { Config, HostPort } from './config.js';
 import type { ConnectionInfo } from './metrics.js';
 
-/** Where `status` looks when no --metrics is given; the daemon's documented metrics port. */
-export const DEFAULT_METRICS_PORT = 9324;
-export const DEFAULT_METRICS_ADDRESS: HostPort = { host: '127.0.0.1', port: DEFAULT_METRICS_PORT };
+/** Where `status` looks when no --metrics is given: the daemon's default metrics address. */
+export { DEFAULT_METRICS_PORT };
+export const DEFAULT_METRICS_ADDRESS: HostPort = DEFAULT_METRICS;
 
 /** A local daemon answers in milliseconds; a hung one must not hang the operator's shell. */
 export const STATUS_TIMEOUT_MS = 3000;
@@ -21,21 +21,28 @@ const TRANSPORT_ORDER = ['v2', 'inbound-v2', 'v1-fallback', 'inbound-v1', 'passt
 /**
  * Prints the connections of the proxy reachable at config.metrics (default 127.0.0.1:9324) to `out`;
  * a failure goes to `err` with a hint. Resolves to the exit code: 0 on success, 1 otherwise.
+ * `full` prints whole session ids, to compare with the remote node's getpeerinfo.
  */
 export async function runStatus(
   config: Config,
   out: NodeJS.WritableStream = process.stdout,
   err: NodeJS.WritableStream = process.stderr,
+  options: { full?: boolean } = {},
 ): Promise<number> {
-  const address = config.metrics ?? DEFAULT_METRICS_ADDRESS;
+  const address = config.metrics;
+  if (address === undefined) {
+    await write(err, `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatAddress(DEFAULT_METRICS)}\n`);
+    return 1;
+  }
+  const isDefault = address.host === DEFAULT_METRICS.host && address.port === DEFAULT_METRICS.port;
   let list: ConnectionInfo[];
   try {
     list = parseConnections(await fetchText(address, '/connections', STATUS_TIMEOUT_MS));
   } catch (e) {
-    await write(err, `bip324-proxy status: ${describeFailure(e, address, config.metrics !== undefined)}\n`);
+    await write(err, `bip324-proxy status: ${describeFailure(e, address, !isDefault)}\n`);
     return 1;
   }
-  await write(out, formatStatus(list));
+  await write(out, formatStatus(list, options.full === true));
   return 0;
 }
 
@@ -55,12 +62,16 @@ class StatusError extends Error {}
 function describeFailure(e: unknown, address: HostPort, configured: boolean): string {
   const where = formatAddress(address);
   const code = (e as NodeJS.ErrnoException).code;
-  // The daemon serves nothing unless started with --metrics, so that is the usual cause.
   const hint = configured
     ? `Is bip324-proxy running with --metrics ${where}?`
-    : `Start bip324-proxy with --metrics ${where} (its metrics endpoint is off by default), or pass status the --metrics HOST:PORT the daemon uses.`;
+    : `Is bip324-proxy running? It serves status on ${where} unless it was started with --metrics off or another --metrics HOST:PORT, which status then needs too.`;
   if (code === 'ECONNREFUSED') return `cannot connect to ${where}: connection refused. ${hint}`;
   if (code === 'ETIMEDOUT') return `no answer from ${where} within ${STATUS_TIMEOUT_MS / 1000} s. ${hint}`;
+  // Something listens there, but not an HTTP server: most likely the proxy's own SOCKS5 or P2P
+  // port given in place of its metrics address (Node reports that as HPE_* or a reset).
+  if ((typeof code === 'string' && code.startsWith('HPE_')) || code === 'ECONNRESET') {
+    return `--metrics ${where}: no HTTP answer there (${code}); --metrics is the proxy's metrics address, e.g. --metrics ${formatAddress(DEFAULT_METRICS)}, not its SOCKS5 or P2P port`;
+  }
   if (e instanceof StatusError) return `${where}: ${e.message}. ${hint}`;
   const reason = code ?? (e instanceof Error ? e.message : String(e));
   return `cannot reach ${where}: ${reason}. ${hint}`;
@@ -99,8 +110,8 @@ function parseConnections(body: string): ConnectionInfo[] {
   return value as ConnectionInfo[];
 }
 
-/** The table and the summary line, or "no connections". */
-export function formatStatus(list: ConnectionInfo[]): string {
+/** The table and the summary line, or "no connections"; session ids cut to 16 hex digits unless `full`. */
+export function formatStatus(list: ConnectionInfo[], full = false): string {
   if (list.length === 0) return 'no connections\n';
   const rows = [...list].sort((a, b) => a.id - b.id);
   const header = ['ID', 'FRONTEND', 'PEER', 'TRANSPORT', 'SESSION', 'TO PEER', 'FROM PEER', 'MSGS', 'AGE'];
@@ -111,7 +122,7 @@ export function formatStatus(list: ConnectionInfo[]): string {
     c.frontend,
     c.peer ?? '-',
     c.transport ?? 'pending',
-    c.session_id ? `${c.session_id.slice(0, 16)}…` : '-',
+    c.session_id ? (full ? c.session_id : `${c.session_id.slice(0, 16)}…`) : '-',
     humanBytes(c.bytes_to_peer),
     humanBytes(c.bytes_from_peer),
     `${c.msgs_to_peer}/${c.msgs_from_peer}`,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,11 +15,16 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
 
-/** The environment without a config file variable that would change what the CLI reads. */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  delete env.BIP324_PROXY_CONFIG;
-  return env;
+/**
+ * The environment without what would change what the CLI reads or how it logs: a config file
+ * variable, the developer's own ~/.config/bip324-proxy, a journal stream inherited from a service,
+ * and npm's settings when the tests run under `npm test`.
+ */
+function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!/^(npm_|BIP324_PROXY_CONFIG$|JOURNAL_STREAM$)/.test(key)) env[key] = value;
+  env.XDG_CONFIG_HOME = join(tmpdir(), 'bip324-no-such-config-dir');
+  return { ...env, ...extra };
 }
 
 function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -33,14 +38,26 @@ class Daemon {
   stderr = '';
   private readonly exited: Promise<number | null>;
   private waiters: (() => void)[] = [];
+  private readonly detached: boolean;
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [CLI, ...args], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+  constructor(args: string[], options: { env?: NodeJS.ProcessEnv; stderr?: number; command?: string[]; detached?: boolean } = {}) {
+    // The default metrics port is one per machine: tests that run at the same time would fight
+    // over it, so every daemon here says where its metrics go.
+    if (!args.some((a) => a === '--metrics' || a.startsWith('--metrics='))) throw new Error('pass --metrics off or --metrics 127.0.0.1:0');
+    const [command, ...prefix] = options.command ?? [process.execPath, CLI];
+    this.detached = options.detached ?? false;
+    this.child = spawn(command!, [...prefix, ...args], {
+      env: options.env ?? cleanEnv(),
+      stdio: ['ignore', 'pipe', options.stderr ?? 'pipe'],
+      cwd: ROOT,
+      detached: options.detached ?? false,
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
+    // null when stderr goes to a file the test reads itself
+    this.child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
       this.stderr += chunk;
       for (const w of this.waiters) w();
     });
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
   }
 
   /** Resolves with the first match of `re` in stderr, failing when the process exits first. */
@@ -84,6 +101,14 @@ class Daemon {
 
   kill(): void {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    // A detached child leads its own process group: take down whatever it left behind too.
+    if (this.child.spawnargs.length > 0 && this.detached && this.child.pid !== undefined) {
+      try {
+        process.kill(-this.child.pid, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }
   }
 }
 
@@ -145,14 +170,14 @@ describe('cli', () => {
       daemons = [];
       rmSync(dir, { recursive: true, force: true });
     });
-    function start(args: string[]): Daemon {
-      const d = new Daemon(args);
+    function start(args: string[], options?: ConstructorParameters<typeof Daemon>[1]): Daemon {
+      const d = new Daemon(args, options);
       daemons.push(d);
       return d;
     }
 
     it('logs one line per listen address, accepts connections, and exits 0 on SIGTERM', async () => {
-      const d = start(['--listen', '127.0.0.1:0', '--listen', '[::1]:0']);
+      const d = start(['--listen', '127.0.0.1:0', '--listen', '[::1]:0', '--metrics', 'off']);
       const v4 = await d.waitFor(/INFO  listening address=127\.0\.0\.1:(\d+)/);
       await d.waitFor(/INFO  listening address=\[::1\]:(\d+)/);
       assert.equal(d.stderr.match(/ listening /g)?.length, 2);
@@ -176,7 +201,7 @@ describe('cli', () => {
     });
 
     it('exits 0 on SIGINT too', async () => {
-      const d = start(['--listen', '127.0.0.1:0']);
+      const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off']);
       await d.waitFor(/listening address=/);
       d.child.kill('SIGINT');
       assert.equal(await d.exit(), 0);
@@ -187,7 +212,7 @@ describe('cli', () => {
       await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
       const port = (blocker.address() as net.AddressInfo).port;
       try {
-        const d = start(['--listen', `127.0.0.1:${port}`]);
+        const d = start(['--listen', `127.0.0.1:${port}`, '--metrics', 'off']);
         assert.equal(await d.exit(), 1);
         assert.match(d.stderr, new RegExp(`ERROR cannot listen address=127\\.0\\.0\\.1:${port} code=EADDRINUSE reason="another process is listening there"`));
       } finally {
@@ -197,7 +222,7 @@ describe('cli', () => {
 
     it('reopens the log file on SIGHUP, so a rotated log continues in a new file', async () => {
       const log = join(dir, 'proxy.log');
-      const d = start(['--listen', '127.0.0.1:0', '--log-file', log]);
+      const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off', '--log-file', log]);
       // The daemon logs only to the file; wait for the listening line there.
       for (let i = 0; i < 200 && !/listening/.test(readSafe(log)); i++) await sleep(25);
       assert.match(readSafe(log), /INFO  listening address=127\.0\.0\.1:\d+/);
@@ -212,23 +237,125 @@ describe('cli', () => {
       assert.equal(d.stderr, '');
     });
 
-    it('a second signal exits at once without waiting for the shutdown', async () => {
-      const d = start(['--listen', '127.0.0.1:0']);
+    // The second signal's forced exit: test/cli-signals.test.ts (with a shutdown that cannot finish).
+
+    it('names the configuration file it read in the start-up line, or none', async () => {
+      const a = start(['--listen', '127.0.0.1:0', '--metrics', 'off']);
+      await a.waitFor(/INFO  starting version=\S+ config=none /);
+      const xdg = join(dir, 'xdg');
+      const conf = join(xdg, 'bip324-proxy', 'bip324-proxy.conf');
+      mkdirSync(join(xdg, 'bip324-proxy'), { recursive: true });
+      writeFileSync(conf, 'metrics=off\n');
+      const b = start(['--listen', '127.0.0.1:0', '--metrics', 'off'], { env: cleanEnv({ XDG_CONFIG_HOME: xdg }) });
+      await b.waitFor(new RegExp(`INFO  starting version=\\S+ config=${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `));
+    });
+
+    it('ignores SIGHUP when logging to standard error: nothing to reopen, nothing logged, still running', async () => {
+      const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off']);
       const m = await d.waitFor(/listening address=127\.0\.0\.1:(\d+)/);
-      // A connection that never sends anything keeps a session open during shutdown.
-      const socket = await connect(Number(m[1]));
+      d.child.kill('SIGHUP');
+      // Signals are handled in the order they arrive: a SIGHUP line would come before these.
       d.child.kill('SIGTERM');
-      d.child.kill('SIGTERM');
-      const code = await d.exit();
-      socket.destroy();
-      // Either the second signal caught the shutdown in progress (exit 1, no "stopped"), or the
-      // shutdown had already finished (exit 0); never a hang or a death by signal.
-      if (/WARN  second signal, exiting now signal=SIGTERM/.test(d.stderr)) {
-        assert.equal(code, 1);
-        assert.doesNotMatch(d.stderr, /INFO  stopped/);
-      } else {
-        assert.equal(code, 0, d.stderr);
+      assert.equal(await d.exit(), 0);
+      assert.doesNotMatch(d.stderr, /reopen/);
+      assert.match(d.stderr, /INFO  shutting down signal=SIGTERM/);
+      assert.ok(Number(m[1]) > 0);
+    });
+
+    it('writes syslog priorities and no time when standard error is the systemd journal, the time again with --log-timestamps', async () => {
+      const path = join(dir, 'journal');
+      writeFileSync(path, '');
+      const st = statSync(path, { bigint: true });
+      const env = cleanEnv({ JOURNAL_STREAM: `${st.dev}:${st.ino}` });
+      const run = async (args: string[]): Promise<string> => {
+        const fd = openSync(path, 'w');
+        try {
+          const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off', ...args], { env, stderr: fd });
+          for (let i = 0; i < 400 && !/listening|cannot listen/.test(readSafe(path)); i++) await sleep(25);
+          d.child.kill('SIGTERM');
+          await d.exit();
+        } finally {
+          closeSync(fd);
+        }
+        return readSafe(path);
+      };
+      const plain = await run([]);
+      assert.match(plain, /^<6>INFO  starting version=/);
+      assert.match(plain, /\n<6>INFO  listening address=127\.0\.0\.1:\d+ mode=socks5\+legacy\n/);
+      for (const line of plain.trimEnd().split('\n')) assert.match(line, /^<[3467]>(ERROR|WARN |INFO |DEBUG) /);
+
+      const stamped = await run(['--log-timestamps']);
+      assert.match(stamped, /^<6>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  starting /);
+
+      const blocker = net.createServer();
+      await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+      try {
+        const failed = await run(['--listen', `127.0.0.1:${(blocker.address() as net.AddressInfo).port}`]);
+        assert.match(failed, /\n<3>ERROR cannot listen /);
+      } finally {
+        blocker.close();
       }
+    });
+
+    it('keeps the usual format when JOURNAL_STREAM is inherited but standard error is not the journal', async () => {
+      const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off'], { env: cleanEnv({ JOURNAL_STREAM: '8:12345' }) });
+      await d.waitFor(/listening address=/);
+      assert.match(d.stderr, /^\d{4}-\d\d-\d\dT\S+ INFO  starting /);
+      assert.doesNotMatch(d.stderr, /<6>/);
+    });
+
+    it('with --log-file, a start-up failure also goes to standard error', async () => {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+      const port = (blocker.address() as net.AddressInfo).port;
+      const log = join(dir, 'proxy.log');
+      try {
+        const d = start(['--listen', `127.0.0.1:${port}`, '--metrics', 'off', '--log-file', log]);
+        assert.equal(await d.exit(), 1);
+        assert.match(d.stderr, new RegExp(`^bip324-proxy: cannot listen address=127\\.0\\.0\\.1:${port} code=EADDRINUSE `));
+        assert.ok(d.stderr.includes(`(log: ${log})`), d.stderr);
+        assert.match(readSafe(log), new RegExp(`ERROR cannot listen address=127\\.0\\.0\\.1:${port} code=EADDRINUSE`));
+      } finally {
+        blocker.close();
+      }
+    });
+
+    it('a metrics port in use stops the start, saying how to move the endpoint or turn it off', async () => {
+      const blocker = net.createServer();
+      await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+      const port = (blocker.address() as net.AddressInfo).port;
+      try {
+        const d = start(['--listen', '127.0.0.1:0', '--metrics', `127.0.0.1:${port}`]);
+        assert.equal(await d.exit(), 1);
+        assert.match(d.stderr, new RegExp(`ERROR cannot listen address=127\\.0\\.0\\.1:${port} code=EADDRINUSE .*hint=.*metrics endpoint.*--metrics off`));
+      } finally {
+        blocker.close();
+      }
+    });
+
+    it('status reads a running daemon through its metrics address', async () => {
+      const d = start(['--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0']);
+      const m = await d.waitFor(/listening address=127\.0\.0\.1:(\d+) mode=metrics/);
+      await d.waitFor(/mode=socks5\+legacy/);
+      const r = runCli(['status', '--metrics', `127.0.0.1:${m[1]}`, '--full']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout, 'no connections\n');
+    });
+
+    it('npm start hands SIGTERM to the proxy itself, which stops and frees its port (no orphan)', async function () {
+      // What a supervisor or `docker stop` does to `npm start`. --ignore-scripts skips the
+      // prestart build (npm test has built already) but still runs the start script itself.
+      const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off'], {
+        command: ['npm', 'start', '--ignore-scripts', '--silent', '--'],
+        detached: true,
+      });
+      const m = await d.waitFor(/listening address=127\.0\.0\.1:(\d+)/, 30_000);
+      d.child.kill('SIGTERM');
+      await d.exit(30_000);
+      // npm waits for its script before exiting, so a proxy that got the signal is gone by now;
+      // an orphan would still hold the port.
+      await assert.rejects(connect(Number(m[1])), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
+      assert.match(d.stderr, /INFO  shutting down signal=SIGTERM/);
     });
   });
 
@@ -238,6 +365,12 @@ describe('cli', () => {
     before(() => {
       man = readFileSync(join(ROOT, 'man', 'bip324-proxy.1'), 'utf8');
       sample = readFileSync(join(ROOT, 'conf', 'bip324-proxy.conf'), 'utf8');
+    });
+
+    it('the man page carries the version of package.json', () => {
+      const th = /^\.TH BIP324\\-PROXY 1 "[^"]*" "bip324-proxy ([^"]+)"/m.exec(man);
+      assert.ok(th !== null, 'no .TH line');
+      assert.equal(th[1], PACKAGE.version);
     });
 
     it('the man page documents every option', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -7,7 +7,10 @@ import {
   CONFIG_ENV,
   HELP_TEXT,
   OPTIONS,
+  SAMPLE_CONFIG_FILE,
+  SYSTEM_CONFIG_FILE,
   defaultConfig,
+  defaultConfigFiles,
   describeProxy,
   formatAddress,
   isLoopback,
@@ -16,13 +19,6 @@ import {
 } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { isProxyError } from '../src/errors.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../src/limits.js';
 
 const NO_ENV = {};
 
@@ -60,23 +56,25 @@ describe('config', () => {
   }
 
   describe('defaults', () => {
+    // The documented values as literals (test/defaults.test.ts also checks the man page, --help and the sample config).
     it('with no arguments runs on 127.0.0.1:1324 with the documented defaults', () => {
       const parsed = loadConfig([], NO_ENV);
       assert.equal(parsed.command, 'run');
       assert.equal(parsed.configFile, undefined);
       assert.deepEqual(parsed.config, {
         listen: [{ host: '127.0.0.1', port: 1324 }],
-        v2Only: false,
+        downgradeGuard: 'known',
         allowRemote: false,
         logLevel: 'info',
-        maxConnections: DEFAULT_MAX_CONNECTIONS,
+        maxConnections: 1024,
         // Literals, as documented: the man page, --help and the sample config say the same.
         inboundLimits: { max: 125, perIp: 4, handshakes: 32, handshakeRate: 20 },
+        metrics: { host: '127.0.0.1', port: 9324 },
         timeouts: {
-          socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
-          connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
-          handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-          idleMs: DEFAULT_IDLE_TIMEOUT_MS,
+          socksMs: 10_000,
+          connectMs: 15_000,
+          handshakeMs: 10_000,
+          idleMs: 1_200_000,
         },
         inbound: [],
       });
@@ -264,8 +262,12 @@ describe('config', () => {
 
   describe('flags', () => {
     it('--v2-only and --allow-remote default off and switch on', () => {
-      assert.equal(config(['--v2-only']).v2Only, true);
+      assert.equal(config([]).downgradeGuard, 'known');
+      assert.equal(config([]).allowRemote, false);
+      assert.equal(config(['--v2-only']).downgradeGuard, 'all');
       assert.equal(config(['--allow-remote']).allowRemote, true);
+      assert.equal(config(['--v2-only', '--no-v2-only']).downgradeGuard, 'known');
+      assert.equal(config(['--allow-remote', '--no-allow-remote']).allowRemote, false);
     });
   });
 
@@ -391,12 +393,37 @@ describe('config', () => {
   });
 
   describe('--metrics and logging', () => {
+    it('serves metrics on 127.0.0.1:9324 by default, and not at all with --metrics off or metrics=off', () => {
+      assert.deepEqual(config([]).metrics, { host: '127.0.0.1', port: 9324 });
+      assert.equal(config(['--metrics', 'off']).metrics, undefined);
+      assert.equal('metrics' in config(['--metrics', 'off']), false);
+      assert.equal(config(['--config', file('metrics=off\n')]).metrics, undefined);
+      // the command line wins over the file, both ways
+      assert.deepEqual(config(['--config', file('metrics=off\n'), '--metrics', '127.0.0.1:9400']).metrics, { host: '127.0.0.1', port: 9400 });
+      assert.equal(config(['--config', file('metrics=127.0.0.1:9400\n'), '--metrics', 'off']).metrics, undefined);
+    });
+
+    it('--log-timestamps is unset (automatic) by default, on or off when given, the command line winning', () => {
+      assert.equal(config([]).logTimestamps, undefined);
+      assert.equal(config(['--log-timestamps']).logTimestamps, true);
+      assert.equal(config(['--no-log-timestamps']).logTimestamps, false);
+      assert.equal(config(['--config', file('log-timestamps=0\n')]).logTimestamps, false);
+      assert.equal(config(['--config', file('log-timestamps=0\n'), '--log-timestamps']).logTimestamps, true);
+    });
+
     it('parses --metrics, port 0 allowed, loopback only without --allow-remote', () => {
       assert.deepEqual(config(['--metrics', '127.0.0.1:9324']).metrics, { host: '127.0.0.1', port: 9324 });
       assert.deepEqual(config(['--metrics', '[::1]:0']).metrics, { host: '::1', port: 0 });
       configError(['--metrics', '0.0.0.0:9324'], /--metrics/, /--allow-remote/);
       configError(['--metrics', '127.0.0.1'], /--metrics/, /no port/);
       assert.deepEqual(config(['--metrics', '0.0.0.0:9324', '--allow-remote']).metrics, { host: '0.0.0.0', port: 9324 });
+    });
+
+    it('--full is for status only, and never read from the file', () => {
+      assert.equal(loadConfig(['status', '--full'], NO_ENV).full, true);
+      assert.equal(loadConfig(['status'], NO_ENV).full, undefined);
+      configError(['--full'], /--full only applies to status/);
+      configError(['--config', file('full=1\n')], /full is only a command-line option/);
     });
 
     it('parses --log-level and --log-file', () => {
@@ -434,7 +461,7 @@ describe('config', () => {
       const c = parsed.config;
       assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 2000 }]);
       assert.equal(c.network?.name, 'signet');
-      assert.equal(c.v2Only, true);
+      assert.equal(c.downgradeGuard, 'all');
       assert.equal(c.upstreamProxy?.port, 9050);
       assert.equal(c.onionProxy?.port, 9150);
       assert.equal(c.maxConnections, 10);
@@ -463,8 +490,8 @@ describe('config', () => {
 
     it('lets --no-v2-only turn off v2-only=1 from the file', () => {
       const path = file('v2-only=1\n');
-      assert.equal(config(['--config', path]).v2Only, true);
-      assert.equal(config(['--config', path, '--no-v2-only']).v2Only, false);
+      assert.equal(config(['--config', path]).downgradeGuard, 'all');
+      assert.equal(config(['--config', path, '--no-v2-only']).downgradeGuard, 'known');
     });
 
     it('reads the file wherever --config appears on the command line', () => {
@@ -480,10 +507,10 @@ describe('config', () => {
 
     it('reads flags as 1/0, true/false, yes/no, on/off or a bare key', () => {
       for (const on of ['v2-only=1', 'v2-only=true', 'v2-only=yes', 'v2-only=on', 'v2-only']) {
-        assert.equal(config(['--config', file(`${on}\n`)]).v2Only, true, on);
+        assert.equal(config(['--config', file(`${on}\n`)]).downgradeGuard, 'all', on);
       }
       for (const off of ['v2-only=0', 'v2-only=false', 'v2-only=no', 'v2-only=off']) {
-        assert.equal(config(['--config', file(`${off}\n`)]).v2Only, false, off);
+        assert.equal(config(['--config', file(`${off}\n`)]).downgradeGuard, 'known', off);
       }
       configError(['--config', file('v2-only=maybe\n')], /v2-only \(in .*\) must be 1 or 0/);
     });
@@ -510,7 +537,11 @@ describe('config', () => {
     it('names the file and key when a value from the file is bad', () => {
       const path = file('connect-timeout=25\n');
       configError(['--config', path], new RegExp(`connect-timeout \\(in ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) 25: must be below 20`));
-      configError(['--config', file('listen=0.0.0.0:1324\n')], /listen \(in .*\) 0\.0\.0\.0:1324: not a loopback address/, /--allow-remote/);
+      // From the file, the way out is the file's own key, not a command-line switch.
+      const path2 = file('listen=0.0.0.0:1324\n');
+      const msg = configError(['--config', path2], /listen \(in .*\) 0\.0\.0\.0:1324: not a loopback address/, /e\.g\. 127\.0\.0\.1:1324/);
+      assert.ok(msg.includes(`allow-remote=1 in ${path2}`), msg);
+      assert.doesNotMatch(msg, /--allow-remote/);
     });
 
     it('allows a remote listen address from the file with allow-remote=1 in the file', () => {
@@ -536,7 +567,118 @@ describe('config', () => {
     });
   });
 
+  describe('where the configuration file is looked for', () => {
+    // Each place gets a file with its own network, so the result names the file that was read.
+    let home: string;
+    let xdg: string;
+    let system: string;
+    let fromEnv: string;
+    beforeEach(() => {
+      home = join(dir, 'home');
+      xdg = join(dir, 'xdg');
+      system = join(dir, 'etc', 'bip324-proxy.conf');
+      fromEnv = file('network=main\n');
+      mkdirSync(join(home, '.config', 'bip324-proxy'), { recursive: true });
+      mkdirSync(join(xdg, 'bip324-proxy'), { recursive: true });
+      mkdirSync(join(dir, 'etc'));
+      writeFileSync(join(home, '.config', 'bip324-proxy', 'bip324-proxy.conf'), 'network=testnet4\n');
+      writeFileSync(join(xdg, 'bip324-proxy', 'bip324-proxy.conf'), 'network=signet\n');
+      writeFileSync(system, 'network=regtest\n');
+    });
+    function read(argv: string[], env: NodeJS.ProcessEnv): { network: string | undefined; file: string | undefined } {
+      const parsed = loadConfig(argv, env, system);
+      return { network: parsed.config.network?.name, file: parsed.configFile };
+    }
+
+    it(`takes --config, then $${CONFIG_ENV}, then $XDG_CONFIG_HOME, then ~/.config, then /etc, and reports which`, () => {
+      const env = { [CONFIG_ENV]: fromEnv, XDG_CONFIG_HOME: xdg, HOME: home };
+      const cli = file('network=testnet3\n');
+      assert.deepEqual(read(['--config', cli], env), { network: 'testnet3', file: cli });
+      assert.deepEqual(read([], env), { network: 'main', file: fromEnv });
+      assert.deepEqual(read([], { XDG_CONFIG_HOME: xdg, HOME: home }), { network: 'signet', file: join(xdg, 'bip324-proxy', 'bip324-proxy.conf') });
+      assert.deepEqual(read([], { HOME: home }), { network: 'testnet4', file: join(home, '.config', 'bip324-proxy', 'bip324-proxy.conf') });
+      assert.deepEqual(read([], {}), { network: 'regtest', file: system });
+    });
+
+    it('skips a place with no file and reads none when there is none anywhere', () => {
+      rmSync(join(xdg, 'bip324-proxy', 'bip324-proxy.conf'));
+      // XDG_CONFIG_HOME replaces ~/.config rather than coming before it
+      assert.deepEqual(read([], { XDG_CONFIG_HOME: xdg, HOME: home }), { network: 'regtest', file: system });
+      rmSync(join(home, '.config', 'bip324-proxy', 'bip324-proxy.conf'));
+      assert.deepEqual(read([], { HOME: home }), { network: 'regtest', file: system });
+      rmSync(system);
+      assert.deepEqual(read([], { XDG_CONFIG_HOME: join(dir, 'empty') }), { network: undefined, file: undefined });
+    });
+
+    it('ignores a relative XDG_CONFIG_HOME, as the XDG specification says, and uses ~/.config', () => {
+      assert.equal(read([], { XDG_CONFIG_HOME: 'xdg', HOME: home }).network, 'testnet4');
+      assert.equal(read([], { XDG_CONFIG_HOME: '', HOME: home }).network, 'testnet4');
+    });
+
+    function configError2(argv: string[], systemFile: string, pattern: RegExp): void {
+      assert.throws(() => loadConfig(argv, {}, systemFile), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && pattern.test(e.message));
+    }
+
+    it('refuses a file found there that cannot be read (here a directory), naming it', () => {
+      rmSync(system);
+      mkdirSync(system);
+      configError2([], system, /configuration file: cannot read .*bip324-proxy\.conf \(EISDIR\)/);
+    });
+
+    it('lists the places in order, the system file last', () => {
+      assert.deepEqual(defaultConfigFiles({ XDG_CONFIG_HOME: '/x', HOME: '/h' }), ['/x/bip324-proxy/bip324-proxy.conf', '/etc/bip324-proxy/bip324-proxy.conf']);
+      assert.deepEqual(defaultConfigFiles({ HOME: '/h' }), ['/h/.config/bip324-proxy/bip324-proxy.conf', '/etc/bip324-proxy/bip324-proxy.conf']);
+      assert.deepEqual(defaultConfigFiles({}), ['/etc/bip324-proxy/bip324-proxy.conf']);
+      assert.equal(SYSTEM_CONFIG_FILE, '/etc/bip324-proxy/bip324-proxy.conf');
+    });
+  });
+
+  describe('error messages name the option, what is wrong, and a right value', () => {
+    // Each input is one an operator tried (issue 11); the assertions are on the option and the example.
+    it('--max-connections -5 (a value that looks like an option)', () => {
+      const msg = configError(['--max-connections', '-5'], /^--max-connections: '-5' looks like an option/, /e\.g\. --max-connections 1024/);
+      assert.doesNotMatch(msg, /\n|ambiguous/);
+      configError(['--max-connections=-5'], /^--max-connections: '-5' is not a whole number/, /e\.g\. 1024/);
+    });
+
+    it('--metrics 9324 (a port without a host)', () => {
+      configError(['--metrics', '9324'], /^--metrics: '9324' is a port without a host/, /e\.g\. 127\.0\.0\.1:9324, or off/);
+      configError(['--listen', '1324'], /^--listen: '1324' is a port without a host/, /e\.g\. 127\.0\.0\.1:1324/);
+    });
+
+    it('--inbound =127.0.0.1:8334 and --inbound 127.0.0.1:8333= (an empty side)', () => {
+      configError(['--inbound', '=127.0.0.1:8334'], /^--inbound: '=127\.0\.0\.1:8334' has no LISTEN address before the '='/, /e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334/);
+      configError(['--inbound', '127.0.0.1:8333='], /^--inbound: '127\.0\.0\.1:8333=' has no TARGET address after the '='/, /e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334/);
+    });
+
+    it('--log-file= and --config= (an empty file name)', () => {
+      configError(['--log-file='], /^--log-file: the file name is empty/, /e\.g\. \/var\/log\/bip324-proxy\.log/);
+      configError(['--config='], /^--config: the file name is empty/, /e\.g\. \/etc\/bip324-proxy\/bip324-proxy\.conf/);
+    });
+
+    it('a remote address from the command line points at --allow-remote and a loopback example', () => {
+      configError(['--listen', '0.0.0.0:1324'], /^--listen 0\.0\.0\.0:1324: not a loopback address/, /e\.g\. 127\.0\.0\.1:1324/, /or --allow-remote if/);
+      configError(['--metrics', '0.0.0.0:9324'], /^--metrics 0\.0\.0\.0:9324/, /e\.g\. 127\.0\.0\.1:9324/, /--allow-remote/);
+    });
+  });
+
   describe('help text', () => {
+    it('says where the configuration file is looked for and where the sample is, and the sample is there', () => {
+      const flat = HELP_TEXT.replace(/\s+/g, ' ');
+      assert.ok(flat.includes(`$${CONFIG_ENV}, else $XDG_CONFIG_HOME/bip324-proxy/bip324-proxy.conf`), flat);
+      assert.ok(flat.includes('else /etc/bip324-proxy/bip324-proxy.conf, else none'), flat);
+      assert.ok(HELP_TEXT.includes(`\n  ${SAMPLE_CONFIG_FILE}\n`));
+      assert.ok(existsSync(SAMPLE_CONFIG_FILE), SAMPLE_CONFIG_FILE);
+    });
+
+    it('documents socks5h:// and a URL without a scheme, which the proxy options accept', () => {
+      const flat = HELP_TEXT.replace(/\s+/g, ' ');
+      assert.match(flat, /socks5h:\/\/ means the same/);
+      assert.match(flat, /the scheme may be left out/);
+      assert.deepEqual(config(['--upstream-proxy', 'socks5h://127.0.0.1:9050']).upstreamProxy, config(['--upstream-proxy', '127.0.0.1:9050']).upstreamProxy);
+      assert.deepEqual(config(['--upstream-proxy', '127.0.0.1:9050']).upstreamProxy, config(['--upstream-proxy', 'socks5://127.0.0.1:9050']).upstreamProxy);
+    });
+
     it('lists every option with its argument', () => {
       for (const [name, spec] of Object.entries(OPTIONS)) {
         const arg = 'arg' in spec ? ` ${spec.arg}` : '';
@@ -547,7 +689,8 @@ describe('config', () => {
     });
 
     it('fits an 80-column terminal', () => {
-      for (const line of HELP_TEXT.split('\n')) assert.ok(line.length <= 80, `too long: ${line}`);
+      // The sample's path is where the package was installed, which no wrapping can shorten.
+      for (const line of HELP_TEXT.split('\n')) if (line !== `  ${SAMPLE_CONFIG_FILE}`) assert.ok(line.length <= 80, `too long: ${line}`);
     });
   });
 });

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 
 import { isProxyError } from '../src/errors.js';
-import { createLogger, formatFields } from '../src/log.js';
+import { createLogger, formatFields, isJournalStream } from '../src/log.js';
 import type { LogLevel } from '../src/log.js';
 
 /** A stream that keeps what it is given, one entry per write. */
@@ -214,6 +214,49 @@ describe('log', () => {
       log.reopen();
       log.info('still here');
       assert.equal(lines.length, 1);
+    });
+  });
+
+  describe('systemd journal', () => {
+    it('starts each line with its syslog priority, <3> error, <4> warn, <6> info, <7> debug, and no time', () => {
+      const { stream, lines } = capture();
+      const log = createLogger({ level: 'debug', stream, journal: true });
+      log.error('e', { code: 'ERR_X' });
+      log.warn('w');
+      log.child({ conn: 7 }).info('i');
+      log.debug('d');
+      assert.deepEqual(lines, ['<3>ERROR e code=ERR_X\n', '<4>WARN  w\n', '<6>INFO  conn=7 i\n', '<7>DEBUG d\n']);
+    });
+
+    it('adds the time after the priority when timestamps are asked for', () => {
+      const { stream, lines } = capture();
+      createLogger({ level: 'info', stream, journal: true, timestamps: true }).warn('w');
+      assert.match(lines[0]!, new RegExp(`^<4>${TIME} WARN  w\\n$`));
+    });
+
+    it('writes no priority outside the journal, and no time when timestamps are turned off', () => {
+      const { stream, lines } = capture();
+      createLogger({ level: 'info', stream, timestamps: false }).info('i');
+      createLogger({ level: 'info', stream }).info('j');
+      assert.equal(lines[0], 'INFO  i\n');
+      assert.match(lines[1]!, new RegExp(`^${TIME} INFO  j\\n$`));
+    });
+
+    it('takes a descriptor for the journal only when JOURNAL_STREAM names its own device and inode', () => {
+      const path = join(dir, 'stream');
+      writeFileSync(path, '');
+      const fd = openSync(path, 'a');
+      try {
+        const st = statSync(path, { bigint: true });
+        assert.equal(isJournalStream({ JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd), true);
+        // Inherited by a process whose stderr went elsewhere (a terminal in a desktop session):
+        assert.equal(isJournalStream({ JOURNAL_STREAM: `${st.dev}:${st.ino + 1n}` }, fd), false);
+        assert.equal(isJournalStream({ JOURNAL_STREAM: `${st.dev + 1n}:${st.ino}` }, fd), false);
+        assert.equal(isJournalStream({}, fd), false);
+        assert.equal(isJournalStream({ JOURNAL_STREAM: 'garbage' }, fd), false);
+      } finally {
+        closeSync(fd);
+      }
     });
   });
 

@@ -7,12 +7,14 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 
+import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { Metrics, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
 import { DEFAULT_METRICS_PORT, formatStatus, humanAge, humanBytes, runStatus } from '../src/status.js';
 import { MessageChannel, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
 import { startProxy, testConfig, type TestProxy } from './helpers/proxy.js';
+import { skipBecause } from './helpers/skip.js';
 
 const main = networkByName('main')!;
 const quietLog = createLogger({ level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
@@ -28,10 +30,20 @@ function collector(): { stream: Writable; text: () => string } {
   return { stream, text: () => chunks.join('') };
 }
 
-async function status(address: { host: string; port: number } | undefined): Promise<{ code: number; out: string; err: string }> {
+/**
+ * Runs status against `address`; without one, with the configuration `bip324-proxy status` gets
+ * when given no options and no configuration file; 'off' as after --metrics off.
+ */
+async function status(address: { host: string; port: number } | undefined | 'off', full = false): Promise<{ code: number; out: string; err: string }> {
   const out = collector();
   const err = collector();
-  const code = await runStatus(testConfig(address === undefined ? {} : { metrics: address }), out.stream, err.stream);
+  const config =
+    address === undefined
+      ? loadConfig(['status'], {}, '/nonexistent/bip324-proxy.conf').config
+      : address === 'off'
+        ? loadConfig(['status', '--metrics', 'off'], {}, '/nonexistent/bip324-proxy.conf').config
+        : testConfig({ metrics: address });
+  const code = await runStatus(config, out.stream, err.stream, { full });
   return { code, out: out.text(), err: err.text() };
 }
 
@@ -120,6 +132,12 @@ describe('status: a live proxy', function () {
       assert.match(lines[1], /\bsocks5\b.*\bv2\b/);
       assert.match(lines[1], / 1\/2 /); // version to the peer; version+verack from it
       assert.equal(lines[2], '1 connection: 1 v2');
+
+      const full = await status(server.address, true);
+      assert.equal(full.code, 0, full.err);
+      const row = full.out.split('\n')[1]!;
+      assert.ok(row.includes(` ${session} `), `--full shows the whole session id: ${row}`);
+      assert.ok(!row.includes('…'), row);
     } finally {
       socket.destroy();
     }
@@ -136,12 +154,12 @@ describe('status: failures', function () {
     assert.match(r.err, new RegExp(`running with --metrics 127\\.0\\.0\\.1:${port}\\?`));
   });
 
-  it('without --metrics it asks 127.0.0.1:9324, and when nothing is there says the daemon needs --metrics', async function () {
+  it('without --metrics it asks 127.0.0.1:9324, and when nothing is there asks whether the daemon runs and with which --metrics', async function () {
     let fake;
     try {
       fake = await httpServer((req, res) => res.end(req.url === '/connections' ? '[]' : 'nope'), DEFAULT_METRICS_PORT);
     } catch {
-      this.skip(); // something else owns the port on this machine
+      skipBecause(this, `something else owns 127.0.0.1:${DEFAULT_METRICS_PORT} on this machine`);
     }
     try {
       const r = await status(undefined);
@@ -153,7 +171,34 @@ describe('status: failures', function () {
     const r = await status(undefined);
     assert.equal(r.code, 1);
     assert.match(r.err, /127\.0\.0\.1:9324: connection refused/);
-    assert.match(r.err, /--metrics 127\.0\.0\.1:9324 \(its metrics endpoint is off by default\)/);
+    assert.match(r.err, /It serves status on 127\.0\.0\.1:9324 unless it was started with --metrics off or another --metrics HOST:PORT/);
+  });
+
+  it('with metrics turned off it says so, with an address to pass instead', async () => {
+    const r = await status('off');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /metrics are off/);
+    assert.match(r.err, /e\.g\. --metrics 127\.0\.0\.1:9324/);
+  });
+
+  it('a port that does not speak HTTP (the proxy\'s own port, say) names --metrics and a right value, not a parser code alone', async () => {
+    // One server answers with bytes that are not HTTP (Node: HPE_INVALID_CONSTANT), the other
+    // resets at once, as the proxy's SOCKS5 port does on "GET" (ERR_UNKNOWN_PROTOCOL).
+    const garbage = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
+    const closing = net.createServer((s) => s.resetAndDestroy());
+    for (const srv of [garbage, closing]) await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    try {
+      for (const srv of [garbage, closing]) {
+        const port = (srv.address() as net.AddressInfo).port;
+        const r = await status({ host: '127.0.0.1', port });
+        assert.equal(r.code, 1);
+        assert.match(r.err, new RegExp(`--metrics 127\\.0\\.0\\.1:${port}: no HTTP answer there`));
+        assert.match(r.err, /e\.g\. --metrics 127\.0\.0\.1:9324, not its SOCKS5 or P2P port/);
+      }
+    } finally {
+      garbage.close();
+      closing.close();
+    }
   });
 
   it('an endpoint that never answers returns 1 after the 3 s timeout', async function () {

@@ -6,7 +6,7 @@
  * garbage_terminators, session_id). The magic in the salt is what makes peers on different
  * networks fail at the first packet instead of talking past each other.
  */
-import { hkdfSync } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { GARBAGE_TERMINATOR_LEN } from '../limits.js';
 
 export interface SessionKeys {
@@ -28,8 +28,15 @@ export interface SessionKeys {
 
 const SALT_PREFIX = Buffer.from('bitcoin_v2_shared_secret', 'ascii');
 
-function expand(ikm: Uint8Array, salt: Buffer, info: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from(info, 'ascii'), 32));
+const ONE = Buffer.of(1);
+
+/**
+ * HKDF-Expand for one 32-byte output: T(1) = HMAC(PRK, info ‖ 0x01) (RFC 5869 §2.3 with L = HashLen).
+ * The extract step is done once for all six outputs; hkdfSync would redo it, and its per-call
+ * setup costs more than the two HMACs: 6 x hkdfSync took ~70 us, this ~25 us (bench/README.md).
+ */
+function expand(prk: Buffer, info: string): Buffer {
+  return createHmac('sha256', prk).update(info, 'ascii').update(ONE).digest();
 }
 
 /**
@@ -39,13 +46,15 @@ function expand(ikm: Uint8Array, salt: Buffer, info: string): Buffer {
 export function deriveSessionKeys(sharedSecret: Uint8Array, magic: Uint8Array, initiator: boolean): SessionKeys {
   if (sharedSecret.length !== 32) throw new RangeError('deriveSessionKeys: shared secret must be 32 bytes');
   if (magic.length !== 4) throw new RangeError('deriveSessionKeys: network magic must be 4 bytes');
-  const salt = Buffer.concat([SALT_PREFIX, magic]);
-  const initiatorL = expand(sharedSecret, salt, 'initiator_L');
-  const initiatorP = expand(sharedSecret, salt, 'initiator_P');
-  const responderL = expand(sharedSecret, salt, 'responder_L');
-  const responderP = expand(sharedSecret, salt, 'responder_P');
-  const terminators = expand(sharedSecret, salt, 'garbage_terminators');
-  const sessionId = expand(sharedSecret, salt, 'session_id');
+  // HKDF-Extract (RFC 5869 §2.2): PRK = HMAC(salt, IKM).
+  const prk = createHmac('sha256', Buffer.concat([SALT_PREFIX, magic])).update(sharedSecret).digest();
+  const initiatorL = expand(prk, 'initiator_L');
+  const initiatorP = expand(prk, 'initiator_P');
+  const responderL = expand(prk, 'responder_L');
+  const responderP = expand(prk, 'responder_P');
+  const terminators = expand(prk, 'garbage_terminators');
+  const sessionId = expand(prk, 'session_id');
+  prk.fill(0);
   const initiatorTerminator = terminators.subarray(0, GARBAGE_TERMINATOR_LEN);
   const responderTerminator = terminators.subarray(GARBAGE_TERMINATOR_LEN, 2 * GARBAGE_TERMINATOR_LEN);
   return {

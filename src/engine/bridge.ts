@@ -1,20 +1,33 @@
 /**
- * The session engine: joins a plaintext v1 socket and an encrypted v2 socket.
+ * The session engine: joins the local side (plaintext v1) and the remote side (BIP324 v2) of one
+ * connection, for every front end.
  *
- * One Bridge per connection, shared by every front end:
- * - outbound (SOCKS5 and legacy): plain = the local client, peer = the remote node, we initiate;
- * - inbound: plain = the v1-only node behind us, peer = whoever connected, we respond.
+ * - outbound (SOCKS5, legacy): local = the client on this machine, remote = the node it asked for;
+ *   we are the v2 initiator.
+ * - inbound: local = the v1-only node behind us, remote = the peer that connected; we respond.
+ *   The node is dialed only once the peer's transport is settled (a v2 session is up, or the peer
+ *   spoke v1), so a peer that never completes a handshake never costs the node a connection.
+ * - passthrough: the local client speaks v2 itself; both directions are relayed untouched.
  *
- * The protocol work is done by the sans-I/O V2Transport and V1Parser; this file only moves bytes
- * between them and the sockets, and owns every timer and the one idempotent teardown.
+ * The protocol work is done by the sans-I/O V2Transport and V1Parser; this file moves bytes between
+ * them and the sockets, and owns every timer and the one idempotent teardown.
  *
- * Rules it implements (see prior-art-and-core.md, sections 2 and 4):
- * - the initiator pipelines: the client's VERSION leaves in the same flight as our version packet;
- * - v1 fallback only when the remote closed or reset before sending a single byte, or sent nothing
- *   within the handshake timeout (v1 peers that hang); never after a crypto failure. The client's
- *   original bytes are replayed on the new connection, then both directions are relayed untouched;
- * - backpressure both ways: a socket whose write buffer is full pauses the socket feeding it;
- * - half-close is passed on in each direction.
+ * States, one at a time (`state.kind`), and what moves between them:
+ *
+ *   handshake --transport ready (version packet)-------> session    v2, translated both ways
+ *   handshake --the remote spoke v1 (responder)--------> relay      inbound-v1
+ *   handshake --remote gone before its first byte------> redialing  (fallbackDecision: fallback)
+ *                                                     \-> closed     (fallbackDecision: refuse)
+ *   redialing --connected again, held bytes replayed---> relay      v1-fallback
+ *   (start) ---passthrough------------------------------> relay      passthrough
+ *   any -------error, timer, both sides closed, destroy()-> closed
+ *
+ * "The remote went away" (FIN, reset, close, or silence until the handshake timer) is handled in
+ * one place, remoteGone(), which asks fallback.ts whether to reconnect with v1. The client's
+ * original bytes are replayed on the new connection.
+ * Also: the initiator pipelines (the client's VERSION leaves in the same flight as our version
+ * packet); backpressure both ways (a socket whose write buffer is full pauses the one feeding it);
+ * half-close is passed on in each direction.
  */
 import type { Socket } from 'node:net';
 import { ByteQueue } from '../byte-queue.js';
@@ -22,48 +35,112 @@ import { ProxyError, type ErrorCode, isProxyError } from '../errors.js';
 import { MAX_V1_PAYLOAD } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../networks.js';
-import { V1Parser, serializeV1, v1Header } from '../v1/framing.js';
+import { V1Parser, type V1Event, serializeV1, v1Header } from '../v1/framing.js';
 import { contentsPrefix, decodeContents } from '../v2/messages.js';
-import { V2Transport, type V2Event } from '../v2/transport.js';
+import { V2Transport, type V2Event, type V2TransportOptions } from '../v2/transport.js';
+import { type DowngradeGuard, type RemoteGone, describeEvidence, fallbackDecision } from './fallback.js';
+import { parseAddr, parseAddrV2, speaksV2, versionServices } from '../p2p/services.js';
+import type { V2PeerTable } from './v2-peers.js';
 import { type ConnectionRecord, type ProxyObserver, type TransportKind, endpoints } from './record.js';
 
-export interface BridgeOptions {
+interface CommonOptions {
   record: ConnectionRecord;
   log: Logger;
   observer: ProxyObserver;
-  /** The plaintext v1 side: the local client (outbound) or the node behind us (inbound). */
-  plain: Socket;
-  /** Bytes already read from `plain` (outbound: the client's first bytes, its VERSION among them). */
-  plainInitial?: Buffer[];
-  /** The encrypted side: the remote node (outbound) or the peer that connected (inbound). */
-  peer: Socket;
-  role: 'initiator' | 'responder';
-  network: Network;
-  handshakeTimeoutMs: number;
+  /** The remote side: the node dialed for the client (outbound), or the peer that connected (inbound). */
+  remote: Socket;
   idleTimeoutMs: number;
-  /** Outbound only: dial the same remote again, by the same route, for a v1 fallback; aborted if the Bridge ends first. */
-  redial?: (signal: AbortSignal) => Promise<Socket>;
-  /** Outbound only: refuse instead of falling back. */
-  v2Only?: boolean;
   /** Called once, when the transport is settled (v2 session up, v1 fallback, v1 peer or passthrough). */
   onEstablished?: () => void;
   /** Called once, after both sockets are gone. */
   onDone?: () => void;
-  /** Relay both directions untouched from the start (a client that speaks v2 itself). */
-  passthrough?: boolean;
-  /** Test hook: options passed to the V2Transport (garbage, decoys). */
-  transportOptions?: Partial<ConstructorParameters<typeof V2Transport>[0]>;
+  /**
+   * Peers known to speak v2 (the downgrade guard's table), learnt from what is relayed to the local
+   * side: addr/addrv2 gossip, v2 sessions, VERSIONs. Only with --downgrade-guard known.
+   */
+  v2Peers?: V2PeerTable;
 }
 
-type Mode = 'v2' | 'redialing' | 'raw' | 'done';
-type Side = 'plain' | 'peer';
+/** Outbound: a local v1 client, translated to v2 towards the remote we dialed. */
+export interface InitiatorOptions extends CommonOptions {
+  role: 'initiator';
+  local: Socket;
+  /** Bytes already read from the client (its VERSION among them). */
+  localInitial: Buffer[];
+  network: Network;
+  handshakeTimeoutMs: number;
+  /** Where the client asked to go: the key the downgrade guard knows the peer under. */
+  destination: { host: string; port: number };
+  /** Dial the same remote again, by the same route, for a v1 fallback; aborted if the Bridge ends first. */
+  redial: (signal: AbortSignal) => Promise<Socket>;
+  /** When a remote that went away before its first byte may be reconnected with v1 (fallback.ts). */
+  guard: DowngradeGuard;
+  /** Test hook: options for the V2Transport (garbage, decoys). */
+  transportOptions?: Partial<V2TransportOptions>;
+}
+
+/** Inbound: a peer that connected, answered as the v2 responder; the node behind us is dialed once it settles. */
+export interface ResponderOptions extends CommonOptions {
+  role: 'responder';
+  /** Connect to the node; called once the peer's transport is settled. */
+  connectLocal: (signal: AbortSignal) => Promise<Socket>;
+  /**
+   * The networks a peer may be on, in order of preference: the peer's garbage terminator (whose key
+   * derivation includes the magic) or its v1 VERSION's magic says which one it is on.
+   */
+  networks: readonly Network[];
+  handshakeTimeoutMs: number;
+  transportOptions?: Partial<V2TransportOptions>;
+}
+
+/** Outbound, for a client that speaks v2 itself: relay both ways untouched. */
+export interface PassthroughOptions extends CommonOptions {
+  role: 'passthrough';
+  local: Socket;
+  localInitial: Buffer[];
+}
+
+export type BridgeOptions = InitiatorOptions | ResponderOptions | PassthroughOptions;
+
+type ServerSupplied = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions' | 'v2Peers' | 'guard';
+/** What a front end decides for its Bridge; the server supplies the rest (ProxyServer.startBridge). */
+export type BridgeParams = Omit<InitiatorOptions, ServerSupplied> | Omit<ResponderOptions, ServerSupplied> | Omit<PassthroughOptions, ServerSupplied>;
+
+type State =
+  /** `held`: raw local bytes received while the transport cannot encrypt yet (no peer key). */
+  | { kind: 'handshake'; transport: V2Transport; parser: V1Parser; held: ByteQueue }
+  | { kind: 'session'; transport: V2Transport; parser: V1Parser }
+  /** `held`: every byte the client sent, to replay on the new connection. */
+  | { kind: 'redialing'; held: ByteQueue }
+  | { kind: 'relay'; watch?: RemoteWatch }
+  | { kind: 'closed' };
+
+/**
+ * Reading along a v1 stream the remote sends, relayed untouched: for gossip to learn from and,
+ * after a fallback, for the remote's own VERSION, which decides whether the fallback was a
+ * downgrade. `judging`: the remote's bytes held back until that VERSION is judged.
+ */
+interface RemoteWatch {
+  parser: V1Parser;
+  judging?: ByteQueue;
+}
+
+/** The commands whose payloads the watch reads; every other payload is skipped unread. */
+const WATCHED = new Set(['version', 'addr', 'addrv2']);
+/** At most this much of a fallback remote is held back waiting for its VERSION (a real one is under 400 bytes). */
+const MAX_JUDGED = 24 + 4096;
+
+type Side = 'local' | 'remote';
+
+/** Passthrough has no network of its own (the client's v2 handshake is end to end). */
+const NO_NETWORK: Network = { name: 'none', magic: Buffer.alloc(4), port: 0 };
 
 /** Up to this payload size a v1 message is written as one buffer (header copied in front). */
 const COALESCE_MAX = 16 * 1024;
 
 /**
- * What the plain side may send before we can encrypt (the peer's key is not in yet) is held raw, up
- * to this many bytes; past it the plain side is not read until the peer answers. A v1 client sends
+ * What the local side may send before we can encrypt (the peer's key is not in yet) is held raw, up
+ * to this many bytes; past it the local side is not read until the peer answers. A v1 client sends
  * one VERSION (about 130 bytes) and waits for the peer's, so this is never reached in normal use.
  */
 export const MAX_HELD = 64 * 1024;
@@ -72,70 +149,76 @@ export class Bridge {
   private readonly o: BridgeOptions;
   private readonly record: ConnectionRecord;
   private readonly log: Logger;
-  private plain: Socket;
-  private peer: Socket;
-  private mode: Mode = 'v2';
-  private readonly transport!: V2Transport;
-  private readonly parser: V1Parser;
-  /**
-   * Raw plain-side bytes received while the transport cannot encrypt yet (no peer key). They are
-   * parsed once it can; and since a fallback is only possible while the peer has sent nothing (so
-   * before its key), they are also exactly what a v1 fallback replays.
-   */
-  private readonly held = new ByteQueue();
+  private state: State;
+  /** Undefined only while an inbound Bridge waits for its node connection. */
+  private local: Socket | undefined;
+  private remote: Socket;
+  /** Inbound: what is bound for the node before its connection is up (the remote is paused meanwhile). */
+  private readonly toLocalPending: Buffer[] = [];
   /** Messages dropped instead of relayed, by reason: logged at debug one by one, counted at close. */
   private readonly drops = new Map<ErrorCode, number>();
-  private readonly pauses: Record<Side, Set<string>> = { plain: new Set(), peer: new Set() };
+  private readonly pauses: Record<Side, Set<string>> = { local: new Set(), remote: new Set() };
   private readonly draining = new Set<Socket>();
-  private plainEnded = false;
-  private peerEnded = false;
+  private localEnded = false;
+  private remoteEnded = false;
   private readonly closedSockets = new Set<Socket>();
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
   private readonly listeners = new Map<Socket, [string, (...args: any[]) => void][]>();
-  /** Cancels a fallback redial still in progress when the Bridge ends. */
+  /** Aborts a redial or a node connection still in progress when the Bridge ends. */
   private readonly ended = new AbortController();
+  /** The network the session is on (magic for v1 framing and the key derivation). */
+  private network: Network;
 
   constructor(options: BridgeOptions) {
     this.o = options;
+    // A responder learns its peer's network from the handshake (settleNetwork); until then, the first.
+    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0]! : NO_NETWORK;
     this.record = options.record;
     this.log = options.log;
-    this.plain = options.plain;
-    this.peer = options.peer;
-    if (!options.passthrough) this.transport = new V2Transport({ role: options.role, magic: options.network.magic, ...options.transportOptions });
-    this.parser = new V1Parser(options.network.magic);
+    this.remote = options.remote;
+    if (options.role === 'passthrough') {
+      this.local = options.local;
+      this.state = { kind: 'relay' };
+    } else {
+      this.local = options.role === 'initiator' ? options.local : undefined;
+      this.state = {
+        kind: 'handshake',
+        transport: new V2Transport({
+          role: options.role,
+          magic: this.network.magic,
+          ...(options.role === 'responder' ? { networks: options.networks.map((n) => n.magic) } : {}),
+          ...options.transportOptions,
+        }),
+        parser: new V1Parser(this.network.magic),
+        held: new ByteQueue(),
+      };
+    }
   }
 
   start(): void {
-    this.attach(this.plain, 'plain');
-    this.attach(this.peer, 'peer');
+    if (this.local !== undefined) this.attach(this.local, 'local');
+    this.attach(this.remote, 'remote');
     this.idleTimer = setTimeout(() => this.fail(new ProxyError('ERR_IDLE_TIMEOUT', 'no traffic in either direction')), this.o.idleTimeoutMs);
-    if (this.o.passthrough) {
-      this.startRaw('passthrough', []);
-      this.writePeer(this.o.plainInitial ?? []);
-      this.catchUp();
-      this.resumeBoth();
-      return;
-    }
-    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), this.o.handshakeTimeoutMs);
+    const o = this.o;
     try {
-      this.writePeer(this.transportEvents(this.transport.start()));
-      for (const chunk of this.o.plainInitial ?? []) this.onPlainData(chunk);
+      if (o.role === 'passthrough') {
+        this.established('passthrough', undefined);
+        this.writeRemote(o.localInitial);
+      } else {
+        const s = this.state as Extract<State, { kind: 'handshake' }>;
+        this.handshakeTimer = setTimeout(() => this.guard(() => this.onHandshakeTimeout()), o.handshakeTimeoutMs);
+        this.writeRemote(this.transportEvents(s.transport.start()));
+        if (o.role === 'initiator') for (const chunk of o.localInitial) this.onLocalData(chunk);
+      }
     } catch (err) {
       this.fail(err);
       return;
     }
-    if (this.mode === 'done') return;
     this.catchUp();
-    this.resumeBoth();
-  }
-
-  /** Start reading both sockets, except one already paused for a reason (backpressure, retained bytes). */
-  private resumeBoth(): void {
-    if (this.mode === 'done') return;
-    this.resume('plain', 'start');
-    this.resume('peer', 'start');
+    this.resume('local', 'start');
+    this.resume('remote', 'start');
   }
 
   /**
@@ -143,28 +226,34 @@ export class Bridge {
    * before handing it over; our listeners would never hear of it and the session would idle open.
    */
   private catchUp(): void {
-    for (const side of ['plain', 'peer'] as const) {
+    for (const side of ['local', 'remote'] as const) {
       const socket = this.socketOf(side);
-      if (this.mode !== 'done' && socket.readableEnded) this.guard(() => this.onEnd(side));
-      if (this.mode !== 'done' && socket.closed && socket === this.socketOf(side)) this.onClose(socket, side);
+      if (socket === undefined) continue;
+      if (this.open && socket.readableEnded) this.guard(() => this.onEnd(side));
+      if (this.open && socket.closed && socket === this.socketOf(side)) this.onClose(socket, side);
     }
+  }
+
+  private get open(): boolean {
+    return this.state.kind !== 'closed';
   }
 
   /** Tear down both sockets and every timer. Idempotent. */
   destroy(reason: string, code?: ErrorCode): void {
-    if (this.mode === 'done') return;
-    this.mode = 'done';
+    if (!this.open) return;
+    this.state = { kind: 'closed' };
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
     this.ended.abort();
     for (const [socket, list] of this.listeners) for (const [ev, fn] of list) socket.off(ev, fn);
     this.listeners.clear();
     // Keep a no-op error listener: a destroyed socket may still report an error, which must not crash the daemon.
-    for (const s of [this.plain, this.peer]) {
+    for (const s of [this.local, this.remote]) {
+      if (s === undefined) continue;
       s.on('error', () => {});
       s.destroy();
     }
-    this.held.clear();
+    this.toLocalPending.length = 0;
     const r = this.record;
     const fields = {
       reason,
@@ -189,10 +278,10 @@ export class Bridge {
 
   private attach(socket: Socket, side: Side): void {
     const list: [string, (...args: any[]) => void][] = [
-      ['data', (chunk: Buffer) => this.guard(() => (side === 'plain' ? this.onPlainData(chunk) : this.onPeerData(chunk)))],
+      ['data', (chunk: Buffer) => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)))],
       ['end', () => this.guard(() => this.onEnd(side))],
-      ['error', (err: NodeJS.ErrnoException) => this.onSocketError(side, err)],
-      ['close', () => this.onClose(socket, side)],
+      ['error', (err: NodeJS.ErrnoException) => this.guard(() => this.onSocketError(side, err))],
+      ['close', () => this.guard(() => this.onClose(socket, side))],
     ];
     for (const [ev, fn] of list) socket.on(ev, fn);
     this.listeners.set(socket, list);
@@ -204,7 +293,7 @@ export class Bridge {
   }
 
   private guard(fn: () => void): void {
-    if (this.mode === 'done') return;
+    if (!this.open) return;
     try {
       fn();
     } catch (err) {
@@ -218,31 +307,42 @@ export class Bridge {
   }
 
   /** A message dropped instead of relayed (Core drops the same ones): counted, logged at debug only. */
-  private drop(code: ErrorCode, reason: string, from: 'client' | 'node' | 'peer'): void {
+  private drop(code: ErrorCode, reason: string, from: string): void {
     this.drops.set(code, (this.drops.get(code) ?? 0) + 1);
     this.o.observer.dropped(this.record, code);
     if (this.log.level === 'debug') this.log.debug(`dropped a message from the ${from}`, { code, reason });
   }
 
-  private socketOf(side: Side): Socket {
-    return side === 'plain' ? this.plain : this.peer;
+  /** What the local side is, for log lines: the client (outbound) or the node behind us (inbound). */
+  private get localName(): 'client' | 'node' {
+    return this.o.role === 'responder' ? 'node' : 'client';
+  }
+
+  private socketOf(side: Side): Socket | undefined {
+    return side === 'local' ? this.local : this.remote;
   }
 
   private pause(side: Side, why: string): void {
     this.pauses[side].add(why);
-    this.socketOf(side).pause();
+    this.socketOf(side)?.pause();
   }
 
   private resume(side: Side, why: string): void {
     this.pauses[side].delete(why);
-    if (this.pauses[side].size === 0 && this.mode !== 'done') this.socketOf(side).resume();
+    if (this.pauses[side].size === 0 && this.open) this.socketOf(side)?.resume();
   }
 
   /** Write to one side; if its buffer is full, stop reading the other side until it drains. */
   private write(side: Side, buffers: Buffer[]): void {
-    if (buffers.length === 0 || this.mode === 'done') return;
+    if (buffers.length === 0 || !this.open) return;
     const dst = this.socketOf(side);
-    const src: Side = side === 'plain' ? 'peer' : 'plain';
+    const src: Side = side === 'local' ? 'remote' : 'local';
+    if (dst === undefined) {
+      // Inbound, the node is not connected yet: keep it, and read no more from the peer meanwhile.
+      this.toLocalPending.push(...buffers);
+      this.pause(src, 'connecting');
+      return;
+    }
     if (buffers.length === 1) dst.write(buffers[0]);
     else {
       dst.cork();
@@ -259,9 +359,9 @@ export class Bridge {
     }
   }
 
-  private writePeer(buffers: Buffer[]): void {
+  private writeRemote(buffers: Buffer[]): void {
     for (const b of buffers) this.record.bytesToPeer += b.length;
-    this.write('peer', buffers);
+    this.write('remote', buffers);
   }
 
   private touch(): void {
@@ -270,66 +370,83 @@ export class Bridge {
 
   // --- data ------------------------------------------------------------------------------------
 
-  private onPlainData(chunk: Buffer): void {
+  private onLocalData(chunk: Buffer): void {
     this.touch();
-    if (this.mode === 'raw') {
-      this.writePeer([chunk]);
-      return;
+    const s = this.state;
+    switch (s.kind) {
+      case 'relay':
+        this.writeRemote([chunk]);
+        return;
+      case 'redialing':
+        this.hold(s.held, chunk);
+        return;
+      case 'handshake':
+        if (!s.transport.canSend) {
+          this.hold(s.held, chunk);
+          return;
+        }
+        this.writeRemote(this.encryptLocal(s, chunk));
+        return;
+      case 'session':
+        this.writeRemote(this.encryptLocal(s, chunk));
+        return;
+      case 'closed':
+        return;
     }
-    if (this.mode === 'redialing' || !this.transport.canSend) {
-      this.held.push(chunk);
-      if (this.held.length > MAX_HELD) this.pause('plain', 'held');
-      return;
-    }
-    this.writePeer(this.encryptPlain(chunk));
   }
 
-  /** Parse v1 bytes from the plain side and encrypt each message; returns the packets to send. */
-  private encryptPlain(chunk: Buffer): Buffer[] {
+  private hold(held: ByteQueue, chunk: Buffer): void {
+    held.push(chunk);
+    if (held.length > MAX_HELD) this.pause('local', 'held');
+  }
+
+  /** Parse v1 bytes from the local side and encrypt each message; returns the packets to send. */
+  private encryptLocal(s: { transport: V2Transport; parser: V1Parser }, chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
-    for (const ev of this.parser.push(chunk)) {
-      if (ev.type === 'dropped') this.drop(ev.error.code, ev.error.message, this.plainName());
-      else out.push(...this.encryptMessage(ev.command, ev.payload));
+    for (const ev of s.parser.push(chunk)) {
+      if (ev.type === 'dropped') this.drop(ev.error.code, ev.error.message, this.localName);
+      else {
+        this.record.msgsToPeer++;
+        out.push(...s.transport.encryptPieces([contentsPrefix(ev.command), ev.payload]));
+      }
     }
     return out;
   }
 
-  /** What the plain side is, for log lines: the local client (outbound) or the node behind us (inbound). */
-  private plainName(): 'client' | 'node' {
-    return this.o.role === 'initiator' ? 'client' : 'node';
-  }
-
-  private encryptMessage(command: string, payload: Buffer): Buffer[] {
-    this.record.msgsToPeer++;
-    return this.transport.encryptPieces([contentsPrefix(command), payload]);
-  }
-
-  private onPeerData(chunk: Buffer): void {
+  private onRemoteData(chunk: Buffer): void {
     this.touch();
     this.record.bytesFromPeer += chunk.length;
-    if (this.mode === 'raw') {
-      this.write('plain', [chunk]);
+    const s = this.state;
+    if (s.kind === 'relay') {
+      if (s.watch === undefined) this.write('local', [chunk]);
+      else this.watchRemote(s, s.watch, chunk);
       return;
     }
-    if (this.mode !== 'v2') return;
-    const toPeer = this.transportEvents(this.transport.receive(chunk));
-    if (this.mode !== 'v2') return; // switched to raw relay by a v1 event
-    if (this.transport.canSend && this.held.length > 0) {
-      for (const c of this.held.drain()) toPeer.push(...this.encryptPlain(c));
-      this.resume('plain', 'held');
+    if (s.kind !== 'handshake' && s.kind !== 'session') return;
+    const toRemote = this.transportEvents(s.transport.receive(chunk));
+    if (this.state.kind === 'handshake' || this.state.kind === 'session') {
+      // Local bytes held until we could encrypt go out now, right after our version packet.
+      if (s.kind === 'handshake' && s.transport.canSend && s.held.length > 0) {
+        for (const c of s.held.drain()) toRemote.push(...this.encryptLocal(s, c));
+        this.resume('local', 'held');
+      }
+      if (this.localEnded && s.transport.canSend && !this.remote.writableEnded) {
+        this.writeRemote(toRemote);
+        this.remote.end();
+        return;
+      }
     }
-    this.writePeer(toPeer);
-    if (this.plainEnded && this.transport.canSend && !this.peer.writableEnded) this.peer.end();
+    this.writeRemote(toRemote);
   }
 
-  /** Apply transport events; returns the bytes to send to the peer, and writes messages to the plain side. */
+  /** Apply transport events; returns the bytes to send to the remote, and writes messages to the local side. */
   private transportEvents(events: V2Event[]): Buffer[] {
-    const toPeer: Buffer[] = [];
-    const toPlain: Buffer[] = [];
+    const toRemote: Buffer[] = [];
+    const toLocal: Buffer[] = [];
     for (const ev of events) {
       switch (ev.type) {
         case 'send':
-          toPeer.push(ev.data);
+          toRemote.push(ev.data);
           break;
         case 'ready':
           this.onReady(ev.sessionId);
@@ -353,79 +470,145 @@ export class Bridge {
             continue;
           }
           this.record.msgsFromPeer++;
+          this.learn(decoded.command, decoded.payload);
+          const magic = this.network.magic;
           // A small message goes out as one buffer (one write, no writev); a large one is not copied.
-          if (decoded.payload.length <= COALESCE_MAX) toPlain.push(serializeV1(this.o.network.magic, decoded.command, decoded.payload));
-          else toPlain.push(v1Header(this.o.network.magic, decoded.command, decoded.payload), decoded.payload);
+          if (decoded.payload.length <= COALESCE_MAX) toLocal.push(serializeV1(magic, decoded.command, decoded.payload));
+          else toLocal.push(v1Header(magic, decoded.command, decoded.payload), decoded.payload);
           break;
         }
-        case 'v1':
-          // Inbound only: the peer speaks v1. Relay it untouched, from its first byte, and anything
-          // the node already sent (held for the handshake) the other way.
-          this.write('plain', toPlain.splice(0));
-          this.startRaw('inbound-v1', [ev.data]);
-          return this.held.drain();
+        case 'v1': {
+          // Inbound only: the peer speaks v1. Relay it untouched, from its first byte; anything
+          // the node already sent goes the other way.
+          const held = this.state.kind === 'handshake' ? this.state.held.drain() : [];
+          if (this.state.kind === 'handshake') this.settleNetwork(this.state.transport);
+          this.write('local', toLocal.splice(0));
+          this.startRelay('inbound-v1', this.newWatch(false));
+          this.onRemoteData(ev.data);
+          return held;
+        }
       }
     }
-    this.write('plain', toPlain);
-    return toPeer;
+    this.write('local', toLocal);
+    return toRemote;
   }
 
   private onReady(sessionId: Buffer): void {
+    const s = this.state;
+    if (s.kind !== 'handshake') throw new ProxyError('ERR_INTERNAL', `v2 session ready in state ${s.kind}`);
+    this.settleNetwork(s.transport);
+    // The node's bytes (inbound) come only from now on: parse them for the peer's network.
+    this.state = { kind: 'session', transport: s.transport, parser: this.o.role === 'responder' ? new V1Parser(this.network.magic) : s.parser };
     clearTimeout(this.handshakeTimer);
     const r = this.record;
     r.sessionId = sessionId.toString('hex');
-    r.transport = this.o.role === 'initiator' ? 'v2' : 'inbound-v2';
-    r.establishedAt = Date.now();
-    const handshakeMs = r.establishedAt - this.startedAt;
-    this.log.info('established', {
-      frontend: r.frontEnd,
-      ...endpoints(r),
-      transport: r.transport,
-      session_id: r.sessionId,
-      handshake_ms: handshakeMs,
-    });
-    this.o.observer.established(r, handshakeMs);
-    this.o.onEstablished?.();
+    if (this.o.role === 'initiator') this.o.v2Peers?.note(this.o.destination.host, this.o.destination.port, 'session', 'itself');
+    const handshakeMs = Date.now() - this.startedAt;
+    this.established(this.o.role === 'initiator' ? 'v2' : 'inbound-v2', handshakeMs);
   }
 
-  // --- fallback and raw relay ------------------------------------------------------------------
+  /** A responder with several candidate networks: the handshake (or the v1 VERSION) said which. */
+  private settleNetwork(transport: V2Transport): void {
+    if (this.o.role !== 'responder') return;
+    const magic = transport.magic;
+    const n = magic === undefined ? undefined : this.o.networks.find((c) => c.magic.equals(magic));
+    if (n !== undefined) this.network = n;
+  }
 
-  /** The peer closed, reset or stayed silent. Returns true when that was handled as a v1 peer. */
-  private maybeFallback(what: string): boolean {
-    if (this.o.role !== 'initiator' || this.mode !== 'v2' || this.transport.bytesReceived > 0) return false;
-    const allowed = !this.o.v2Only && this.o.redial !== undefined;
-    this.o.observer.fallback(this.record, allowed);
-    if (!allowed) {
-      this.destroy(`remote ${what} before sending anything: it looks like a v1-only peer, and --v2-only is set`, 'ERR_V2_ONLY');
+  /** The transport is settled: log it, tell the observers and, inbound, connect to the node. */
+  private established(kind: TransportKind, handshakeMs: number | undefined): void {
+    const r = this.record;
+    r.transport = kind;
+    r.establishedAt = Date.now();
+    const network = this.o.role === 'passthrough' ? undefined : this.network.name;
+    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), network, transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
+    this.o.observer.established(r, handshakeMs);
+    this.o.onEstablished?.();
+    if (this.local === undefined) this.connectLocal();
+  }
+
+  /** Inbound: dial the node now that the peer's transport is settled; meanwhile the peer is not read. */
+  private connectLocal(): void {
+    const o = this.o;
+    if (o.role !== 'responder') return;
+    this.pause('remote', 'connecting');
+    o.connectLocal(this.ended.signal).then(
+      (socket) =>
+        this.guard(() => {
+          this.local = socket;
+          this.attach(socket, 'local');
+          const pending = this.toLocalPending.splice(0);
+          this.write('local', pending);
+          if (this.remoteEnded) socket.end();
+          this.resume('remote', 'connecting');
+          this.resume('local', 'start');
+        }),
+      (err: unknown) => {
+        if (!this.open) return;
+        const e = isProxyError(err) ? err : new ProxyError('ERR_INTERNAL', `node connection: ${String(err)}`);
+        this.destroy(`cannot reach the node: ${e.message}`, e.code);
+      },
+    );
+  }
+
+  // --- the remote went away, fallback and relay --------------------------------------------------
+
+  /**
+   * The one place that decides what the remote going away means: a v1-only peer to reconnect to
+   * with v1, a refusal, or nothing special (the caller goes on with a normal close). Returns true
+   * when it handled the event.
+   */
+  private remoteGone(gone: RemoteGone): boolean {
+    const s = this.state;
+    const o = this.o;
+    if (o.role !== 'initiator' || s.kind !== 'handshake') return false;
+    const known = o.guard === 'known' ? o.v2Peers?.lookup(o.destination.host, o.destination.port) : undefined;
+    const decision = fallbackDecision({ initiator: true, handshaking: true, bytesReceived: s.transport.bytesReceived, guard: o.guard, known });
+    if (decision === 'none') return false;
+    this.o.observer.fallback(this.record, decision === 'fallback');
+    if (decision === 'refuse') {
+      this.destroy(`remote ${gone.detail} before sending anything: it looks like a v1-only peer, and --v2-only is set`, 'ERR_V2_ONLY');
       return true;
     }
-    this.log.info('remote looks like a v1-only peer; reconnecting with v1', { peer: this.record.peer, why: what });
-    this.mode = 'redialing';
+    if (decision === 'downgrade') {
+      this.o.observer.downgrade(this.record, 'refused');
+      this.destroy(
+        `remote ${gone.detail} before sending anything, but it is known to speak v2 (${describeEvidence(known!)}): refusing to fall back to plaintext; the client may retry`,
+        'ERR_V2_DOWNGRADE',
+      );
+      return true;
+    }
+    this.log.info('remote looks like a v1-only peer; reconnecting with v1', { peer: this.record.peer, why: gone.detail });
+    // Nothing was parsed (the peer never sent its key): every byte the client sent is in `held`.
+    this.state = { kind: 'redialing', held: s.held };
     clearTimeout(this.handshakeTimer);
-    const old = this.peer;
+    const old = this.remote;
     this.detach(old);
     old.on('error', () => {});
     old.destroy();
-    this.pause('plain', 'redialing');
-    this.o.redial!(this.ended.signal).then(
+    this.pause('local', 'redialing');
+    o.redial(this.ended.signal).then(
       (socket) => {
-        if (this.mode !== 'redialing') {
+        const now = this.state;
+        if (now.kind !== 'redialing') {
           socket.destroy();
           return;
         }
-        this.peer = socket;
-        this.attach(socket, 'peer');
-        // Everything the client sent so far, exactly as it sent it (nothing was parsed: the peer never answered).
-        const replay = this.held.drain();
-        this.startRaw('v1-fallback', []);
-        this.writePeer(replay);
-        this.resume('plain', 'redialing');
-        this.resume('plain', 'held');
-        socket.resume();
-        if (this.plainEnded) socket.end();
+        this.guard(() => {
+          this.remote = socket;
+          this.attach(socket, 'remote');
+          const replay = now.held.drain();
+          // The remote's VERSION is held back until it is judged: a v2 peer that answers v1 was downgraded.
+          this.startRelay('v1-fallback', this.newWatch(true));
+          this.writeRemote(replay);
+          this.resume('local', 'redialing');
+          this.resume('local', 'held');
+          socket.resume();
+          if (this.localEnded) socket.end();
+        });
       },
       (err: unknown) => {
-        if (this.mode !== 'redialing') return;
+        if (this.state.kind !== 'redialing') return;
         const e = isProxyError(err) ? err : new ProxyError('ERR_INTERNAL', `v1 fallback reconnect: ${String(err)}`);
         this.destroy(`v1 fallback reconnect failed: ${e.message}`, e.code);
       },
@@ -433,56 +616,120 @@ export class Bridge {
     return true;
   }
 
-  /** From now on both directions are relayed untouched. `toPlain` is written to the plain side first. */
-  private startRaw(kind: TransportKind, toPlain: Buffer[]): void {
-    this.mode = 'raw';
+  /** From now on both directions are relayed untouched (read along by `watch`, if given). */
+  private startRelay(kind: TransportKind, watch?: RemoteWatch): void {
+    this.state = watch === undefined ? { kind: 'relay' } : { kind: 'relay', watch };
     clearTimeout(this.handshakeTimer);
-    const r = this.record;
-    r.transport = kind;
-    r.establishedAt = Date.now();
-    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), transport: kind });
-    this.o.observer.established(r, undefined);
-    this.o.onEstablished?.();
-    this.write('plain', toPlain);
+    this.established(kind, undefined);
+  }
+
+  /** A watch on the remote's v1 stream, when there is a table to learn into or a VERSION to judge. */
+  private newWatch(judge: boolean): RemoteWatch | undefined {
+    if (this.o.v2Peers === undefined && !judge) return undefined;
+    const magic = this.network.magic;
+    const parser = new V1Parser(magic, { verifyChecksum: false, keep: (command) => WATCHED.has(command) });
+    return judge ? { parser, judging: new ByteQueue() } : { parser };
+  }
+
+  /** Relay the remote's v1 bytes, reading along; after a fallback, hold them until its VERSION is judged. */
+  private watchRemote(s: Extract<State, { kind: 'relay' }>, watch: RemoteWatch, chunk: Buffer): void {
+    let events: V1Event[];
+    try {
+      events = watch.parser.push(chunk);
+    } catch {
+      // Not a v1 stream we can read (the client will judge it): relay it, stop reading along.
+      events = [];
+      s.watch = undefined;
+    }
+    if (watch.judging === undefined) {
+      this.write('local', [chunk]);
+      for (const ev of events) if (ev.type === 'message') this.learn(ev.command, ev.payload);
+      return;
+    }
+    watch.judging.push(chunk);
+    const first = events[0];
+    if (first === undefined && s.watch !== undefined && watch.judging.length <= MAX_JUDGED) return;
+    const held = watch.judging.drain();
+    watch.judging = undefined;
+    if (first !== undefined && first.type === 'message' && first.command === 'version' && !this.judgeVersion(first.payload)) return;
+    this.write('local', held);
+    for (const ev of events) if (ev.type === 'message') this.learn(ev.command, ev.payload);
+  }
+
+  /**
+   * After a fallback: the remote's own VERSION. Advertising NODE_P2P_V2, it was a v2 peer after all,
+   * and the v2 attempt was cut by someone on the path. Returns false when the connection is closed
+   * for it (under --downgrade-guard known, before the client sees that VERSION).
+   */
+  private judgeVersion(payload: Buffer): boolean {
+    const o = this.o;
+    if (o.role !== 'initiator') return true;
+    const services = versionServices(payload);
+    if (services === undefined) return true;
+    const { host, port } = o.destination;
+    if (!speaksV2(services)) {
+      o.v2Peers?.forget(host, port);
+      return true;
+    }
+    o.v2Peers?.note(host, port, 'version', 'itself');
+    this.o.observer.downgrade(this.record, 'detected');
+    const reason = 'after the v1 fallback the remote\'s own VERSION advertises NODE_P2P_V2: the v2 attempt was cut on the path (a downgrade)';
+    if (o.guard === 'known') {
+      this.destroy(`${reason}; closed before relaying it`, 'ERR_V2_DOWNGRADE');
+      return false;
+    }
+    this.log.warn('v1 fallback was a downgrade', { ...endpoints(this.record), code: 'ERR_V2_DOWNGRADE', reason });
+    return true;
+  }
+
+  /** Learn from a message relayed to the local side: addresses gossiped with NODE_P2P_V2. */
+  private learn(command: string, payload: Buffer): void {
+    const table = this.o.v2Peers;
+    if (table === undefined || (command !== 'addr' && command !== 'addrv2')) return;
+    const from = this.record.peer ?? this.record.client;
+    for (const a of command === 'addr' ? parseAddr(payload) : parseAddrV2(payload)) {
+      if (speaksV2(a.services)) table.note(a.host, a.port, 'gossip', from);
+    }
   }
 
   private onHandshakeTimeout(): void {
-    if (this.mode !== 'v2') return;
-    if (this.maybeFallback(`sent nothing for ${this.o.handshakeTimeoutMs} ms`)) return;
-    this.fail(new ProxyError('ERR_V2_HANDSHAKE_TIMEOUT', `v2 handshake not complete after ${this.o.handshakeTimeoutMs} ms`));
+    if (this.state.kind !== 'handshake') return;
+    const ms = (this.o as InitiatorOptions | ResponderOptions).handshakeTimeoutMs;
+    if (this.remoteGone({ how: 'silent', detail: `sent nothing for ${ms} ms` })) return;
+    this.fail(new ProxyError('ERR_V2_HANDSHAKE_TIMEOUT', `v2 handshake not complete after ${ms} ms`));
   }
 
   // --- ends ------------------------------------------------------------------------------------
 
   private onEnd(side: Side): void {
-    if (side === 'peer') {
-      if (this.maybeFallback('closed the connection')) return;
-      this.peerEnded = true;
-      if (this.mode === 'v2' && this.transport.sessionId === undefined) {
+    if (side === 'remote') {
+      if (this.remoteGone({ how: 'closed', detail: 'closed the connection' })) return;
+      this.remoteEnded = true;
+      if (this.state.kind === 'handshake') {
         this.destroy('remote closed during the v2 handshake', 'ERR_V2_PEER_CLOSED');
         return;
       }
-      this.plain.end();
+      this.local?.end();
       return;
     }
-    this.plainEnded = true;
-    // Bytes still held for the handshake go out first; onPeerData ends the peer after them.
-    if (this.mode === 'raw' || (this.mode === 'v2' && (this.transport.canSend || this.held.length === 0))) this.peer.end();
+    this.localEnded = true;
+    const s = this.state;
+    // Bytes still held for the handshake go out first; onRemoteData ends the remote after them.
+    if (s.kind === 'relay' || s.kind === 'session' || (s.kind === 'handshake' && (s.transport.canSend || s.held.length === 0))) this.remote.end();
   }
 
   private onSocketError(side: Side, err: NodeJS.ErrnoException): void {
-    if (this.mode === 'done') return;
-    if (side === 'peer' && this.maybeFallback(`reset the connection (${err.code ?? err.message})`)) return;
-    const code: ErrorCode = side === 'peer' ? 'ERR_PEER_RESET' : this.o.role === 'initiator' ? 'ERR_CLIENT_RESET' : 'ERR_NODE_RESET';
-    this.destroy(`${side === 'peer' ? 'peer' : this.plainName()} socket error: ${err.code ?? err.message}`, code);
+    const what = err.code ?? err.message;
+    if (side === 'remote' && this.remoteGone({ how: 'reset', detail: `reset the connection (${what})` })) return;
+    const code: ErrorCode = side === 'remote' ? 'ERR_PEER_RESET' : this.o.role === 'responder' ? 'ERR_NODE_RESET' : 'ERR_CLIENT_RESET';
+    this.destroy(`${side === 'remote' ? 'peer' : this.localName} socket error: ${what}`, code);
   }
 
   private onClose(socket: Socket, side: Side): void {
-    if (this.mode === 'done') return;
-    if (side === 'peer' && socket === this.peer && !this.peerEnded && this.maybeFallback('closed the connection')) return;
+    if (side === 'remote' && socket === this.remote && !this.remoteEnded && this.remoteGone({ how: 'closed', detail: 'closed the connection' })) return;
     this.closedSockets.add(socket);
-    const other = side === 'plain' ? this.peer : this.plain;
-    if (this.closedSockets.has(other)) {
+    const other = side === 'local' ? this.remote : this.local;
+    if (other === undefined || this.closedSockets.has(other)) {
       this.destroy(this.endReason());
       return;
     }
@@ -491,8 +738,8 @@ export class Bridge {
   }
 
   private endReason(): string {
-    if (this.plainEnded && !this.peerEnded) return this.o.role === 'initiator' ? 'client closed' : 'node closed';
-    if (this.peerEnded && !this.plainEnded) return 'peer closed';
+    if (this.localEnded && !this.remoteEnded) return `${this.localName} closed`;
+    if (this.remoteEnded && !this.localEnded) return 'peer closed';
     return 'both sides closed';
   }
 }

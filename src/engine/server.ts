@@ -21,64 +21,44 @@
  * - take the local clients' slots: inbound peers have their own (admission.ts);
  * - crash the daemon: nothing thrown while serving one connection escapes it (it is closed with
  *   ERR_INTERNAL and the daemon goes on).
+ *
+ * The front ends themselves are in frontends/ (listen-port.ts dispatches to socks5.ts and
+ * legacy.ts; inbound.ts); this file holds the listeners, the registry of live connections, the
+ * refusals and the dialing they share (negotiation.ts Services).
  */
 import * as net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
-import { ByteQueue } from '../byte-queue.js';
+import { ephemeralKeys } from '../crypto/keypool.js';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
 import type { Config, HostPort, InboundRule } from '../config.js';
 import { isLoopback } from '../config.js';
-import { V1_HEADER_LEN } from '../limits.js';
 import type { Logger } from '../log.js';
-import { NETWORKS } from '../networks.js';
 import { type Destination, formatHostPort, makeDestination } from '../socks5/address.js';
-import { REP, SOCKS4_REJECT, Socks5Negotiation, type Socks5Step, repForError, socks5Reply } from '../socks5/server.js';
-import { type Credentials, dial, randomCredentials } from '../upstream/dialer.js';
-import { V1Parser } from '../v1/framing.js';
+import { type Credentials, dial } from '../upstream/dialer.js';
 import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
-import { Bridge, MAX_HELD } from './bridge.js';
-import { type ClientStream, MAX_LEGACY_VERSION, checkLegacyHeader, classifyClientStream, classifyFirstBytes, legacyNetwork, versionDestination } from './detect.js';
-import { SocketReader } from './reader.js';
+import { Bridge, type BridgeParams, type InitiatorOptions } from './bridge.js';
+import { serveInbound } from './frontends/inbound.js';
+import { V2PeerTable } from './v2-peers.js';
+import { serveListenPort } from './frontends/listen-port.js';
+import { type Conn, Negotiation, type Services } from './negotiation.js';
 import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserver, endpoints } from './record.js';
 
 export interface ProxyServerOptions {
   observer?: ProxyObserver;
   /** Test hook: passed to every Bridge's V2Transport. */
-  transportOptions?: ConstructorParameters<typeof Bridge>[0]['transportOptions'];
+  transportOptions?: InitiatorOptions['transportOptions'];
   /** Test hook: the clock of the inbound handshake rate limit (milliseconds). */
   now?: () => number;
 }
+
+/** How often a changed v2 peers table is written to --v2-peers-file (and once more at shutdown). */
+const V2_PEERS_SAVE_MS = 5 * 60_000;
 
 interface Listener {
   server: net.Server;
   address: HostPort;
   inbound?: InboundRule;
-}
-
-/** One live connection, from accept to its last socket closed. */
-interface Conn {
-  readonly record: ConnectionRecord;
-  readonly log: Logger;
-  /** The socket that connected to us first, then any we dialed for it. */
-  readonly sockets: Set<Socket>;
-  readonly ticket: Ticket;
-  bridge?: Bridge;
-  announced: boolean;
-}
-
-/** What a client's front end works with until the Bridge takes the sockets over. */
-interface Negotiation {
-  readonly conn: Conn;
-  readonly socket: Socket;
-  readonly reader: SocketReader;
-  /** Set once the client has sent bytes for the session itself (a legacy VERSION): a FIN is then a half-close. */
-  sent: boolean;
-  /** Aborted when the client leaves or a deadline passes: cancels the dial in progress. */
-  readonly signal: AbortSignal;
-  /** Arm the deadline of the current phase, replacing the previous one. */
-  deadline(ms: number, error: () => ProxyError): void;
-  clearDeadline(): void;
 }
 
 export class ProxyServer {
@@ -92,6 +72,11 @@ export class ProxyServer {
   private nextId = 0;
   private closing = false;
   private readonly observer: ProxyObserver;
+  /** What the front ends use of this server. */
+  private readonly services: Services;
+  /** Peers known to speak v2 (fallback.ts); none with --downgrade-guard all, where nothing falls back. */
+  private readonly v2Peers: V2PeerTable | undefined;
+  private saveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: Config,
@@ -104,6 +89,14 @@ export class ProxyServer {
       { maxClients: config.maxConnections, maxInbound: l.max, maxInboundPerSource: l.perIp, maxInboundHandshakes: l.handshakes, inboundHandshakeRate: l.handshakeRate },
       options.now,
     );
+    this.v2Peers = config.downgradeGuard === 'all' ? undefined : new V2PeerTable();
+    this.services = {
+      config,
+      announce: (conn) => this.announce(conn),
+      dialFor: (n, destination, credentials) => this.dialFor(n, destination, credentials),
+      dial: (destination, o) => this.dial(destination, o),
+      startBridge: (conn, params) => this.startBridge(conn, params),
+    };
   }
 
   /** Live connections by id (read-only view for metrics and status). */
@@ -142,6 +135,9 @@ export class ProxyServer {
         throw new ProxyError('ERR_CONFIG', `--inbound ${describeRule(rule)}: the target is this proxy's own listen address; peers would be forwarded back into the proxy`);
       }
     }
+    // The first connections find their ephemeral keys made already (crypto/keypool.ts).
+    ephemeralKeys.fill();
+    this.loadV2Peers();
     return this.addresses;
   }
 
@@ -167,9 +163,34 @@ export class ProxyServer {
     });
   }
 
+  /** Read --v2-peers-file; a file that fails is reported and ignored (it is replaced at the next save). */
+  private loadV2Peers(): void {
+    const file = this.config.v2PeersFile;
+    if (file === undefined || this.v2Peers === undefined) return;
+    try {
+      const n = this.v2Peers.loadFile(file);
+      this.log.info('v2 peers file read', { file, peers: n });
+    } catch (err) {
+      this.log.error('v2 peers file ignored; it will be replaced', { file, reason: (err as Error).message });
+    }
+    this.saveTimer = setInterval(() => void this.saveV2Peers(), V2_PEERS_SAVE_MS);
+    this.saveTimer.unref();
+  }
+
+  private async saveV2Peers(): Promise<void> {
+    const file = this.config.v2PeersFile;
+    if (file === undefined || this.v2Peers === undefined || !this.v2Peers.dirty) return;
+    try {
+      await this.v2Peers.saveFile(file);
+    } catch (err) {
+      this.log.warn('cannot write the v2 peers file', { file, reason: (err as Error).message });
+    }
+  }
+
   /** Stop listening and close every connection. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.saveTimer);
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     for (const c of [...this.live.values()]) {
       if (c.bridge !== undefined) c.bridge.destroy('proxy shutting down');
@@ -179,17 +200,31 @@ export class ProxyServer {
       }
     }
     await Promise.all(closed);
+    await this.saveV2Peers();
+    // Keys made for connections that will not come are wiped.
+    ephemeralKeys.clear();
   }
 
-  // --- common --------------------------------------------------------------------------------
+  // --- the registry ----------------------------------------------------------------------------
 
   private accept(socket: Socket, inbound: InboundRule | undefined): void {
     const conn = this.open(socket, inbound === undefined ? 'unknown' : 'inbound');
     if (conn === undefined) return;
     try {
-      if (inbound !== undefined) this.announce(conn);
-      if (inbound === undefined) this.serveClient(conn, socket);
-      else this.serveInbound(conn, socket, inbound);
+      if (inbound === undefined) {
+        const n = new Negotiation(conn, socket);
+        const socksMs = this.config.timeouts.socksMs;
+        n.deadline(socksMs, () => new ProxyError('ERR_SOCKS_TIMEOUT', `client negotiation not complete after ${socksMs} ms`));
+        serveListenPort(n, this.services)
+          .catch((err: unknown) => this.refuse(conn, n.reader.failed ?? err))
+          .catch((err: unknown) => this.log.error('internal error refusing a connection', { conn: conn.record.id, code: 'ERR_INTERNAL', reason: describeError(err) }))
+          .finally(() => n.clearDeadline());
+        return;
+      }
+      this.announce(conn);
+      const target = this.targets.get(inbound);
+      if (target === undefined) throw new ProxyError('ERR_INTERNAL', `no validated target for --inbound ${describeRule(inbound)}`);
+      serveInbound(conn, socket, target, this.services);
     } catch (err) {
       this.refuse(conn, err);
     }
@@ -245,17 +280,17 @@ export class ProxyServer {
     this.admission.release(conn.ticket);
   }
 
-  /** End a connection that never reached a Bridge: log why, optionally send a last reply, close. */
-  private refuse(conn: Conn, err: unknown, lastWords?: Buffer): void {
+  /** End a connection that never reached a Bridge: log why, send the error's reply if it has one, close. */
+  private refuse(conn: Conn, err: unknown): void {
     if (!this.live.has(conn.record.id)) return;
     const e = isProxyError(err) ? err : new ProxyError('ERR_INTERNAL', `internal error: ${describeError(err)}`);
     this.finish(conn);
     conn.log.warn('refused', { ...endpoints(conn.record), code: e.code, reason: e.message });
-    // The first socket is the one that connected to us: only it gets the last words (a SOCKS reply).
+    // The first socket is the one that connected to us: only it gets the reply (a SOCKS reply).
     const [first, ...others] = conn.sockets;
-    if (lastWords !== undefined && first !== undefined && !first.destroyed && first.writable) {
-      first.end(lastWords);
-      // A client that never reads our last words must not keep the socket open.
+    if (e.reply !== undefined && first !== undefined && !first.destroyed && first.writable) {
+      first.end(e.reply);
+      // A client that never reads the reply must not keep the socket open.
       setTimeout(() => first.destroy(), 1000).unref();
     } else first?.destroy();
     for (const s of others) s.destroy();
@@ -263,35 +298,33 @@ export class ProxyServer {
     this.observer.closed(conn.record, e.message, e.code);
   }
 
-  private startBridge(
-    conn: Conn,
-    params: Omit<ConstructorParameters<typeof Bridge>[0], 'record' | 'log' | 'observer' | 'handshakeTimeoutMs' | 'idleTimeoutMs' | 'onDone' | 'onEstablished'>,
-  ): void {
+  private startBridge(conn: Conn, params: BridgeParams): void {
     if (!this.live.has(conn.record.id)) {
-      params.plain.destroy();
-      params.peer.destroy();
+      for (const s of conn.sockets) s.destroy();
       return;
     }
-    const bridge = new Bridge({
-      ...params,
+    const common = {
       record: conn.record,
       log: conn.log,
       observer: this.observer,
-      handshakeTimeoutMs: this.config.timeouts.handshakeMs,
+      v2Peers: this.v2Peers,
       idleTimeoutMs: this.config.timeouts.idleMs,
-      transportOptions: this.options.transportOptions,
       onEstablished: () => this.admission.settled(conn.ticket),
       onDone: () => this.finish(conn),
-    });
+    };
+    const v2 = { handshakeTimeoutMs: this.config.timeouts.handshakeMs, transportOptions: this.options.transportOptions, guard: this.config.downgradeGuard };
+    const bridge = new Bridge(params.role === 'passthrough' ? { ...common, ...params } : { ...common, ...v2, ...params });
     conn.bridge = bridge;
     bridge.start();
   }
+
+  // --- dialing ---------------------------------------------------------------------------------
 
   /**
    * Dial a destination, refusing loops back to this proxy. `viaProxy`: through --upstream-proxy /
    * --onion-proxy (client connections); inbound targets are the node's own address, dialed directly.
    */
-  private async dialChecked(destination: Destination, options: { credentials?: Credentials; signal: AbortSignal; viaProxy: boolean }): Promise<Socket> {
+  private async dial(destination: Destination, options: { credentials?: Credentials; signal: AbortSignal; viaProxy: boolean }): Promise<Socket> {
     if (this.isSelf(destination)) {
       throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination.host, destination.port)} is this proxy's own listen address`);
     }
@@ -318,7 +351,7 @@ export class ProxyServer {
 
   /** Dial for a client in negotiation; the dial is cancelled when the client leaves. */
   private async dialFor(n: Negotiation, destination: Destination, credentials: Credentials): Promise<Socket> {
-    const socket = await this.dialChecked(destination, { credentials, signal: n.signal, viaProxy: true });
+    const socket = await this.dial(destination, { credentials, signal: n.signal, viaProxy: true });
     if (n.signal.aborted || !this.live.has(n.conn.record.id)) {
       socket.destroy();
       throw n.reader.failed ?? new ProxyError('ERR_CLIENT_CLOSED', 'client closed the connection while the remote was being dialed');
@@ -340,192 +373,6 @@ export class ProxyServer {
         (wildcard && isOwnAddress(d.host))
       );
     });
-  }
-
-  // --- outbound front ends (SOCKS5 and legacy, one port) -----------------------------------------
-
-  private serveClient(conn: Conn, socket: Socket): void {
-    const abort = new AbortController();
-    // Reading goes on through the dial, so a client that leaves is noticed and the dial cancelled.
-    // A FIN is a client leaving, unless it has already sent what the session needs (its VERSION or
-    // its key): then it is a half-close, passed on to the remote once the session is up.
-    const reader: SocketReader = new SocketReader(
-      socket,
-      MAX_HELD,
-      (err) => abort.abort(err),
-      () => {
-        if (!n.sent && reader.buffered === 0) reader.abort(new ProxyError('ERR_CLIENT_CLOSED', 'client closed the connection during negotiation'));
-      },
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const n: Negotiation = {
-      conn,
-      socket,
-      reader,
-      sent: false,
-      signal: abort.signal,
-      deadline: (ms, error) => {
-        clearTimeout(timer);
-        timer = setTimeout(() => reader.abort(error()), ms);
-      },
-      clearDeadline: () => clearTimeout(timer),
-    };
-    const socksMs = this.config.timeouts.socksMs;
-    n.deadline(socksMs, () => new ProxyError('ERR_SOCKS_TIMEOUT', `client negotiation not complete after ${socksMs} ms`));
-    this.negotiate(n)
-      .catch((err: unknown) => this.refuse(conn, reader.failed ?? err, lastWordsOf(err)))
-      .catch((err: unknown) => this.log.error('internal error refusing a connection', { conn: conn.record.id, code: 'ERR_INTERNAL', reason: describeError(err) }))
-      .finally(() => n.clearDeadline());
-  }
-
-  private async negotiate(n: Negotiation): Promise<void> {
-    let head = Buffer.alloc(0);
-    let kind = classifyFirstBytes(head, this.config.network);
-    while (kind === 'more') {
-      head = Buffer.concat([head, await n.reader.next()]);
-      kind = classifyFirstBytes(head, this.config.network);
-    }
-    if (kind === 'socks4') throw withLastWords(new ProxyError('ERR_SOCKS4', 'SOCKS4 request; only SOCKS5 is served'), SOCKS4_REJECT);
-    if (kind === 'unknown') {
-      throw new ProxyError('ERR_UNKNOWN_PROTOCOL', `first byte 0x${head[0]!.toString(16).padStart(2, '0')} is neither SOCKS5 nor a known network magic`);
-    }
-    n.conn.record.frontEnd = kind;
-    this.announce(n.conn);
-    if (kind === 'legacy') return this.serveLegacy(n, head);
-    return this.serveSocks5(n, head);
-  }
-
-  /** SOCKS5: negotiate, dial, reply. */
-  private async serveSocks5(n: Negotiation, head: Buffer): Promise<void> {
-    const negotiation = new Socks5Negotiation();
-    let chunk: Buffer = head;
-    for (;;) {
-      for (const step of negotiation.push(chunk)) {
-        if (step.type === 'reply') n.socket.write(step.data);
-        else if (step.type === 'fail') throw withLastWords(step.error, step.data);
-        else return this.connectSocks5(n, step);
-      }
-      chunk = await n.reader.next();
-    }
-  }
-
-  private async connectSocks5(n: Negotiation, step: Extract<Socks5Step, { type: 'request' }>): Promise<void> {
-    // The dial has its own deadline (--connect-timeout); the negotiation one is over.
-    n.clearDeadline();
-    n.reader.unshift(step.rest);
-    const destination = step.destination;
-    n.conn.record.peer = formatHostPort(destination.host, destination.port);
-    const clientCreds =
-      step.username !== undefined && (step.username !== '' || (step.password ?? '') !== '') ? { username: step.username, password: step.password ?? '' } : undefined;
-    const credentials = clientCreds ?? randomCredentials();
-    let remote: Socket;
-    try {
-      remote = await this.dialFor(n, destination, credentials);
-    } catch (err) {
-      throw withLastWords(err, socks5Reply(repForError(err)));
-    }
-    n.socket.write(socks5Reply(REP.SUCCEEDED));
-
-    // A v1 client sends its VERSION, a v2 client its key, right after the reply: wait that long at most.
-    const socksMs = this.config.timeouts.socksMs;
-    n.deadline(socksMs, () => new ProxyError('ERR_CLIENT_TIMEOUT', `the client sent nothing within ${socksMs} ms of the SOCKS5 reply`));
-    let first = Buffer.alloc(0);
-    let stream: ClientStream = { kind: 'more' };
-    while (stream.kind === 'more') {
-      first = Buffer.concat([first, await n.reader.next()]);
-      stream = classifyClientStream(first, this.config.network);
-    }
-    n.clearDeadline();
-    n.reader.unshift(first);
-    const initial = n.reader.release();
-    if (stream.kind === 'v2') {
-      this.startBridge(n.conn, { plain: n.socket, plainInitial: initial, peer: remote, role: 'initiator', network: this.config.network ?? NETWORKS[0]!, passthrough: true });
-      return;
-    }
-    if (stream.unknownMagic === true) {
-      const magic = stream.network.magic.toString('hex');
-      // Relaying it as "a client that speaks v2" would send the client's plaintext as is: encrypt it
-      // instead, with the client's own magic in the key derivation, as its custom network's nodes do.
-      n.conn.log.warn('client sent a v1 VERSION with an unknown network magic; treating it as a custom network (set --magic if this is your custom signet)', {
-        ...endpoints(n.conn.record),
-        magic,
-        hint: `--magic ${magic}`,
-      });
-    }
-    this.startBridge(n.conn, {
-      plain: n.socket,
-      plainInitial: initial,
-      peer: remote,
-      role: 'initiator',
-      network: stream.network,
-      v2Only: this.config.v2Only,
-      // A fallback keeps the same route: the same upstream proxy and the same credentials.
-      redial: (signal) => this.dialChecked(destination, { credentials, signal, viaProxy: true }),
-    });
-  }
-
-  /** Legacy mode: the client sent its VERSION straight to us; addr_recv says where it wants to go. */
-  private async serveLegacy(n: Negotiation, head: Buffer): Promise<void> {
-    const network = legacyNetwork(head.subarray(0, 4), this.config.network);
-    const socksMs = this.config.timeouts.socksMs;
-    n.deadline(socksMs, () => new ProxyError('ERR_CLIENT_TIMEOUT', `no complete VERSION from the legacy client within ${socksMs} ms`));
-    // Everything read is kept for the Bridge, which sends it on (the VERSION included).
-    const raw = new ByteQueue();
-    raw.push(head);
-    let header = head;
-    while (header.length < V1_HEADER_LEN) {
-      const c = await n.reader.next();
-      raw.push(c);
-      header = Buffer.concat([header, c]);
-    }
-    checkLegacyHeader(header.subarray(0, V1_HEADER_LEN));
-    const parser = new V1Parser(network.magic, { maxPayload: MAX_LEGACY_VERSION });
-    let events = parser.push(header);
-    while (events.length === 0) {
-      const c = await n.reader.next();
-      raw.push(c);
-      events = parser.push(c);
-    }
-    const first = events[0]!;
-    if (first.type === 'dropped') throw new ProxyError('ERR_V1_BAD_CHECKSUM', 'the first message (VERSION) has a bad checksum');
-    n.sent = true;
-    const destination = versionDestination(first.payload);
-    n.conn.record.peer = formatHostPort(destination.host, destination.port);
-    n.clearDeadline();
-    const credentials = randomCredentials();
-    const remote = await this.dialFor(n, destination, credentials);
-    this.startBridge(n.conn, {
-      plain: n.socket,
-      plainInitial: [...raw.drain(), ...n.reader.release()],
-      peer: remote,
-      role: 'initiator',
-      network,
-      v2Only: this.config.v2Only,
-      redial: (signal) => this.dialChecked(destination, { credentials, signal, viaProxy: true }),
-    });
-  }
-
-  // --- inbound (responder) mode ------------------------------------------------------------------
-
-  private serveInbound(conn: Conn, socket: Socket, rule: InboundRule): void {
-    const target = this.targets.get(rule);
-    if (target === undefined) throw new ProxyError('ERR_INTERNAL', `no validated target for --inbound ${describeRule(rule)}`);
-    conn.record.peer = conn.record.client;
-    conn.record.node = formatHostPort(target.host, target.port);
-    const abort = new AbortController();
-    socket.once('close', () => abort.abort());
-    this.dialChecked(target, { signal: abort.signal, viaProxy: false })
-      .then((node) => {
-        if (abort.signal.aborted || !this.live.has(conn.record.id)) {
-          node.destroy();
-          this.refuse(conn, new ProxyError('ERR_V2_PEER_CLOSED', 'the peer left before the node connection was up'));
-          return;
-        }
-        conn.sockets.add(node);
-        this.startBridge(conn, { plain: node, peer: socket, role: 'responder', network: this.config.network ?? NETWORKS[0]! });
-      })
-      .catch((err: unknown) => this.refuse(conn, err))
-      .catch((err: unknown) => this.log.error('internal error refusing a connection', { conn: conn.record.id, code: 'ERR_INTERNAL', reason: describeError(err) }));
   }
 }
 
@@ -550,13 +397,4 @@ function isOwnAddress(host: string): boolean {
     }
   } else if (!net.isIPv4(h)) return false;
   return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
-}
-
-function withLastWords(err: unknown, lastWords: Buffer | undefined): unknown {
-  if (lastWords !== undefined && err !== null && typeof err === 'object') (err as { lastWords?: Buffer }).lastWords = lastWords;
-  return err;
-}
-
-function lastWordsOf(err: unknown): Buffer | undefined {
-  return (err as { lastWords?: Buffer } | null)?.lastWords;
 }

@@ -76,10 +76,50 @@ describe('inbound: v2 in front of a v1-only node', function () {
     assert.match(await proxy.waitLog(/closed/), /code=ERR_V1_WRONG_NETWORK/);
   });
 
-  it('a node that is down closes the peer with a log line', async () => {
+  it('a node that is down closes the peer, once its handshake is done, with a log line naming the node', async () => {
     await node.stop();
     const peer = await connect(inboundPort);
-    await new Promise((r) => peer.once('close', r));
-    assert.match(await proxy.waitLog(/refused/), /code=ERR_DIAL_REFUSED/);
+    // The node is dialed only once the peer's transport is settled (a silent or failed peer never costs it a connection).
+    const ch = new MessageChannel(peer, main.magic, { v2: 'initiator' });
+    ch.send('version', versionPayload());
+    await ch.waitClosed();
+    assert.match(await proxy.waitLog(/ closed /), /code=ERR_DIAL_REFUSED.*node=127\.0\.0\.1:/);
+  });
+
+  it('a peer that never completes its handshake never costs the node a connection', async () => {
+    const before = node.accepted;
+    const peer = await connect(inboundPort);
+    peer.write(randomBytes(64 + 100));
+    await proxy.waitLog(/ closed .*code=ERR_V2_/);
+    assert.equal(node.accepted, before);
+  });
+});
+
+describe('inbound without --network: the peer\'s network is found from its handshake', function () {
+  const regtest = networkByName('regtest')!;
+  let node: TestNode;
+  let proxy: TestProxy;
+  beforeEach(async () => {
+    node = await startTestNode(regtest.magic, 'v1-close');
+    proxy = await startProxy({ inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }] });
+  });
+  afterEach(async () => {
+    await proxy.stop();
+    await node.stop();
+  });
+
+  for (const impl of IMPLS) it(`a regtest v2 initiator reaches a regtest node, and the established line names regtest${implLabel(impl)}`, async () => {
+    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0]!.port), regtest.magic, { v2: 'initiator', impl });
+    peer.send('version', versionPayload());
+    await peer.next('version');
+    await peer.next('verack');
+    assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v2/);
+  });
+
+  it('a regtest v1 peer is relayed as v1, named regtest', async () => {
+    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0]!.port), regtest.magic);
+    peer.send('version', versionPayload());
+    await peer.next('version');
+    assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v1/);
   });
 });

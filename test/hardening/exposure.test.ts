@@ -26,7 +26,7 @@ import { contentsPrefix } from '../../src/v2/messages.js';
 import { V2Transport } from '../../src/v2/transport.js';
 import { sleep } from '../helpers/fuzz.js';
 import { MessageChannel, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
-import { type TestProxy, startProxy } from '../helpers/proxy.js';
+import { type TestProxy, startProxy, testConfig } from '../helpers/proxy.js';
 
 const MAIN = networkByName('main')!;
 
@@ -223,7 +223,7 @@ describe('hardening: safe to expose (issue 8)', function () {
     it('--v2-only with a silent remote: a client streaming empty messages is paused after 64 KiB instead of queued without end', async () => {
       const node = await startTestNode(MAIN.magic, 'v1-hang');
       cleanups.push(() => node.stop());
-      const proxy = await startProxy({ logLevel: 'info', v2Only: true, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 30_000, idleMs: 60_000 } });
+      const proxy = await startProxy({ logLevel: 'info', downgradeGuard: 'all', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 30_000, idleMs: 60_000 } });
       cleanups.push(() => proxy.stop());
       const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
       cleanups.push(() => socket.destroy());
@@ -285,7 +285,7 @@ describe('hardening: safe to expose (issue 8)', function () {
     it('--inbound 127.0.0.1:P=127.0.0.1:P does not start (instead of fanning out to the connection limit)', async () => {
       const port = await freePort();
       const server = new ProxyServer(
-        { ...(await startProxy()).config, inbound: [{ listen: { host: '127.0.0.1', port }, target: { host: '127.0.0.1', port } }] },
+        { ...testConfig(), inbound: [{ listen: { host: '127.0.0.1', port }, target: { host: '127.0.0.1', port } }] },
         createLogger({ level: 'error', stream: process.stderr }),
       );
       await assert.rejects(server.listen(), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /own listen address/.test(e.message));
@@ -296,7 +296,7 @@ describe('hardening: safe to expose (issue 8)', function () {
     it('a target naming a --listen port of the proxy through another loopback spelling is refused too', async () => {
       const port = await freePort();
       const server = new ProxyServer(
-        { ...(await startProxy()).config, listen: [{ host: '127.0.0.1', port }], inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: 'localhost', port } }] },
+        { ...testConfig(), listen: [{ host: '127.0.0.1', port }], inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: 'localhost', port } }] },
         createLogger({ level: 'error', stream: process.stderr }),
       );
       await assert.rejects(server.listen(), (e: unknown) => isProxyError(e, 'ERR_CONFIG'));
@@ -415,7 +415,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         const custom = customNetwork('0a03cf41');
         const node = await startTestNode(custom.magic, 'v2');
         cleanups.push(() => node.stop());
-        const proxy = await startProxy({ v2Only });
+        const proxy = await startProxy({ downgradeGuard: v2Only ? 'all' : 'known' });
         cleanups.push(() => proxy.stop());
         const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
         cleanups.push(() => socket.destroy());
@@ -575,7 +575,8 @@ describe('hardening: safe to expose (issue 8)', function () {
       cleanups.push(() => peer.destroy());
       const ch = new MessageChannel(peer, MAIN.magic, { v2: 'initiator' });
       await ch.until(() => ch.sessionId !== undefined);
-      nodeSocket!.resetAndDestroy();
+      while (nodeSocket === undefined) await sleep(10);
+      nodeSocket.resetAndDestroy();
       assert.match(await proxy.waitLog(/ closed /), /WARN .*code=ERR_NODE_RESET/);
       assert.match(await metrics.registry.metrics(), /connections_closed_total\{frontend="inbound",transport="inbound-v2",reason="ERR_NODE_RESET"\} 1/);
     });

@@ -1,17 +1,8 @@
 import assert from 'node:assert/strict';
 
 import { ProxyError, type ErrorCode } from '../../src/errors.js';
-import {
-  MAX_AUTH_LEN,
-  MAX_GREETING_LEN,
-  MAX_REQUEST_LEN,
-  REP,
-  SOCKS4_REJECT,
-  Socks5Negotiation,
-  repForError,
-  socks5Reply,
-  type Socks5Step,
-} from '../../src/socks5/server.js';
+import { MAX_AUTH_LEN, MAX_GREETING_LEN, MAX_REQUEST_LEN, Socks5Negotiation, type Socks5Step } from '../../src/socks5/negotiation.js';
+import { REP, SOCKS4_REJECT, repForError, socks5Reply } from '../../src/socks5/reply.js';
 
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
 /** Credentials the way Core's -proxyrandomize makes them: hex(8 random bytes) + "-" + counter. */

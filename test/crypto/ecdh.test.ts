@@ -1,0 +1,199 @@
+/**
+ * The x-only ECDH on both scalar-multiplication backends (OpenSSL through node:crypto, and the
+ * @noble/curves fallback): the official vectors through every way a key can reach the ECDH, any
+ * 64 bytes from a peer, and the bookkeeping around OpenSSL key objects. References: the vectors,
+ * literals, and an independent implementation (@scure/btc-signer's XSwiftEC with @noble/curves'
+ * point multiplication).
+ */
+import { strict as assert } from 'node:assert';
+import { getCurves, randomBytes } from 'node:crypto';
+import { inspect } from 'node:util';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { elligatorSwift } from '@scure/btc-signer/p2p.js';
+import {
+  type EcdhBackend,
+  ecdhBackend,
+  ellswiftCreate,
+  ellswiftDecode,
+  ellswiftEncode,
+  ellswiftFromPrivate,
+  setEcdhBackend,
+  v2SharedSecret,
+  xOnlyEcdh,
+  xswiftecInv,
+} from '../../src/crypto/ellswift.js';
+import { P } from '../../src/crypto/field.js';
+import { col, hexCol, loadCsv } from '../helpers/vectors.js';
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const be32 = (v: bigint): Buffer => Buffer.from(v.toString(16).padStart(64, '0'), 'hex');
+
+/** x(priv · lift_x(XSwiftEC(ell))) by @scure/btc-signer and @noble/curves: none of our code. */
+function referenceXShared(priv: Uint8Array, ell: Uint8Array): string {
+  return hex(elligatorSwift.getSharedSecret(priv, ell));
+}
+
+const xOf = (priv: Uint8Array): string => hex(secp256k1.getPublicKey(priv, true).subarray(1));
+
+const opensslAvailable = getCurves().includes('secp256k1');
+
+describe('x-only ECDH backends', () => {
+  const initial = ecdhBackend();
+  after(() => setEcdhBackend(initial));
+
+  it('uses OpenSSL by default where node:crypto has secp256k1', () => {
+    assert.equal(initial, opensslAvailable ? 'openssl' : 'noble');
+  });
+
+  for (const backend of ['openssl', 'noble'] as EcdhBackend[]) {
+    describe(`backend ${backend}`, () => {
+      before(function () {
+        if (backend === 'openssl' && !opensslAvailable) this.skip();
+        setEcdhBackend(backend);
+      });
+      after(() => setEcdhBackend(initial));
+
+      const rows = loadCsv('packet_encoding_test_vectors.csv');
+      rows.forEach((row, i) => {
+        const initiator = col(row, 'in_initiating') === '1';
+        it(`vector row ${i}: raw key bytes and a key made from them both give mid_x_shared and mid_shared_secret`, () => {
+          const priv = hexCol(row, 'in_priv_ours');
+          const theirs = hexCol(row, 'in_ellswift_theirs');
+          const ours = hexCol(row, 'in_ellswift_ours');
+          assert.equal(hex(xOnlyEcdh(priv, theirs)), col(row, 'mid_x_shared'));
+          assert.equal(hex(v2SharedSecret(priv, theirs, ours, initiator)), col(row, 'mid_shared_secret'));
+          // A key made here goes through the key object it was made as (OpenSSL) on its first ECDH.
+          const made = ellswiftFromPrivate(priv);
+          assert.equal(hex(ellswiftDecode(made.ellswift)), col(row, 'mid_x_ours'));
+          assert.equal(hex(v2SharedSecret(made.privateKey, theirs, ours, initiator)), col(row, 'mid_shared_secret'));
+          assert.equal(hex(xOnlyEcdh(made.privateKey, theirs)), col(row, 'mid_x_shared'));
+        });
+      });
+
+      it('fresh keys: both sides agree, and equal the independent reference', () => {
+        for (let k = 0; k < 6; k++) {
+          const a = ellswiftCreate();
+          const b = ellswiftCreate();
+          assert.equal(hex(ellswiftDecode(a.ellswift)), xOf(a.privateKey));
+          const expected = referenceXShared(a.privateKey, b.ellswift);
+          assert.equal(referenceXShared(b.privateKey, a.ellswift), expected);
+          assert.equal(hex(xOnlyEcdh(a.privateKey, b.ellswift)), expected);
+          assert.equal(hex(xOnlyEcdh(b.privateKey, a.ellswift)), expected);
+        }
+      });
+
+      it('any 64 bytes from a peer decode to a point the ECDH accepts, with the reference result', () => {
+        const pMinus1 = be32(P - 1n);
+        const encodings = [
+          Buffer.alloc(64),
+          Buffer.alloc(64, 0xff),
+          Buffer.concat([be32(P), be32(P)]), // both halves = 0 mod p
+          Buffer.concat([pMinus1, Buffer.alloc(32)]),
+          Buffer.concat([randomBytes(32), be32(P + 5n)]),
+          ...Array.from({ length: 10 }, () => randomBytes(64)),
+        ];
+        const priv = secp256k1.utils.randomSecretKey();
+        for (const ell of encodings) assert.equal(hex(xOnlyEcdh(priv, ell)), referenceXShared(priv, ell), hex(ell));
+      });
+
+      it('keeps an x_shared that starts with a zero byte at 32 bytes', () => {
+        // Found with the reference implementation; x_shared is 00d172cc...
+        const priv = Buffer.from('5c2b1d8e3f6a7b9c0d1e2f3a4b5c6d7e8f9012a3b4c5d6e7f8091a2b3c4d5e6f', 'hex');
+        const ell = Buffer.from(
+          'aa8322e6f1545174ed19b43699faa8eb9b1f0a5c14115720432cc8087ebcbcdf' + 'a77f873523ce6e5b383441adab2ab49ea2b3f5a4bb9cc2859f705619b552ea2a',
+          'hex',
+        );
+        const x = xOnlyEcdh(priv, ell);
+        assert.equal(x.length, 32);
+        assert.equal(hex(x), '00d172ccf89044c1a85b79e7e5d5b9549c0d44f09ca097f32bb99d976bd1e5b3');
+        assert.equal(hex(xOnlyEcdh(ellswiftFromPrivate(priv).privateKey, ell)), hex(x));
+      });
+
+      it('always computes with the private key bytes as they are, even if changed after the key was made', () => {
+        const a = ellswiftCreate();
+        const other = ellswiftCreate();
+        const peer = ellswiftCreate().ellswift;
+        a.privateKey.set(other.privateKey);
+        assert.equal(hex(xOnlyEcdh(a.privateKey, peer)), referenceXShared(other.privateKey, peer));
+      });
+
+      it('gives the same result for a key used twice (the second time without its key object)', () => {
+        const a = ellswiftCreate();
+        const peer = ellswiftCreate().ellswift;
+        const first = hex(xOnlyEcdh(a.privateKey, peer));
+        assert.equal(hex(xOnlyEcdh(a.privateKey, peer)), first);
+        assert.equal(first, referenceXShared(a.privateKey, peer));
+      });
+
+      it('refuses a wiped (all-zero) key', () => {
+        const a = ellswiftCreate();
+        a.privateKey.fill(0);
+        assert.throws(() => xOnlyEcdh(a.privateKey, ellswiftCreate().ellswift), RangeError);
+      });
+    });
+  }
+
+  it('cannot select OpenSSL where node:crypto lacks secp256k1, and names the backends', function () {
+    if (opensslAvailable) {
+      setEcdhBackend('noble');
+      assert.equal(ecdhBackend(), 'noble');
+      setEcdhBackend('openssl');
+      assert.equal(ecdhBackend(), 'openssl');
+    } else {
+      assert.throws(() => setEcdhBackend('openssl'));
+    }
+    setEcdhBackend(initial);
+  });
+});
+
+describe('ellswiftEncode and key printing', () => {
+  it('encodes a given x so that the independent decoder gives it back, differently each time', () => {
+    const x = Buffer.from(xOf(secp256k1.utils.randomSecretKey()), 'hex');
+    const seen = new Set<string>();
+    for (let k = 0; k < 8; k++) {
+      const ell = ellswiftEncode(x);
+      assert.equal(ell.length, 64);
+      assert.equal(hex(elligatorSwift.decode(ell)), hex(x));
+      seen.add(hex(ell));
+    }
+    assert.equal(seen.size, 8);
+  });
+
+  it('refuses an x >= p, an x with no curve point, and a wrong length', () => {
+    assert.throws(() => ellswiftEncode(be32(P)), RangeError);
+    // x = 5: 5^3 + 7 = 132 is not a square mod p (checked against noble below).
+    assert.throws(() => secp256k1.Point.fromBytes(Buffer.concat([Buffer.of(2), be32(5n)])));
+    assert.throws(() => ellswiftEncode(be32(5n)), RangeError);
+    assert.throws(() => ellswiftEncode(Buffer.alloc(31, 1)), RangeError);
+  });
+
+  it('prints and serialises a key made here without its private key', () => {
+    for (const key of [ellswiftCreate(), ellswiftFromPrivate(secp256k1.utils.randomSecretKey())]) {
+      const secret = hex(key.privateKey);
+      for (const shown of [inspect(key), inspect({ nested: { key } }, { depth: 5 }), JSON.stringify(key), String(key)]) {
+        assert.ok(!shown.includes(secret), shown);
+        assert.ok(!shown.includes(Buffer.from(key.privateKey).toString('base64')), shown);
+      }
+      assert.ok(inspect(key).includes(key.ellswift.toString('hex')));
+    }
+  });
+});
+
+describe('ellswift_create draws a fresh case on every try', () => {
+  it('over 200 encodings every one of the 8 cases is used (a fixed or biased case would show)', () => {
+    // The case is not on the wire, but with x known it can be recovered: the case(s) whose
+    // XSwiftECInv(x, u) gives the sent t. Each case's expected count is 25; a missing case has
+    // odds below 1e-10.
+    const counts = new Array<number>(8).fill(0);
+    for (let k = 0; k < 200; k++) {
+      const key = ellswiftCreate();
+      const u = BigInt('0x' + key.ellswift.subarray(0, 32).toString('hex'));
+      const t = BigInt('0x' + key.ellswift.subarray(32).toString('hex'));
+      const x = BigInt('0x' + ellswiftDecode(key.ellswift).toString('hex'));
+      const cases = [0, 1, 2, 3, 4, 5, 6, 7].filter((c) => xswiftecInv(x, u, c) === t);
+      assert.ok(cases.length >= 1, 'no case explains the encoding');
+      for (const c of cases) counts[c]! += 1 / cases.length;
+    }
+    for (let c = 0; c < 8; c++) assert.ok(counts[c]! >= 5, `case ${c} used ${counts[c]} times in 200: ${counts.join(', ')}`);
+  });
+});
