@@ -36,7 +36,7 @@ import { LOG_LEVELS, isLogLevel } from './log.js';
 import type { LogLevel } from './log.js';
 import { NETWORKS, customNetwork, networkByName } from './networks.js';
 import type { Network } from './networks.js';
-import { formatHostPort, makeDestination } from './socks5/address.js';
+import { formatHostPort, makeDestination } from './address.js';
 import { parseProxyUrl, redactProxySecret } from './upstream/dialer.js';
 import type { ProxyEndpoint } from './upstream/dialer.js';
 

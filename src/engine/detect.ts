@@ -17,7 +17,7 @@ import { ProxyError } from '../errors.js';
 import { V1_HEADER_LEN, V1_PREFIX_LEN } from '../limits.js';
 import { commandName, isValidCommand } from '../v1/framing.js';
 import { NETWORKS, type Network, VERSION_COMMAND_FIELD, customNetwork } from '../networks.js';
-import { type Destination, makeDestination } from '../socks5/address.js';
+import { type Destination, makeDestination } from '../address.js';
 
 export type FrontEnd = 'socks5' | 'socks4' | 'legacy' | 'unknown' | 'more';
 

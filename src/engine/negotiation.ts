@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import type { Config } from '../config.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Destination } from '../socks5/address.js';
+import type { Destination } from '../address.js';
 import type { Credentials } from '../upstream/dialer.js';
 import type { Ticket } from './admission.js';
 import { type Bridge, type BridgeParams, MAX_HELD } from './bridge.js';

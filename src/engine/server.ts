@@ -34,7 +34,7 @@ import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
 import type { Config, HostPort, InboundRule } from '../config.js';
 import { isLoopback } from '../config.js';
 import type { Logger } from '../log.js';
-import { type Destination, formatHostPort, makeDestination } from '../socks5/address.js';
+import { type Destination, formatHostPort, makeDestination } from '../address.js';
 import { type Credentials, dial } from '../upstream/dialer.js';
 import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
 import { Bridge, type BridgeParams, type InitiatorOptions } from './bridge.js';

@@ -22,7 +22,7 @@
  */
 
 import { ProxyError } from '../errors.js';
-import { makeDestination, type Destination } from './address.js';
+import { makeDestination, type Destination } from '../address.js';
 import { REP, SOCKS4_REJECT, socks5Reply } from './reply.js';
 
 /** Largest message of each phase: VER NMETHODS + 255 methods; VER ULEN 255 PLEN 255; 4 + LEN + 255 + port. */

@@ -22,7 +22,7 @@ import { isIPv6, connect as netConnect, type Socket } from 'node:net';
 import { SocksClient, SocksClientError } from 'socks';
 
 import { ProxyError, type ErrorCode } from '../errors.js';
-import { classifyHost, formatHostPort, type Destination } from '../socks5/address.js';
+import { classifyHost, formatHostPort, type Destination } from '../address.js';
 
 export interface ProxyEndpoint {
   host: string;

@@ -4,7 +4,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { isProxyError, type ErrorCode } from '../../src/errors.js';
-import { makeDestination, type Destination } from '../../src/socks5/address.js';
+import { makeDestination, type Destination } from '../../src/address.js';
 import { Socks5Negotiation } from '../../src/socks5/negotiation.js';
 import { REP, repForError, socks5Reply } from '../../src/socks5/reply.js';
 import { dial, parseProxyUrl, randomCredentials, type ProxyEndpoint } from '../../src/upstream/dialer.js';

@@ -8,7 +8,7 @@
  */
 import type { Socket } from 'node:net';
 import { NETWORKS } from '../../networks.js';
-import { type Destination, formatHostPort } from '../../socks5/address.js';
+import { type Destination, formatHostPort } from '../../address.js';
 import type { Conn, Services } from '../negotiation.js';
 
 export function serveInbound(conn: Conn, socket: Socket, target: Destination, services: Services): void {

@@ -9,7 +9,7 @@
 import { ByteQueue } from '../../byte-queue.js';
 import { ProxyError } from '../../errors.js';
 import { V1_HEADER_LEN } from '../../limits.js';
-import { formatHostPort } from '../../socks5/address.js';
+import { formatHostPort } from '../../address.js';
 import { randomCredentials } from '../../upstream/dialer.js';
 import { V1Parser } from '../../v1/framing.js';
 import { MAX_LEGACY_VERSION, checkLegacyHeader, legacyNetwork, versionDestination } from '../detect.js';

@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import { ProxyError } from '../../errors.js';
-import { formatHostPort } from '../../socks5/address.js';
+import { formatHostPort } from '../../address.js';
 import { Socks5Negotiation, type Socks5Step } from '../../socks5/negotiation.js';
 import { REP, repForError, socks5Reply } from '../../socks5/reply.js';
 import { randomCredentials } from '../../upstream/dialer.js';

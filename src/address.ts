@@ -12,7 +12,7 @@
 
 import { isIPv4, isIPv6 } from 'node:net';
 
-import { ProxyError } from '../errors.js';
+import { ProxyError } from './errors.js';
 
 export type HostKind = 'ipv4' | 'ipv6' | 'onion' | 'name';
 

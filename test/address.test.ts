@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 
-import { isProxyError } from '../../src/errors.js';
-import { classifyHost, formatHostPort, makeDestination, type HostKind } from '../../src/socks5/address.js';
+import { isProxyError } from '../src/errors.js';
+import { classifyHost, formatHostPort, makeDestination, type HostKind } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -10,7 +10,7 @@ function assertBadAddress(fn: () => unknown, what: string): void {
   assert.throws(fn, (err: unknown) => isProxyError(err, 'ERR_SOCKS_BAD_ADDRESS'), what);
 }
 
-describe('socks5/address', () => {
+describe('address', () => {
   describe('classifyHost: what Bitcoin Core puts in an ATYP 03 DOMAINNAME', () => {
     const table: [string, HostKind][] = [
       ['1.2.3.4', 'ipv4'],
