@@ -1,18 +1,27 @@
 /**
- * SOCKS5 destinations: classify and validate the host a client asks for (RFC 1928 §5 DST.ADDR).
+ * Addresses: what a host:port is, how it is written and read, and which ones are this machine's.
+ * Every layer uses this one module: the SOCKS5 parser and the legacy front end for destinations,
+ * the dialer, the engine's loop checks, config (--listen, --inbound, --metrics), metrics and status.
  *
- * Bitcoin Core sends every destination as ATYP 0x03 DOMAINNAME, IP literals included
- * (netbase.cpp Socks5(); the string is CNetAddr::ToStringAddr(): dotted IPv4, compressed unbracketed
- * IPv6, `<56 base32>.onion`, or a host name for -connect/-addnode/-seednode/DNS seeds). So an IP
- * literal inside a DOMAINNAME is an IP, never something to resolve, and `.onion` must never reach a
- * resolver at all. Anything that could make a resolver do something surprising (a `%scope`, control
- * or non-ASCII bytes, an all-numeric last label that getaddrinfo would read as a short-form IPv4
- * like "127.1") is refused here, before any dialing.
+ * Destinations (RFC 1928 §5 DST.ADDR). Bitcoin Core sends every destination as ATYP 0x03
+ * DOMAINNAME, IP literals included (netbase.cpp Socks5(); the string is CNetAddr::ToStringAddr():
+ * dotted IPv4, compressed unbracketed IPv6, `<56 base32>.onion`, or a host name for
+ * -connect/-addnode/-seednode/DNS seeds). So an IP literal inside a DOMAINNAME is an IP, never
+ * something to resolve, and `.onion` must never reach a resolver at all. Anything that could make a
+ * resolver do something surprising (a `%scope`, control or non-ASCII bytes, an all-numeric last
+ * label that getaddrinfo would read as a short-form IPv4 like "127.1") is refused here, before any
+ * dialing.
  */
 
 import { isIPv4, isIPv6 } from 'node:net';
 
 import { ProxyError } from './errors.js';
+
+/** A host and a port, IPv6 without brackets. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
 
 export type HostKind = 'ipv4' | 'ipv6' | 'onion' | 'name';
 
@@ -89,4 +98,74 @@ export function makeDestination(host: string, port: number): Destination {
 /** "1.2.3.4:8333", "[2001:db8::1]:8333", "example.com:8333". */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function configError(message: string): ProxyError {
+  return new ProxyError('ERR_CONFIG', message);
+}
+
+/** A host name as an operator may write one: RFC 1123 labels (and '_'), a trailing dot allowed. */
+const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+
+/**
+ * An address the operator wrote (--listen, --inbound, --metrics): "127.0.0.1:1324", "[::1]:1324",
+ * "localhost:1324", or a host alone when defaultPort is given. Throws ProxyError ERR_CONFIG.
+ * Port 0 is accepted (a listener on any free port); callers that dial refuse it themselves.
+ * A bare IPv6 address is refused even with a default port: "::1:1324" is itself a valid address,
+ * so guessing would silently pick the wrong one.
+ */
+export function parseHostPort(text: string, defaultPort?: number): HostPort {
+  let host: string;
+  let portText: string | undefined;
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end < 0) throw configError(`'${text}' is missing the ']' after the IPv6 address`);
+    host = text.slice(1, end);
+    if (!isIPv6(host)) throw configError(`'${text}': '${host}' is not an IPv6 address`);
+    const rest = text.slice(end + 1);
+    if (rest !== '' && !rest.startsWith(':')) throw configError(`'${text}' is not [IPV6]:PORT`);
+    portText = rest === '' ? undefined : rest.slice(1);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon !== text.indexOf(':')) {
+      throw configError(`'${text}': put an IPv6 address in brackets, e.g. [::1]:${defaultPort ?? 'PORT'}`);
+    }
+    host = colon < 0 ? text : text.slice(0, colon);
+    portText = colon < 0 ? undefined : text.slice(colon + 1);
+    if (colon < 0 && /^[0-9]+$/.test(text)) throw configError(`'${text}' is a port without a host`);
+    if (host === '') throw configError(`'${text}' has no host`);
+    if (!isIPv4(host)) {
+      if (/^[0-9.]+$/.test(host)) throw configError(`'${text}': '${host}' is not an IPv4 address`);
+      if (host.length > 253 || !HOSTNAME.test(host)) throw configError(`'${text}': '${host}' is not a host name or IP address`);
+    }
+  }
+  let port: number;
+  if (portText === undefined) {
+    if (defaultPort === undefined) throw configError(`'${text}' has no port (HOST:PORT)`);
+    port = defaultPort;
+  } else {
+    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
+      throw configError(`'${text}': port '${portText}' is not a number from 0 to 65535`);
+    }
+    port = Number(portText);
+  }
+  return { host, port };
+}
+
+/** 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and "localhost": addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const lower = h.toLowerCase();
+  if (lower === 'localhost' || lower === 'localhost.') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (!isIPv6(h)) return false;
+  let canonical: string;
+  try {
+    // The WHATWG URL parser compresses and lower-cases IPv6 (and rewrites ::ffff:127.0.0.1 to
+    // ::ffff:7f00:1), so every spelling of the same address compares equal.
+    canonical = new URL(`http://[${h}]/`).hostname.slice(1, -1);
+  } catch {
+    return false; // zone ids (fe80::1%eth0) are link-local, never loopback
+  }
+  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
 }

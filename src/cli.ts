@@ -13,7 +13,8 @@
 import { readFileSync } from 'node:fs';
 
 import { HELP_TEXT, describeProxy, formatAddress, loadConfig } from './config.js';
-import type { Config, HostPort, ParsedCommand } from './config.js';
+import type { HostPort } from './address.js';
+import type { Config, ParsedCommand } from './config.js';
 import { isProxyError } from './errors.js';
 import { createLogger, formatFields, isJournalStream } from './log.js';
 import type { LogFields, Logger } from './log.js';

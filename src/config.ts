@@ -14,7 +14,6 @@
  */
 
 import { existsSync, readFileSync } from 'node:fs';
-import { isIPv4, isIPv6 } from 'node:net';
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -36,14 +35,9 @@ import { LOG_LEVELS, isLogLevel } from './log.js';
 import type { LogLevel } from './log.js';
 import { NETWORKS, customNetwork, networkByName } from './networks.js';
 import type { Network } from './networks.js';
-import { formatHostPort, makeDestination } from './address.js';
+import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from './address.js';
 import { parseProxyUrl, redactProxySecret } from './upstream/dialer.js';
 import type { ProxyEndpoint } from './upstream/dialer.js';
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
 
 export interface InboundRule {
   listen: HostPort;
@@ -338,70 +332,6 @@ export function formatAddress(hp: HostPort): string {
 export function describeProxy(proxy: ProxyEndpoint): string {
   const user = proxy.username === undefined ? '' : `${encodeURIComponent(proxy.username)}:***@`;
   return `socks5://${user}${formatAddress(proxy)}`;
-}
-
-const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
-
-/**
- * "127.0.0.1:1324", "[::1]:1324", "localhost:1324", or a host alone when defaultPort is given.
- * Port 0 is accepted (a listener on any free port); callers that dial refuse it themselves.
- * A bare IPv6 address is refused even with a default port: "::1:1324" is itself a valid address,
- * so guessing would silently pick the wrong one.
- */
-export function parseHostPort(text: string, defaultPort?: number): HostPort {
-  let host: string;
-  let portText: string | undefined;
-  if (text.startsWith('[')) {
-    const end = text.indexOf(']');
-    if (end < 0) throw configError(`'${text}' is missing the ']' after the IPv6 address`);
-    host = text.slice(1, end);
-    if (!isIPv6(host)) throw configError(`'${text}': '${host}' is not an IPv6 address`);
-    const rest = text.slice(end + 1);
-    if (rest !== '' && !rest.startsWith(':')) throw configError(`'${text}' is not [IPV6]:PORT`);
-    portText = rest === '' ? undefined : rest.slice(1);
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon !== text.indexOf(':')) {
-      throw configError(`'${text}': put an IPv6 address in brackets, e.g. [::1]:${defaultPort ?? DEFAULT_PORT}`);
-    }
-    host = colon < 0 ? text : text.slice(0, colon);
-    portText = colon < 0 ? undefined : text.slice(colon + 1);
-    if (colon < 0 && /^[0-9]+$/.test(text)) throw configError(`'${text}' is a port without a host`);
-    if (host === '') throw configError(`'${text}' has no host`);
-    if (!isIPv4(host)) {
-      if (/^[0-9.]+$/.test(host)) throw configError(`'${text}': '${host}' is not an IPv4 address`);
-      if (host.length > 253 || !HOSTNAME.test(host)) throw configError(`'${text}': '${host}' is not a host name or IP address`);
-    }
-  }
-  let port: number;
-  if (portText === undefined) {
-    if (defaultPort === undefined) throw configError(`'${text}' has no port (HOST:PORT)`);
-    port = defaultPort;
-  } else {
-    if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) > 65535) {
-      throw configError(`'${text}': port '${portText}' is not a number from 0 to 65535`);
-    }
-    port = Number(portText);
-  }
-  return { host, port };
-}
-
-/** 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and "localhost": addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const lower = h.toLowerCase();
-  if (lower === 'localhost' || lower === 'localhost.') return true;
-  if (isIPv4(h)) return h.startsWith('127.');
-  if (!isIPv6(h)) return false;
-  let canonical: string;
-  try {
-    // The WHATWG URL parser compresses and lower-cases IPv6 (and rewrites ::ffff:127.0.0.1 to
-    // ::ffff:7f00:1), so every spelling of the same address compares equal.
-    canonical = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-  } catch {
-    return false; // zone ids (fe80::1%eth0) are link-local, never loopback
-  }
-  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,8 +16,8 @@ import { type AddressInfo, isIPv4, isIPv6 } from 'node:net';
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+import type { HostPort } from './address.js';
 import { formatAddress } from './config.js';
-import type { HostPort } from './config.js';
 import type { ErrorCode } from './errors.js';
 import type { ConnectionRecord, ProxyObserver } from './engine/record.js';
 import type { Logger } from './log.js';

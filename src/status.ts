@@ -5,7 +5,8 @@
 import * as http from 'node:http';
 
 import { DEFAULT_METRICS, DEFAULT_METRICS_PORT, formatAddress } from './config.js';
-import type { Config, HostPort } from './config.js';
+import type { Config } from './config.js';
+import type { HostPort } from './address.js';
 import type { ConnectionInfo } from './metrics.js';
 
 /** Where `status` looks when no --metrics is given: the daemon's default metrics address. */

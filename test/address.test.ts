@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 
 import { isProxyError } from '../src/errors.js';
-import { classifyHost, formatHostPort, makeDestination, type HostKind } from '../src/address.js';
+import { classifyHost, formatHostPort, isLoopback, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
+import { formatAddress } from '../src/config.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -120,5 +121,53 @@ describe('address', () => {
       assert.equal(formatHostPort('2001:db8::1', 8333), '[2001:db8::1]:8333');
       assert.equal(formatHostPort('[2001:db8::1]', 8333), '[2001:db8::1]:8333');
     });
+  });
+
+  describe('parseHostPort', () => {
+    it('splits IPv4, [IPv6] and names, without the brackets', () => {
+      assert.deepEqual(parseHostPort('127.0.0.1:1324'), { host: '127.0.0.1', port: 1324 });
+      assert.deepEqual(parseHostPort('[::1]:1324'), { host: '::1', port: 1324 });
+      assert.deepEqual(parseHostPort('[2001:db8::1]:8333'), { host: '2001:db8::1', port: 8333 });
+      assert.deepEqual(parseHostPort('localhost:1324'), { host: 'localhost', port: 1324 });
+      assert.deepEqual(parseHostPort('seed.bitcoin.sipa.be:8333'), { host: 'seed.bitcoin.sipa.be', port: 8333 });
+      assert.deepEqual(parseHostPort('1.2.3.4:65535'), { host: '1.2.3.4', port: 65535 });
+    });
+
+    it('uses the default port only when there is none', () => {
+      assert.deepEqual(parseHostPort('1.2.3.4', 8333), { host: '1.2.3.4', port: 8333 });
+      assert.deepEqual(parseHostPort('1.2.3.4:18444', 8333), { host: '1.2.3.4', port: 18444 });
+      assert.throws(() => parseHostPort('1.2.3.4'), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /no port/.test(e.message));
+    });
+
+    it('refuses a bare IPv6 address even with a default port, as "::1:1324" is ambiguous', () => {
+      assert.throws(() => parseHostPort('::1', 1324), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /brackets/.test(e.message));
+      assert.throws(() => parseHostPort('2001:db8::1:8333'), (e: unknown) => isProxyError(e, 'ERR_CONFIG'));
+    });
+
+    it('shows the bracketed form with the default port, or PORT when there is none (not the proxy\'s own 1324)', () => {
+      const message = (text: string, defaultPort?: number): string => {
+        try {
+          parseHostPort(text, defaultPort);
+        } catch (e) {
+          if (isProxyError(e, 'ERR_CONFIG')) return e.message;
+        }
+        return 'no ERR_CONFIG';
+      };
+      assert.match(message('::1:9324'), /e\.g\. \[::1\]:PORT$/);
+      assert.match(message('::1:8333', 8333), /e\.g\. \[::1\]:8333$/);
+    });
+
+    it('round-trips through formatAddress', () => {
+      for (const text of ['127.0.0.1:1324', '[::1]:1324', '[2001:db8::1]:0', 'localhost:9']) {
+        assert.equal(formatAddress(parseHostPort(text)), text);
+      }
+    });
+  });
+
+  describe('isLoopback', () => {
+    const yes = ['127.0.0.1', '127.1.2.3', '127.255.255.255', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:7f00:1', '::ffff:127.9.8.7', 'localhost', 'LocalHost', 'localhost.'];
+    const no = ['0.0.0.0', '128.0.0.1', '126.255.255.255', '10.0.0.1', '::', '::2', '::ffff:128.0.0.1', '::ffff:10.0.0.1', 'fe80::1%lo', '1.127.0.0', 'localhost.example.org', 'mylocalhost', '', '127.0.0.1.nip.io'];
+    for (const host of yes) it(`takes ${host} for loopback`, () => assert.equal(isLoopback(host), true));
+    for (const host of no) it(`does not take '${host}' for loopback`, () => assert.equal(isLoopback(host), false));
   });
 });
