@@ -95,8 +95,11 @@ export function makeDestination(host: string, port: number): Destination {
   return { host: bare, port, kind };
 }
 
-/** "1.2.3.4:8333", "[2001:db8::1]:8333", "example.com:8333". */
-export function formatHostPort(host: string, port: number): string {
+/**
+ * "1.2.3.4:8333", "[2001:db8::1]:8333", "example.com:8333": IPv6 in brackets (exactly once), so
+ * the result parses back with parseHostPort. Takes any HostPort (a Destination, a proxy endpoint).
+ */
+export function formatHostPort({ host, port }: HostPort): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 

@@ -323,15 +323,10 @@ function configError(message: string): ProxyError {
   return new ProxyError('ERR_CONFIG', message);
 }
 
-/** "host:port", with IPv6 in brackets so the result parses back with parseHostPort. */
-export function formatAddress(hp: HostPort): string {
-  return formatHostPort(hp.host, hp.port);
-}
-
 /** "socks5://user:***@host:port" for logs: never the password. */
 export function describeProxy(proxy: ProxyEndpoint): string {
   const user = proxy.username === undefined ? '' : `${encodeURIComponent(proxy.username)}:***@`;
-  return `socks5://${user}${formatAddress(proxy)}`;
+  return `socks5://${user}${formatHostPort(proxy)}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -682,7 +677,7 @@ function interpret(merged: Merged, command: Command): Config {
   if (command === 'run' && !config.allowRemote) {
     const refuse = (label: string, hp: HostPort, what: string, example: string): never => {
       throw configError(
-        `${label} ${formatAddress(hp)}: not a loopback address; ${what} on it would be reachable from the network. Use a loopback address (e.g. ${example}), or ${allowRemoteHint(label)} if that is intended`,
+        `${label} ${formatHostPort(hp)}: not a loopback address; ${what} on it would be reachable from the network. Use a loopback address (e.g. ${example}), or ${allowRemoteHint(label)} if that is intended`,
       );
     };
     for (const hp of config.listen) if (!isLoopback(hp.host)) refuse(listen?.label ?? '--listen', hp, 'an open proxy', `127.0.0.1:${hp.port}`);

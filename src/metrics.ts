@@ -16,8 +16,7 @@ import { type AddressInfo, isIPv4, isIPv6 } from 'node:net';
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import type { HostPort } from './address.js';
-import { formatAddress } from './config.js';
+import { type HostPort, formatHostPort } from './address.js';
 import type { ErrorCode } from './errors.js';
 import type { ConnectionRecord, ProxyObserver } from './engine/record.js';
 import type { Logger } from './log.js';
@@ -263,7 +262,7 @@ export function startMetricsServer(
       server.off('error', reject);
       server.on('error', (err) => log.error('metrics listener error', { reason: err.message }));
       const bound: HostPort = { host: address.host, port: (server.address() as AddressInfo).port };
-      log.info('listening', { address: formatAddress(bound), mode: 'metrics' });
+      log.info('listening', { address: formatHostPort(bound), mode: 'metrics' });
       resolve({
         address: bound,
         close: () =>

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 
 import { isProxyError } from '../src/errors.js';
 import { classifyHost, formatHostPort, isLoopback, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
-import { formatAddress } from '../src/config.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -112,14 +111,14 @@ describe('address', () => {
 
   describe('formatHostPort', () => {
     it('writes IPv4 and names as host:port', () => {
-      assert.equal(formatHostPort('1.2.3.4', 8333), '1.2.3.4:8333');
-      assert.equal(formatHostPort('example.com', 8333), 'example.com:8333');
-      assert.equal(formatHostPort(ONION, 8333), `${ONION}:8333`);
+      assert.equal(formatHostPort({ host: '1.2.3.4', port: 8333 }), '1.2.3.4:8333');
+      assert.equal(formatHostPort({ host: 'example.com', port: 8333 }), 'example.com:8333');
+      assert.equal(formatHostPort({ host: ONION, port: 8333 }), `${ONION}:8333`);
     });
 
     it('brackets IPv6 exactly once', () => {
-      assert.equal(formatHostPort('2001:db8::1', 8333), '[2001:db8::1]:8333');
-      assert.equal(formatHostPort('[2001:db8::1]', 8333), '[2001:db8::1]:8333');
+      assert.equal(formatHostPort({ host: '2001:db8::1', port: 8333 }), '[2001:db8::1]:8333');
+      assert.equal(formatHostPort({ host: '[2001:db8::1]', port: 8333 }), '[2001:db8::1]:8333');
     });
   });
 
@@ -157,9 +156,9 @@ describe('address', () => {
       assert.match(message('::1:8333', 8333), /e\.g\. \[::1\]:8333$/);
     });
 
-    it('round-trips through formatAddress', () => {
+    it('round-trips through formatHostPort', () => {
       for (const text of ['127.0.0.1:1324', '[::1]:1324', '[2001:db8::1]:0', 'localhost:9']) {
-        assert.equal(formatAddress(parseHostPort(text)), text);
+        assert.equal(formatHostPort(parseHostPort(text)), text);
       }
     });
   });

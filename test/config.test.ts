@@ -12,10 +12,10 @@ import {
   defaultConfig,
   defaultConfigFiles,
   describeProxy,
-  formatAddress,
   loadConfig,
 } from '../src/config.js';
 import type { Config } from '../src/config.js';
+import { formatHostPort } from '../src/address.js';
 import { isProxyError } from '../src/errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -466,7 +466,7 @@ describe('config', () => {
 
     it('takes repeated keys and key[]= for repeatable options, in file order', () => {
       const c = config(['--config', file('listen=127.0.0.1:1\nlisten=[::1]:2\nlisten[]=127.0.0.3:3\ninbound[]=127.0.0.1:4=127.0.0.1:5\n')]);
-      assert.deepEqual(c.listen.map(formatAddress), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
+      assert.deepEqual(c.listen.map(formatHostPort), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
       assert.equal(c.inbound.length, 1);
     });
 

@@ -145,7 +145,7 @@ export class ProxyServer {
       server.once('error', reject);
       server.listen({ host: address.host, port: address.port }, () => {
         server.off('error', reject);
-        server.on('error', (err) => this.log.error('listener error', { listen: formatHostPort(address.host, address.port), reason: err.message }));
+        server.on('error', (err) => this.log.error('listener error', { listen: formatHostPort(address), reason: err.message }));
         const bound = server.address() as net.AddressInfo;
         this.listeners.push({ server, address: { host: address.host, port: bound.port }, inbound });
         resolve();
@@ -200,7 +200,7 @@ export class ProxyServer {
     const record: ConnectionRecord = {
       id,
       frontEnd,
-      client: formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0),
+      client: formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }),
       startedAt: Date.now(),
       bytesToPeer: 0,
       bytesFromPeer: 0,
@@ -289,7 +289,7 @@ export class ProxyServer {
    */
   private async dial(destination: Destination, options: { credentials?: Credentials; signal: AbortSignal; viaProxy: boolean }): Promise<Socket> {
     if (this.isSelf(destination)) {
-      throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination.host, destination.port)} is this proxy's own listen address`);
+      throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination)} is this proxy's own listen address`);
     }
     const upstream = options.viaProxy ? this.config.upstreamProxy : undefined;
     const socket = await dial({
@@ -306,7 +306,7 @@ export class ProxyServer {
     if (upstream === undefined && destination.kind !== 'onion' && landed !== undefined) {
       if (this.isSelf({ host: landed, port: socket.remotePort ?? 0, kind: net.isIPv6(landed) ? 'ipv6' : 'ipv4' })) {
         socket.destroy();
-        throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination.host, destination.port)} leads back to this proxy's own listen address`);
+        throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination)} leads back to this proxy's own listen address`);
       }
     }
     return socket;
@@ -340,7 +340,7 @@ export class ProxyServer {
 }
 
 function describeRule(rule: InboundRule): string {
-  return `${formatHostPort(rule.listen.host, rule.listen.port)}=${formatHostPort(rule.target.host, rule.target.port)}`;
+  return `${formatHostPort(rule.listen)}=${formatHostPort(rule.target)}`;
 }
 
 function describeError(err: unknown): string {

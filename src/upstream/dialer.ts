@@ -286,13 +286,13 @@ function abortError(signal: AbortSignal, where: string): ProxyError {
  */
 export function dial(options: DialOptions): Promise<Socket> {
   const { destination, signal, timeoutMs } = options;
-  const where = formatHostPort(destination.host, destination.port);
+  const where = formatHostPort(destination);
   const proxy = destination.kind === 'onion' ? (options.onionProxy ?? options.upstreamProxy) : options.upstreamProxy;
   if (destination.kind === 'onion' && proxy === undefined) {
     return Promise.reject(new ProxyError('ERR_ONION_NO_PROXY', `${where} needs --onion-proxy or --upstream-proxy (Tor); it is never dialed or resolved directly`));
   }
   if (signal?.aborted) return Promise.reject(abortError(signal, where));
-  const proxyName = proxy ? `upstream proxy ${formatHostPort(proxy.host, proxy.port)}` : '';
+  const proxyName = proxy ? `upstream proxy ${formatHostPort(proxy)}` : '';
   const started = Date.now();
 
   return new Promise<Socket>((resolve, reject) => {

@@ -13,7 +13,7 @@ import type { Conn, Services } from '../negotiation.js';
 
 export function serveInbound(conn: Conn, socket: Socket, target: Destination, services: Services): void {
   conn.record.peer = conn.record.client;
-  conn.record.node = formatHostPort(target.host, target.port);
+  conn.record.node = formatHostPort(target);
   services.startBridge(conn, {
     role: 'responder',
     remote: socket,

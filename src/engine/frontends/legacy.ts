@@ -40,7 +40,7 @@ export async function serveLegacy(n: Negotiation, head: Buffer, services: Servic
   if (first.type === 'dropped') throw new ProxyError('ERR_V1_BAD_CHECKSUM', 'the first message (VERSION) has a bad checksum');
   n.sent = true;
   const destination = versionDestination(first.payload);
-  n.conn.record.peer = formatHostPort(destination.host, destination.port);
+  n.conn.record.peer = formatHostPort(destination);
   n.clearDeadline();
   const credentials = randomCredentials();
   const remote = await services.dialFor(n, destination, credentials);

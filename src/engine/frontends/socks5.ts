@@ -35,7 +35,7 @@ async function connect(n: Negotiation, step: Extract<Socks5Step, { type: 'reques
   n.clearDeadline();
   n.reader.unshift(step.rest);
   const destination = step.destination;
-  n.conn.record.peer = formatHostPort(destination.host, destination.port);
+  n.conn.record.peer = formatHostPort(destination);
   const given = step.username !== undefined && (step.username !== '' || (step.password ?? '') !== '');
   const credentials = given ? { username: step.username!, password: step.password ?? '' } : randomCredentials();
   let remote: Socket;
