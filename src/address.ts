@@ -14,6 +14,7 @@
  */
 
 import { isIPv4, isIPv6 } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 import { ProxyError } from './errors.js';
 
@@ -161,14 +162,44 @@ export function isLoopback(host: string): boolean {
   const lower = h.toLowerCase();
   if (lower === 'localhost' || lower === 'localhost.') return true;
   if (isIPv4(h)) return h.startsWith('127.');
-  if (!isIPv6(h)) return false;
-  let canonical: string;
-  try {
-    // The WHATWG URL parser compresses and lower-cases IPv6 (and rewrites ::ffff:127.0.0.1 to
-    // ::ffff:7f00:1), so every spelling of the same address compares equal.
-    canonical = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-  } catch {
-    return false; // zone ids (fe80::1%eth0) are link-local, never loopback
-  }
+  // Zone ids (fe80::1%eth0) have no canonical form: they are link-local, never loopback.
+  const canonical = canonicalIPv6(h);
+  if (canonical === undefined) return false;
   return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
+}
+
+/**
+ * Whether an IP literal is an address of one of this machine's interfaces, in any spelling
+ * (IPv4-mapped IPv6 and a link-local %zone included). Names are not resolved: false.
+ */
+export function isOwnAddress(host: string): boolean {
+  let h = host.toLowerCase();
+  if (isIPv6(h)) {
+    // os.networkInterfaces() lists link-local addresses without their zone.
+    const canonical = canonicalIPv6(h.split('%')[0]);
+    if (canonical === undefined) return false;
+    h = canonical;
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
+    if (mapped !== null) {
+      const hi = parseInt(mapped[1], 16);
+      const lo = parseInt(mapped[2], 16);
+      h = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+    }
+  } else if (!isIPv4(h)) return false;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
+}
+
+/**
+ * The one text form of an IPv6 address, so that every spelling of it compares equal: lower case,
+ * no leading zeros, the longest run of zero groups as "::" (RFC 5952 §4), and an embedded IPv4
+ * written in hex (::ffff:127.0.0.1 becomes ::ffff:7f00:1). The WHATWG URL parser does exactly
+ * this to a bracketed host. undefined for anything that is not a plain IPv6 literal (a %zone too).
+ */
+export function canonicalIPv6(text: string): string | undefined {
+  if (!isIPv6(text)) return undefined;
+  try {
+    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
 }

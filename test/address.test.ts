@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
+import { networkInterfaces } from 'node:os';
 
 import { isProxyError } from '../src/errors.js';
-import { classifyHost, formatHostPort, isLoopback, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
+import { canonicalIPv6, classifyHost, formatHostPort, isLoopback, isOwnAddress, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
+
+/** "fe80::1" -> "fe80:0000:0000:0000:0000:0000:0000:0001" (no embedded IPv4). */
+function expandIPv6(address: string): string {
+  const [head = '', tail] = address.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return groups.map((g) => g.padStart(4, '0')).join(':');
+}
 
 function assertBadAddress(fn: () => unknown, what: string): void {
   assert.throws(fn, (err: unknown) => isProxyError(err, 'ERR_SOCKS_BAD_ADDRESS'), what);
@@ -168,5 +178,51 @@ describe('address', () => {
     const no = ['0.0.0.0', '128.0.0.1', '126.255.255.255', '10.0.0.1', '::', '::2', '::ffff:128.0.0.1', '::ffff:10.0.0.1', 'fe80::1%lo', '1.127.0.0', 'localhost.example.org', 'mylocalhost', '', '127.0.0.1.nip.io'];
     for (const host of yes) it(`takes ${host} for loopback`, () => assert.equal(isLoopback(host), true));
     for (const host of no) it(`does not take '${host}' for loopback`, () => assert.equal(isLoopback(host), false));
+  });
+  describe('canonicalIPv6', () => {
+    const table: [string, string][] = [
+      ['2001:DB8:0:0:0:0:0:1', '2001:db8::1'],
+      ['2001:0db8::0001', '2001:db8::1'],
+      ['0:0:0:0:0:0:0:0', '::'],
+      ['0:0:0:0:0:0:0:1', '::1'],
+      ['2001:db8:0:0:1:0:0:1', '2001:db8::1:0:0:1'], // equal runs: the first one
+      ['2001:db8:0:1:0:0:0:1', '2001:db8:0:1::1'], // the longer run
+      ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'], // a single zero group stays
+      ['::ffff:127.0.0.1', '::ffff:7f00:1'], // embedded IPv4 in hex
+    ];
+    for (const [text, canonical] of table) it(`writes ${text} as ${canonical}`, () => assert.equal(canonicalIPv6(text), canonical));
+
+    it('has no form for a %zone, an IPv4 address, a name or brackets', () => {
+      for (const text of ['fe80::1%eth0', '1.2.3.4', 'example.com', '[::1]', '']) assert.equal(canonicalIPv6(text), undefined, text);
+    });
+  });
+
+  describe('isOwnAddress', () => {
+    // The operating system's list of this machine's addresses is the oracle.
+    const listed = Object.entries(networkInterfaces()).flatMap(([name, list]) => (list ?? []).map((i) => ({ name, address: i.address, family: i.family })));
+
+    it('takes 127.0.0.1 in its IPv4-mapped IPv6 spellings for its own', () => {
+      for (const host of ['127.0.0.1', '::ffff:127.0.0.1', '::FFFF:7f00:1', '0:0:0:0:0:ffff:7f00:0001']) assert.equal(isOwnAddress(host), true, host);
+    });
+
+    it('takes every interface address for its own, IPv6 also written out in full and in upper case', () => {
+      for (const i of listed) {
+        assert.equal(isOwnAddress(i.address), true, i.address);
+        if (i.family === 'IPv6') assert.equal(isOwnAddress(expandIPv6(i.address).toUpperCase()), true, expandIPv6(i.address));
+      }
+    });
+
+    it('takes a link-local address with its %zone for its own', function () {
+      const linkLocal = listed.filter((i) => i.family === 'IPv6' && i.address.startsWith('fe80:'));
+      if (linkLocal.length === 0) this.skip(); // no IPv6 link-local address on this machine
+      for (const i of linkLocal) assert.equal(isOwnAddress(`${i.address}%${i.name}`), true, `${i.address}%${i.name}`);
+    });
+
+    it('does not take names or other addresses for its own, with or without a %zone, and never throws', () => {
+      for (const host of ['localhost', 'example.com', '', '203.0.113.9', '::ffff:203.0.113.9', '2001:db8::9', '2001:db8::9%lo', 'fe80::9:9%nosuch']) {
+        if (listed.some((i) => i.address === host.split('%')[0])) continue;
+        assert.equal(isOwnAddress(host), false, host);
+      }
+    });
   });
 });

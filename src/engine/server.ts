@@ -27,13 +27,12 @@
  * refusals and the dialing they share (negotiation.ts Services).
  */
 import * as net from 'node:net';
-import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
 import { ephemeralKeys } from '../crypto/keypool.js';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
 import type { Config, InboundRule } from '../config.js';
 import type { Logger } from '../log.js';
-import { type Destination, type HostPort, formatHostPort, isLoopback, makeDestination } from '../address.js';
+import { type Destination, type HostPort, formatHostPort, isLoopback, isOwnAddress, makeDestination } from '../address.js';
 import { type Credentials, dial } from '../upstream/dialer.js';
 import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
 import { Bridge, type BridgeParams, type InitiatorOptions } from './bridge.js';
@@ -345,19 +344,4 @@ function describeRule(rule: InboundRule): string {
 
 function describeError(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message).replace(/\n\s*/g, ' | ') : String(err);
-}
-
-/** Whether an IP literal is an address of one of this machine's interfaces (IPv4-mapped IPv6 included). */
-function isOwnAddress(host: string): boolean {
-  let h = host.toLowerCase();
-  if (net.isIPv6(h)) {
-    h = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-    if (mapped !== null) {
-      const hi = parseInt(mapped[1], 16);
-      const lo = parseInt(mapped[2], 16);
-      h = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-    }
-  } else if (!net.isIPv4(h)) return false;
-  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
 }
