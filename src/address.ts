@@ -190,6 +190,34 @@ export function isOwnAddress(host: string): boolean {
 }
 
 /**
+ * 16 address bytes (SOCKS5 ATYP 04, a VERSION's addr_recv) as RFC 5952 §4 text: lower case, no
+ * leading zeros, the longest run of two or more zero groups (the first of equal runs) as "::".
+ * An IPv4-mapped address stays in hex (::ffff:102:304), as canonicalIPv6 writes it.
+ */
+export function formatIPv6(bytes: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
+  if (bestStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
+}
+
+/**
  * The one text form of an IPv6 address, so that every spelling of it compares equal: lower case,
  * no leading zeros, the longest run of zero groups as "::" (RFC 5952 §4), and an embedded IPv4
  * written in hex (::ffff:127.0.0.1 becomes ::ffff:7f00:1). The WHATWG URL parser does exactly

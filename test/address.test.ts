@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { networkInterfaces } from 'node:os';
 
+import fc from 'fast-check';
+
 import { isProxyError } from '../src/errors.js';
-import { canonicalIPv6, classifyHost, formatHostPort, isLoopback, isOwnAddress, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
+import { canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -194,6 +196,35 @@ describe('address', () => {
 
     it('has no form for a %zone, an IPv4 address, a name or brackets', () => {
       for (const text of ['fe80::1%eth0', '1.2.3.4', 'example.com', '[::1]', '']) assert.equal(canonicalIPv6(text), undefined, text);
+    });
+  });
+
+  describe('formatIPv6: 16 bytes as RFC 5952 text (SOCKS5 ATYP 04, a legacy addr_recv)', () => {
+    const table: [string, string][] = [
+      ['00000000000000000000000000000001', '::1'],
+      ['00000000000000000000000000000000', '::'],
+      ['00010000000000000000000000000000', '1::'],
+      ['20010db8000000000000000000000001', '2001:db8::1'],
+      ['20010db8000000010000000000000001', '2001:db8:0:1::1'], // the longer zero run
+      ['20010db8000000000001000000000001', '2001:db8::1:0:0:1'], // equal runs: the first one
+      ['20010db8000000010001000100010001', '2001:db8:0:1:1:1:1:1'], // a single zero group stays
+      ['00000000000000000000ffff01020304', '::ffff:102:304'], // IPv4-mapped stays hex
+      ['fe800000000000000000000000000001', 'fe80::1'],
+      ['ABCD00000000000000000000000000EF', 'abcd::ef'], // lower case
+    ];
+    for (const [hex, text] of table) it(`writes ${hex} as ${text}`, () => assert.equal(formatIPv6(Buffer.from(hex, 'hex')), text));
+
+    it('agrees with the WHATWG URL parser on any address, zero runs of every length included', () => {
+      const group = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+      fc.assert(
+        fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (groups) => {
+          const bytes = Buffer.alloc(16);
+          groups.forEach((g, i) => bytes.writeUInt16BE(g, 2 * i));
+          const full = groups.map((g) => g.toString(16).padStart(4, '0')).join(':');
+          assert.equal(formatIPv6(bytes), new URL(`http://[${full}]/`).hostname.slice(1, -1));
+        }),
+        { numRuns: 2000 },
+      );
     });
   });
 

@@ -17,7 +17,7 @@ import { ProxyError } from '../errors.js';
 import { V1_HEADER_LEN, V1_PREFIX_LEN } from '../limits.js';
 import { commandName, isValidCommand } from '../v1/framing.js';
 import { NETWORKS, type Network, VERSION_COMMAND_FIELD, customNetwork } from '../networks.js';
-import { type Destination, makeDestination } from '../address.js';
+import { type Destination, formatIPv6, makeDestination } from '../address.js';
 
 export type FrontEnd = 'socks5' | 'socks4' | 'legacy' | 'unknown' | 'more';
 
@@ -119,9 +119,7 @@ export function versionDestination(payload: Buffer): Destination {
     if (host === '0.0.0.0') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is 0.0.0.0 (the client did not say where to connect)');
   } else {
     if (ip.every((b) => b === 0)) throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is all zero (the client did not say where to connect)');
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(ip.readUInt16BE(i).toString(16));
-    host = compressIPv6(groups);
+    host = formatIPv6(ip);
   }
   if (port === 0) throw new ProxyError('ERR_LEGACY_BAD_ADDR', `addr_recv ${host} has port 0`);
   try {
@@ -129,25 +127,4 @@ export function versionDestination(payload: Buffer): Destination {
   } catch (err) {
     throw new ProxyError('ERR_LEGACY_BAD_ADDR', `addr_recv ${host}:${port} is not usable: ${(err as Error).message}`);
   }
-}
-
-/** RFC 5952 text form: the longest run (>= 2) of zero groups becomes "::". */
-function compressIPv6(groups: string[]): string {
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < groups.length; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return groups.join(':');
-  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
 }
