@@ -231,3 +231,24 @@ export function canonicalIPv6(text: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * The key a peer's connections are counted under (engine/admission.ts): the IPv4 address
+ * (IPv4-mapped IPv6 included), or the first four groups (/64) of an IPv6 address, the smallest
+ * block a single host is normally given. Anything else is its own key; undefined is "?".
+ */
+export function sourceKey(address: string | undefined): string {
+  if (address === undefined) return '?';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1]!;
+  if (isIPv4(address) || !isIPv6(address)) return address;
+  // Expand "::" so the first four groups are the real /64, whatever the spelling.
+  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
+}

@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 
 import { isProxyError } from '../src/errors.js';
-import { canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, type HostKind } from '../src/address.js';
+import { canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, type HostKind } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -255,5 +255,21 @@ describe('address', () => {
         assert.equal(isOwnAddress(host), false, host);
       }
     });
+  });
+  describe('sourceKey: what one inbound source is (--max-inbound-per-ip)', () => {
+    const table: [string | undefined, string][] = [
+      ['1.2.3.4', '1.2.3.4'],
+      ['::ffff:1.2.3.4', '1.2.3.4'], // how Node reports an IPv4 peer on a dual-stack listener
+      ['::FFFF:1.2.3.4', '1.2.3.4'],
+      ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
+      ['2001:db8:1:2::1', '2001:db8:1:2::/64'], // the same /64, other spellings
+      ['2001:0DB8:0001:0002:ffff::', '2001:db8:1:2::/64'],
+      ['2001:db8::1', '2001:db8:0:0::/64'], // "::" inside the first four groups
+      ['::1', '0:0:0:0::/64'],
+      ['fe80::1%eth0', 'fe80:0:0:0::/64'], // the zone is not part of the block
+      ['not an address', 'not an address'],
+      [undefined, '?'],
+    ];
+    for (const [address, key] of table) it(`counts ${String(address)} as ${key}`, () => assert.equal(sourceKey(address), key));
   });
 });
