@@ -111,6 +111,39 @@ function configError(message: string): ProxyError {
 /** A host name as an operator may write one: RFC 1123 labels (and '_'), a trailing dot allowed. */
 const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 
+/** How a host:port text splits, before either part is checked; `problem` says why it does not. */
+export type HostPortSplit =
+  | { problem?: undefined; host: string; port: string | undefined; bracketed: boolean }
+  /** "[" without "]". */
+  | { problem: 'unclosed' }
+  /** Brackets around something that is not an IPv6 address (node's isIPv6: a %zone passes). */
+  | { problem: 'not-ipv6'; host: string }
+  /** Something other than ":PORT" after "]". */
+  | { problem: 'after-bracket'; rest: string }
+  /** More than one ":" without brackets: "::1:1324" is itself an address, so the port cannot be told apart. */
+  | { problem: 'unbracketed-ipv6' };
+
+/**
+ * The one host:port splitter (RFC 3986 §3.2.2 authority: an IPv6 literal in brackets, then an
+ * optional ":port"), for the operator's addresses, proxy URLs and HTTP Host headers. Each caller
+ * checks the host and the port by its own rules and words its own errors. `port` is the text after
+ * the colon (possibly empty), undefined without one.
+ */
+export function splitHostPort(text: string): HostPortSplit {
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    if (end < 0) return { problem: 'unclosed' };
+    const host = text.slice(1, end);
+    if (!isIPv6(host)) return { problem: 'not-ipv6', host };
+    const rest = text.slice(end + 1);
+    if (rest !== '' && !rest.startsWith(':')) return { problem: 'after-bracket', rest };
+    return { host, port: rest === '' ? undefined : rest.slice(1), bracketed: true };
+  }
+  const colon = text.lastIndexOf(':');
+  if (colon !== text.indexOf(':')) return { problem: 'unbracketed-ipv6' };
+  return colon < 0 ? { host: text, port: undefined, bracketed: false } : { host: text.slice(0, colon), port: text.slice(colon + 1), bracketed: false };
+}
+
 /**
  * An address the operator wrote (--listen, --inbound, --metrics): "127.0.0.1:1324", "[::1]:1324",
  * "localhost:1324", or a host alone when defaultPort is given. Throws ProxyError ERR_CONFIG.
@@ -119,24 +152,20 @@ const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](
  * so guessing would silently pick the wrong one.
  */
 export function parseHostPort(text: string, defaultPort?: number): HostPort {
-  let host: string;
-  let portText: string | undefined;
-  if (text.startsWith('[')) {
-    const end = text.indexOf(']');
-    if (end < 0) throw configError(`'${text}' is missing the ']' after the IPv6 address`);
-    host = text.slice(1, end);
-    if (!isIPv6(host)) throw configError(`'${text}': '${host}' is not an IPv6 address`);
-    const rest = text.slice(end + 1);
-    if (rest !== '' && !rest.startsWith(':')) throw configError(`'${text}' is not [IPV6]:PORT`);
-    portText = rest === '' ? undefined : rest.slice(1);
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon !== text.indexOf(':')) {
+  const split = splitHostPort(text);
+  switch (split.problem) {
+    case 'unclosed':
+      throw configError(`'${text}' is missing the ']' after the IPv6 address`);
+    case 'not-ipv6':
+      throw configError(`'${text}': '${split.host}' is not an IPv6 address`);
+    case 'after-bracket':
+      throw configError(`'${text}' is not [IPV6]:PORT`);
+    case 'unbracketed-ipv6':
       throw configError(`'${text}': put an IPv6 address in brackets, e.g. [::1]:${defaultPort ?? 'PORT'}`);
-    }
-    host = colon < 0 ? text : text.slice(0, colon);
-    portText = colon < 0 ? undefined : text.slice(colon + 1);
-    if (colon < 0 && /^[0-9]+$/.test(text)) throw configError(`'${text}' is a port without a host`);
+  }
+  const { host, port: portText } = split;
+  if (!split.bracketed) {
+    if (portText === undefined && /^[0-9]+$/.test(text)) throw configError(`'${text}' is a port without a host`);
     if (host === '') throw configError(`'${text}' has no host`);
     if (!isIPv4(host)) {
       if (/^[0-9.]+$/.test(host)) throw configError(`'${text}': '${host}' is not an IPv4 address`);

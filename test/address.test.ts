@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 
 import { isProxyError } from '../src/errors.js';
-import { canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, type HostKind } from '../src/address.js';
+import { canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, splitHostPort, type HostKind, type HostPortSplit } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -132,6 +132,24 @@ describe('address', () => {
       assert.equal(formatHostPort({ host: '2001:db8::1', port: 8333 }), '[2001:db8::1]:8333');
       assert.equal(formatHostPort({ host: '[2001:db8::1]', port: 8333 }), '[2001:db8::1]:8333');
     });
+  });
+
+  describe('splitHostPort: the one splitter behind parseHostPort, parseProxyUrl and the metrics Host check', () => {
+    const table: [string, HostPortSplit][] = [
+      ['127.0.0.1:1324', { host: '127.0.0.1', port: '1324', bracketed: false }],
+      ['example.com', { host: 'example.com', port: undefined, bracketed: false }],
+      ['example.com:', { host: 'example.com', port: '', bracketed: false }],
+      [':1324', { host: '', port: '1324', bracketed: false }],
+      ['[::1]:1324', { host: '::1', port: '1324', bracketed: true }],
+      ['[2001:db8::1]', { host: '2001:db8::1', port: undefined, bracketed: true }],
+      ['[::1]:', { host: '::1', port: '', bracketed: true }],
+      ['[::1:1324', { problem: 'unclosed' }],
+      ['[1.2.3.4]:1324', { problem: 'not-ipv6', host: '1.2.3.4' }],
+      ['[::1]x:1324', { problem: 'after-bracket', rest: 'x:1324' }],
+      ['::1:1324', { problem: 'unbracketed-ipv6' }],
+      ['::1', { problem: 'unbracketed-ipv6' }],
+    ];
+    for (const [text, split] of table) it(`splits ${JSON.stringify(text)}`, () => assert.deepEqual(splitHostPort(text), split));
   });
 
   describe('parseHostPort', () => {

@@ -17,12 +17,12 @@
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import { isIPv6, connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 
 import { SocksClient, SocksClientError } from 'socks';
 
 import { ProxyError, type ErrorCode } from '../errors.js';
-import { classifyHost, formatHostPort, type Destination } from '../address.js';
+import { classifyHost, formatHostPort, splitHostPort, type Destination } from '../address.js';
 
 export interface ProxyEndpoint {
   host: string;
@@ -132,22 +132,18 @@ export function parseProxyUrl(url: string): ProxyEndpoint {
   const hostPort = rest.slice(at + 1);
   if (/[/?#]/.test(hostPort)) throw configError(url, 'a proxy URL has no path, query or fragment');
 
-  let host: string;
-  let portText: string | undefined;
-  if (hostPort.startsWith('[')) {
-    const close = hostPort.indexOf(']');
-    if (close < 0) throw configError(url, 'unclosed "[" around the IPv6 address');
-    host = hostPort.slice(1, close);
-    if (!isIPv6(host)) throw configError(url, `brackets are only for an IPv6 address, not ${JSON.stringify(host)}`);
-    const after = hostPort.slice(close + 1);
-    if (after !== '' && !after.startsWith(':')) throw configError(url, `unexpected ${JSON.stringify(after)} after the IPv6 address`);
-    portText = after === '' ? undefined : after.slice(1);
-  } else {
-    const colon = hostPort.lastIndexOf(':');
-    host = colon < 0 ? hostPort : hostPort.slice(0, colon);
-    portText = colon < 0 ? undefined : hostPort.slice(colon + 1);
-    if (host.includes(':')) throw configError(url, 'an IPv6 proxy address must be in brackets: socks5://[::1]:9050');
+  const split = splitHostPort(hostPort);
+  switch (split.problem) {
+    case 'unclosed':
+      throw configError(url, 'unclosed "[" around the IPv6 address');
+    case 'not-ipv6':
+      throw configError(url, `brackets are only for an IPv6 address, not ${JSON.stringify(split.host)}`);
+    case 'after-bracket':
+      throw configError(url, `unexpected ${JSON.stringify(split.rest)} after the IPv6 address`);
+    case 'unbracketed-ipv6':
+      throw configError(url, 'an IPv6 proxy address must be in brackets: socks5://[::1]:9050');
   }
+  const { host, port: portText } = split;
   if (host === '') throw configError(url, 'missing host');
   if (portText === undefined || portText === '') throw configError(url, 'missing port (Tor listens on 9050)');
   if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
