@@ -10,7 +10,7 @@
  *
  * Then talks to its parent over IPC (bench/child.ts): port, cpu, mem (after gc), conns, stop.
  */
-import { defaultConfig } from '../src/config.js';
+import { defaultConfig } from '../src/config/index.js';
 import { ProxyServer } from '../src/engine/server.js';
 import { createLogger, isLogLevel } from '../src/log.js';
 import { serveParent } from './child.js';

@@ -13,8 +13,8 @@
 import { readFileSync } from 'node:fs';
 
 import { type HostPort, formatHostPort } from './address.js';
-import { HELP_TEXT, describeProxy, loadConfig } from './config.js';
-import type { Config, ParsedCommand } from './config.js';
+import { HELP_TEXT, describeProxy, loadConfig } from './config/index.js';
+import type { Config, ParsedCommand } from './config/index.js';
 import { isProxyError } from './errors.js';
 import { createLogger, formatFields, isJournalStream } from './log.js';
 import type { LogFields, Logger } from './log.js';

@@ -5,8 +5,8 @@
 import * as http from 'node:http';
 
 import { type HostPort, formatHostPort } from './address.js';
-import { DEFAULT_METRICS, DEFAULT_METRICS_PORT } from './config.js';
-import type { Config } from './config.js';
+import { DEFAULT_METRICS, DEFAULT_METRICS_PORT } from './config/index.js';
+import type { Config } from './config/index.js';
 import type { ConnectionInfo } from './metrics.js';
 
 /** Where `status` looks when no --metrics is given: the daemon's default metrics address. */

@@ -13,8 +13,8 @@ import {
   defaultConfigFiles,
   describeProxy,
   loadConfig,
-} from '../src/config.js';
-import type { Config } from '../src/config.js';
+} from '../src/config/index.js';
+import type { Config } from '../src/config/index.js';
 import { formatHostPort } from '../src/address.js';
 import { isProxyError } from '../src/errors.js';
 import {

@@ -9,7 +9,7 @@
  * SOCKS5 reply; the dial has --connect-timeout of its own).
  */
 import type { Socket } from 'node:net';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Destination } from '../address.js';

@@ -30,7 +30,7 @@ import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import { ephemeralKeys } from '../crypto/keypool.js';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
-import type { Config, InboundRule } from '../config.js';
+import type { Config, InboundRule } from '../config/index.js';
 import type { Logger } from '../log.js';
 import { type Destination, type HostPort, formatHostPort, isLoopback, isOwnAddress, makeDestination } from '../address.js';
 import { type Credentials, dial } from '../upstream/dialer.js';

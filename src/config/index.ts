@@ -18,8 +18,8 @@ import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { ConfigSyntaxError, parseConfigText } from './config-file.js';
-import { ProxyError, isProxyError } from './errors.js';
+import { ConfigSyntaxError, parseConfigText } from './file-syntax.js';
+import { ProxyError, isProxyError } from '../errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
@@ -30,14 +30,14 @@ import {
   DEFAULT_MAX_INBOUND_HANDSHAKES,
   DEFAULT_MAX_INBOUND_PER_IP,
   DEFAULT_SOCKS_TIMEOUT_MS,
-} from './limits.js';
-import { LOG_LEVELS, isLogLevel } from './log.js';
-import type { LogLevel } from './log.js';
-import { NETWORKS, customNetwork, networkByName } from './networks.js';
-import type { Network } from './networks.js';
-import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from './address.js';
-import { parseProxyUrl, redactProxySecret } from './upstream/dialer.js';
-import type { ProxyEndpoint } from './upstream/dialer.js';
+} from '../limits.js';
+import { LOG_LEVELS, isLogLevel } from '../log.js';
+import type { LogLevel } from '../log.js';
+import { NETWORKS, customNetwork, networkByName } from '../networks.js';
+import type { Network } from '../networks.js';
+import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from '../address.js';
+import { parseProxyUrl, redactProxySecret } from '../upstream/dialer.js';
+import type { ProxyEndpoint } from '../upstream/dialer.js';
 
 export interface InboundRule {
   listen: HostPort;
@@ -89,7 +89,7 @@ export const CONFIG_FILE_NAME = 'bip324-proxy.conf';
 /** The system-wide configuration file, last in the lookup (the systemd unit relies on it). */
 export const SYSTEM_CONFIG_FILE = `/etc/bip324-proxy/${CONFIG_FILE_NAME}`;
 /** The commented sample shipped in the package (conf/ next to dist/), printed by --help. */
-export const SAMPLE_CONFIG_FILE = fileURLToPath(new URL(`../../conf/${CONFIG_FILE_NAME}`, import.meta.url));
+export const SAMPLE_CONFIG_FILE = fileURLToPath(new URL(`../../../conf/${CONFIG_FILE_NAME}`, import.meta.url));
 /**
  * The metrics endpoint, on by default so `status` works out of the box. 9324 is clear of the ports
  * a node operator already runs: Bitcoin Core's P2P and RPC (8332-8334, 18332-18445, 38332-38334,
