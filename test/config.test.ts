@@ -23,7 +23,7 @@ import {
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../src/limits.js';
+} from '../src/config/index.js';
 
 const NO_ENV = {};
 

@@ -15,12 +15,15 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { ConfigSyntaxError, parseConfigText } from './file-syntax.js';
 import { ProxyError, isProxyError } from '../errors.js';
 import {
+  CONFIG_ENV,
+  CONFIG_FILE_NAME,
+  CORE_SOCKS_TIMEOUT_SECONDS,
+  type Config,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -29,44 +32,21 @@ import {
   DEFAULT_MAX_INBOUND,
   DEFAULT_MAX_INBOUND_HANDSHAKES,
   DEFAULT_MAX_INBOUND_PER_IP,
+  DEFAULT_METRICS,
+  DEFAULT_METRICS_PORT,
+  DEFAULT_PORT,
   DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../limits.js';
+  SAMPLE_CONFIG_FILE,
+  SYSTEM_CONFIG_FILE,
+  defaultConfig,
+} from './defaults.js';
+
+export * from './defaults.js';
 import { LOG_LEVELS, isLogLevel } from '../log.js';
-import type { LogLevel } from '../log.js';
 import { NETWORKS, customNetwork, networkByName } from '../networks.js';
-import type { Network } from '../networks.js';
 import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from '../address.js';
 import { parseProxyUrl, redactProxySecret } from '../upstream/dialer.js';
 import type { ProxyEndpoint } from '../upstream/dialer.js';
-
-export interface InboundRule {
-  listen: HostPort;
-  target: HostPort;
-}
-
-export interface Config {
-  /** default [{host:'127.0.0.1', port:1324}] */
-  listen: HostPort[];
-  /** --network or --magic; undefined = accept any known network, detected from the client's magic */
-  network?: Network;
-  v2Only: boolean;
-  upstreamProxy?: ProxyEndpoint;
-  /** default: upstreamProxy */
-  onionProxy?: ProxyEndpoint;
-  allowRemote: boolean;
-  logLevel: LogLevel;
-  logFile?: string;
-  /** --log-timestamps / --no-log-timestamps; undefined = on, except when stderr is the systemd journal */
-  logTimestamps?: boolean;
-  /** Local clients (SOCKS5, legacy); inbound peers have their own limits. */
-  maxConnections: number;
-  inboundLimits: { max: number; perIp: number; handshakes: number; handshakeRate: number };
-  timeouts: { socksMs: number; connectMs: number; handshakeMs: number; idleMs: number };
-  /** --inbound LISTEN=TARGET (repeatable) */
-  inbound: InboundRule[];
-  /** --metrics HOST:PORT; default 127.0.0.1:9324, undefined after --metrics off */
-  metrics?: HostPort;
-}
 
 export type Command = 'run' | 'status' | 'help' | 'version';
 
@@ -79,31 +59,6 @@ export interface ParsedCommand {
   full?: boolean;
 }
 
-/** The proxy's default port: the one the earlier BIP324 proxies (theStack, rust-bitcoin) used. */
-export const DEFAULT_PORT = 1324;
-export const DEFAULT_LISTEN: HostPort = { host: '127.0.0.1', port: DEFAULT_PORT };
-/** Environment variable naming a configuration file when --config is not given. */
-export const CONFIG_ENV = 'BIP324_PROXY_CONFIG';
-/** The file name looked for under $XDG_CONFIG_HOME/bip324-proxy/ and /etc/bip324-proxy/. */
-export const CONFIG_FILE_NAME = 'bip324-proxy.conf';
-/** The system-wide configuration file, last in the lookup (the systemd unit relies on it). */
-export const SYSTEM_CONFIG_FILE = `/etc/bip324-proxy/${CONFIG_FILE_NAME}`;
-/** The commented sample shipped in the package (conf/ next to dist/), printed by --help. */
-export const SAMPLE_CONFIG_FILE = fileURLToPath(new URL(`../../../conf/${CONFIG_FILE_NAME}`, import.meta.url));
-/**
- * The metrics endpoint, on by default so `status` works out of the box. 9324 is clear of the ports
- * a node operator already runs: Bitcoin Core's P2P and RPC (8332-8334, 18332-18445, 38332-38334,
- * 48332-48334) and its conventional ZMQ ports (28332-28334), Tor's (9050, 9051, 9150, 9151),
- * lnd and Core Lightning (9735, 10009), electrs and Fulcrum (4224, 50001, 50002).
- */
-export const DEFAULT_METRICS_PORT = 9324;
-export const DEFAULT_METRICS: HostPort = { host: '127.0.0.1', port: DEFAULT_METRICS_PORT };
-
-/**
- * Bitcoin Core reads the SOCKS5 CONNECT reply with a 20 s timeout (netbase.cpp g_socks5_recv_timeout);
- * a dial allowed to take that long would answer a client that has already given up.
- */
-export const CORE_SOCKS_TIMEOUT_SECONDS = 20;
 /** setTimeout stores delays in a signed 32-bit int; anything larger fires after 1 ms instead. */
 const MAX_TIMER_SECONDS = Math.floor(0x7fffffff / 1000);
 
@@ -294,30 +249,6 @@ function buildHelp(): string {
 }
 
 export const HELP_TEXT: string = buildHelp();
-
-export function defaultConfig(): Config {
-  return {
-    listen: [{ ...DEFAULT_LISTEN }],
-    v2Only: false,
-    allowRemote: false,
-    logLevel: 'info',
-    maxConnections: DEFAULT_MAX_CONNECTIONS,
-    inboundLimits: {
-      max: DEFAULT_MAX_INBOUND,
-      perIp: DEFAULT_MAX_INBOUND_PER_IP,
-      handshakes: DEFAULT_MAX_INBOUND_HANDSHAKES,
-      handshakeRate: DEFAULT_INBOUND_HANDSHAKE_RATE,
-    },
-    metrics: { ...DEFAULT_METRICS },
-    timeouts: {
-      socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
-      connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
-      handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      idleMs: DEFAULT_IDLE_TIMEOUT_MS,
-    },
-    inbound: [],
-  };
-}
 
 function configError(message: string): ProxyError {
   return new ProxyError('ERR_CONFIG', message);
