@@ -21,3 +21,5 @@ export const V2_TAG_LEN = 16;
 export const ELLSWIFT_LEN = 64;
 /** Core V1_PREFIX_LEN: magic + "version" + 5 NULs. */
 export const V1_PREFIX_LEN = 16;
+/** RFC 1929 §2: ULEN and PLEN are one byte, so a SOCKS5 username or password is at most 255 bytes. */
+export const MAX_CREDENTIAL_BYTES = 255;

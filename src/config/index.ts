@@ -9,11 +9,10 @@
  * - options.ts: the option table, the example values, the --help text
  * - sources.ts and file-syntax.ts: the command line and the file, read into raw values
  * - interpret.ts: raw values to a Config, each option's rules and the safety checks
+ * - proxy-url.ts: --upstream-proxy and --onion-proxy URLs, parsed, and written without the password
  */
 import { existsSync } from 'node:fs';
 
-import { formatHostPort } from '../address.js';
-import type { ProxyEndpoint } from '../upstream/dialer.js';
 import { CONFIG_ENV, type Config, SYSTEM_CONFIG_FILE, defaultConfig } from './defaults.js';
 import { type Command, interpret } from './interpret.js';
 import { EXAMPLE_VALUES } from './options.js';
@@ -22,6 +21,7 @@ import { configError, defaultConfigFiles, parseCommandLine, readConfigFile } fro
 export * from './defaults.js';
 export { type Command } from './interpret.js';
 export { HELP_TEXT, OPTIONS, type OptionName } from './options.js';
+export { describeProxy, parseProxyUrl } from './proxy-url.js';
 export { defaultConfigFiles } from './sources.js';
 
 export interface ParsedCommand {
@@ -31,12 +31,6 @@ export interface ParsedCommand {
   configFile?: string;
   /** status --full: whole session ids */
   full?: boolean;
-}
-
-/** "socks5://user:***@host:port" for logs: never the password. */
-export function describeProxy(proxy: ProxyEndpoint): string {
-  const user = proxy.username === undefined ? '' : `${encodeURIComponent(proxy.username)}:***@`;
-  return `socks5://${user}${formatHostPort(proxy)}`;
 }
 
 /**

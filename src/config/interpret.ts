@@ -14,7 +14,6 @@ import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPo
 import { isProxyError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel } from '../log.js';
 import { NETWORKS, customNetwork, networkByName } from '../networks.js';
-import { parseProxyUrl, redactProxySecret } from '../upstream/dialer.js';
 import type { ProxyEndpoint } from '../upstream/dialer.js';
 import {
   CORE_SOCKS_TIMEOUT_SECONDS,
@@ -32,6 +31,7 @@ import {
   defaultConfig,
 } from './defaults.js';
 import { EXAMPLE_VALUES, type OptionName } from './options.js';
+import { parseProxyUrl, redactProxySecret } from './proxy-url.js';
 import { type RawSource, type RawValue, configError } from './sources.js';
 
 /** What runs: the daemon, `status`, or --help / --version. */
