@@ -97,6 +97,20 @@ export class ByteQueue {
     return out;
   }
 
+  /** Discard the next n bytes (0 <= n <= length) without copying them. */
+  skip(n: number): void {
+    if (n > this.bytes) throw new RangeError(`ByteQueue.skip(${n}) with ${this.bytes} bytes queued`);
+    this.bytes -= n;
+    let left = n;
+    while (left > 0) {
+      const c = this.chunks[this.head]!;
+      const k = Math.min(c.length - this.offset, left);
+      this.offset += k;
+      left -= k;
+      if (this.offset === c.length) this.dropHead();
+    }
+  }
+
   /** Everything queued, as buffers in order (views; no copy), leaving the queue empty. */
   drain(): Buffer[] {
     const out: Buffer[] = [];

@@ -55,6 +55,7 @@ export const ERROR_CODES = {
 
   // Session engine (src/engine/*)
   ERR_V2_ONLY: 'the remote peer speaks only v1 and --v2-only forbids falling back',
+  ERR_V2_DOWNGRADE: 'the remote peer is known to speak v2 but its v2 attempt failed as a v1 peer\'s would, or it answered the v1 fallback as a v2 peer: a downgrade, refused',
   ERR_PEER_RESET: 'the peer reset the connection, or its socket failed, in the middle of a session',
   ERR_CLIENT_RESET: 'the local client reset the connection, or its socket failed, in the middle of a session',
   ERR_NODE_RESET: 'inbound mode: the node behind the proxy reset the connection, or its socket failed',

@@ -50,6 +50,7 @@ export class Metrics implements ProxyObserver {
   private readonly fallbackTotal: Counter<'allowed'>;
   private readonly refusedTotal: Counter<'code'>;
   private readonly droppedTotal: Counter<'code'>;
+  private readonly downgradeTotal: Counter<'outcome'>;
 
   constructor(options: { collectDefault?: boolean } = {}) {
     const registers = [this.registry];
@@ -143,6 +144,13 @@ export class Metrics implements ProxyObserver {
       registers,
     });
 
+    this.downgradeTotal = new Counter({
+      name: `${METRICS_PREFIX}downgrades_total`,
+      help: 'Downgrades to plaintext v1 of peers known to speak v2: refused before a fallback, or detected after one (the remote answered v1 advertising NODE_P2P_V2).',
+      labelNames: ['outcome'],
+      registers,
+    });
+
     if (options.collectDefault ?? true) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -159,6 +167,10 @@ export class Metrics implements ProxyObserver {
 
   fallback(_record: ConnectionRecord, allowed: boolean): void {
     this.fallbackTotal.inc({ allowed: allowed ? 'true' : 'false' });
+  }
+
+  downgrade(_record: ConnectionRecord, outcome: 'refused' | 'detected'): void {
+    this.downgradeTotal.inc({ outcome });
   }
 
   dropped(_record: ConnectionRecord, code: ErrorCode): void {

@@ -17,13 +17,6 @@ import {
 import type { Config } from '../src/config/index.js';
 import { formatHostPort } from '../src/address.js';
 import { isProxyError } from '../src/errors.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../src/config/index.js';
 
 const NO_ENV = {};
 
@@ -61,24 +54,25 @@ describe('config', () => {
   }
 
   describe('defaults', () => {
+    // The documented values as literals (test/defaults.test.ts also checks the man page, --help and the sample config).
     it('with no arguments runs on 127.0.0.1:1324 with the documented defaults', () => {
       const parsed = loadConfig([], NO_ENV);
       assert.equal(parsed.command, 'run');
       assert.equal(parsed.configFile, undefined);
       assert.deepEqual(parsed.config, {
         listen: [{ host: '127.0.0.1', port: 1324 }],
-        v2Only: false,
+        downgradeGuard: 'known',
         allowRemote: false,
         logLevel: 'info',
-        maxConnections: DEFAULT_MAX_CONNECTIONS,
+        maxConnections: 1024,
         // Literals, as documented: the man page, --help and the sample config say the same.
         inboundLimits: { max: 125, perIp: 4, handshakes: 32, handshakeRate: 20 },
         metrics: { host: '127.0.0.1', port: 9324 },
         timeouts: {
-          socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
-          connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
-          handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-          idleMs: DEFAULT_IDLE_TIMEOUT_MS,
+          socksMs: 10_000,
+          connectMs: 15_000,
+          handshakeMs: 10_000,
+          idleMs: 1_200_000,
         },
         inbound: [],
       });
@@ -231,8 +225,12 @@ describe('config', () => {
 
   describe('flags', () => {
     it('--v2-only and --allow-remote default off and switch on', () => {
-      assert.equal(config(['--v2-only']).v2Only, true);
+      assert.equal(config([]).downgradeGuard, 'known');
+      assert.equal(config([]).allowRemote, false);
+      assert.equal(config(['--v2-only']).downgradeGuard, 'all');
       assert.equal(config(['--allow-remote']).allowRemote, true);
+      assert.equal(config(['--v2-only', '--no-v2-only']).downgradeGuard, 'known');
+      assert.equal(config(['--allow-remote', '--no-allow-remote']).allowRemote, false);
     });
   });
 
@@ -426,7 +424,7 @@ describe('config', () => {
       const c = parsed.config;
       assert.deepEqual(c.listen, [{ host: '127.0.0.1', port: 2000 }]);
       assert.equal(c.network?.name, 'signet');
-      assert.equal(c.v2Only, true);
+      assert.equal(c.downgradeGuard, 'all');
       assert.equal(c.upstreamProxy?.port, 9050);
       assert.equal(c.onionProxy?.port, 9150);
       assert.equal(c.maxConnections, 10);
@@ -455,8 +453,8 @@ describe('config', () => {
 
     it('lets --no-v2-only turn off v2-only=1 from the file', () => {
       const path = file('v2-only=1\n');
-      assert.equal(config(['--config', path]).v2Only, true);
-      assert.equal(config(['--config', path, '--no-v2-only']).v2Only, false);
+      assert.equal(config(['--config', path]).downgradeGuard, 'all');
+      assert.equal(config(['--config', path, '--no-v2-only']).downgradeGuard, 'known');
     });
 
     it('reads the file wherever --config appears on the command line', () => {
@@ -472,10 +470,10 @@ describe('config', () => {
 
     it('reads flags as 1/0, true/false, yes/no, on/off or a bare key', () => {
       for (const on of ['v2-only=1', 'v2-only=true', 'v2-only=yes', 'v2-only=on', 'v2-only']) {
-        assert.equal(config(['--config', file(`${on}\n`)]).v2Only, true, on);
+        assert.equal(config(['--config', file(`${on}\n`)]).downgradeGuard, 'all', on);
       }
       for (const off of ['v2-only=0', 'v2-only=false', 'v2-only=no', 'v2-only=off']) {
-        assert.equal(config(['--config', file(`${off}\n`)]).v2Only, false, off);
+        assert.equal(config(['--config', file(`${off}\n`)]).downgradeGuard, 'known', off);
       }
       configError(['--config', file('v2-only=maybe\n')], /v2-only \(in .*\) must be 1 or 0/);
     });

@@ -201,7 +201,7 @@ describe('metrics: live counters of a running proxy', function () {
   });
 
   it('--v2-only and a v1-only peer count as fallback{allowed="false"} and refused{code="ERR_V2_ONLY"}', async () => {
-    await start('v1-close', { v2Only: true, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 400, idleMs: 60_000 } });
+    await start('v1-close', { downgradeGuard: 'all', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 400, idleMs: 60_000 } });
     const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
     new MessageChannel(socket, main.magic).send('version', versionPayload());
     await new Promise((r) => socket.once('close', r));

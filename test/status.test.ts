@@ -14,6 +14,7 @@ import { networkByName } from '../src/networks.js';
 import { DEFAULT_METRICS_PORT, formatStatus, humanAge, humanBytes, runStatus } from '../src/status.js';
 import { MessageChannel, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
 import { startProxy, testConfig, type TestProxy } from './helpers/proxy.js';
+import { skipBecause } from './helpers/skip.js';
 
 const main = networkByName('main')!;
 const quietLog = createLogger({ level: 'error', stream: new Writable({ write: (_c, _e, cb) => cb() }) });
@@ -158,7 +159,7 @@ describe('status: failures', function () {
     try {
       fake = await httpServer((req, res) => res.end(req.url === '/connections' ? '[]' : 'nope'), DEFAULT_METRICS_PORT);
     } catch {
-      this.skip(); // something else owns the port on this machine
+      skipBecause(this, `something else owns 127.0.0.1:${DEFAULT_METRICS_PORT} on this machine`);
     }
     try {
       const r = await status(undefined);

@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 
 import type { HostPort } from '../address.js';
+import type { DowngradeGuard } from '../engine/fallback.js';
 import type { LogLevel } from '../log.js';
 import type { Network } from '../networks.js';
 import type { ProxyEndpoint } from '../upstream/dialer.js';
@@ -21,7 +22,10 @@ export interface Config {
   listen: HostPort[];
   /** --network or --magic; undefined = accept any known network, detected from the client's magic */
   network?: Network;
-  v2Only: boolean;
+  /** When a v2 attempt that failed like a v1 peer's may fall back to v1 (engine/fallback.ts). */
+  downgradeGuard: DowngradeGuard;
+  /** Where the table of peers known to speak v2 is kept across restarts. */
+  v2PeersFile?: string;
   upstreamProxy?: ProxyEndpoint;
   /** default: upstreamProxy */
   onionProxy?: ProxyEndpoint;
@@ -97,7 +101,7 @@ export const DEFAULT_METRICS: HostPort = { host: '127.0.0.1', port: DEFAULT_METR
 export function defaultConfig(): Config {
   return {
     listen: [{ ...DEFAULT_LISTEN }],
-    v2Only: false,
+    downgradeGuard: 'known',
     allowRemote: false,
     logLevel: 'info',
     maxConnections: DEFAULT_MAX_CONNECTIONS,

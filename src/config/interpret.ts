@@ -11,6 +11,7 @@
  * applies to every step of Socks5()), or Core would give up on the SOCKS request before we answer it.
  */
 import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from '../address.js';
+import { DOWNGRADE_GUARDS, type DowngradeGuard } from '../engine/fallback.js';
 import { isProxyError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel } from '../log.js';
 import { NETWORKS, customNetwork, networkByName } from '../networks.js';
@@ -158,7 +159,17 @@ export function interpret(cli: RawSource, file: RawSource | undefined, command: 
   // Inbound targets are peers' P2P ports, so the network's port is the natural default there.
   const p2pPort = config.network?.port;
 
-  config.v2Only = merged.flag('v2-only');
+  const guard = merged.string('downgrade-guard');
+  if (guard !== undefined && !(DOWNGRADE_GUARDS as readonly string[]).includes(guard.value)) {
+    throw configError(`${guard.label}: '${guard.value}' is not one of ${DOWNGRADE_GUARDS.join(', ')} (e.g. --downgrade-guard known)`);
+  }
+  const v2Only = merged.flag('v2-only');
+  if (v2Only && guard !== undefined && guard.value !== 'all') {
+    throw configError(`--v2-only is --downgrade-guard all; it contradicts ${guard.label} ${guard.value}`);
+  }
+  config.downgradeGuard = v2Only ? 'all' : ((guard?.value as DowngradeGuard | undefined) ?? 'known');
+  const peersFile = merged.string('v2-peers-file');
+  if (peersFile !== undefined) config.v2PeersFile = peersFile.value;
   config.allowRemote = merged.flag('allow-remote');
 
   const listen = merged.list('listen');

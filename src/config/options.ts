@@ -47,16 +47,26 @@ export const OPTIONS = {
   network: {
     type: 'string',
     arg: 'NAME',
-    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic)`,
+    help: `only serve this network: ${NETWORKS.map((n) => n.name).join(', ')} (default: any of them, detected from the client's magic, or from an inbound peer's handshake)`,
   },
   magic: {
     type: 'string',
     arg: 'HEX8',
     help: 'network magic as 8 hex digits in wire order, for a custom signet; wins over --network',
   },
+  'downgrade-guard': {
+    type: 'string',
+    arg: 'off|known|all',
+    help: 'when a remote fails the v2 handshake the way a v1-only peer does (closes or resets before its first byte), reconnect with plaintext v1: off = always, like Bitcoin Core; known = unless the peer is known to speak v2 (it did a v2 handshake with us, or is gossiped with NODE_P2P_V2), so an attacker on the path cannot force plaintext on it; all = never (default known)',
+  },
+  'v2-peers-file': {
+    type: 'string',
+    arg: 'FILE',
+    help: 'keep the table of peers known to speak v2 in FILE, so that the downgrade guard remembers them across restarts (default: in memory only)',
+  },
   'v2-only': {
     type: 'boolean',
-    help: 'never fall back to v1 when the remote peer does not speak BIP324 (default: fall back, like Bitcoin Core)',
+    help: 'never fall back to v1 when the remote peer does not speak BIP324: the same as --downgrade-guard all',
   },
   'upstream-proxy': {
     type: 'string',

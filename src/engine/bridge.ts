@@ -35,10 +35,12 @@ import { ProxyError, type ErrorCode, isProxyError } from '../errors.js';
 import { MAX_V1_PAYLOAD } from '../limits.js';
 import type { Logger } from '../log.js';
 import type { Network } from '../networks.js';
-import { V1Parser, serializeV1, v1Header } from '../v1/framing.js';
+import { V1Parser, type V1Event, serializeV1, v1Header } from '../v1/framing.js';
 import { contentsPrefix, decodeContents } from '../v2/messages.js';
 import { V2Transport, type V2Event, type V2TransportOptions } from '../v2/transport.js';
-import { type RemoteGone, fallbackDecision } from './fallback.js';
+import { type DowngradeGuard, type RemoteGone, describeEvidence, fallbackDecision } from './fallback.js';
+import { parseAddr, parseAddrV2, speaksV2, versionServices } from '../p2p/services.js';
+import type { V2PeerTable } from './v2-peers.js';
 import { type ConnectionRecord, type ProxyObserver, type TransportKind, endpoints } from './record.js';
 
 interface CommonOptions {
@@ -52,6 +54,11 @@ interface CommonOptions {
   onEstablished?: () => void;
   /** Called once, after both sockets are gone. */
   onDone?: () => void;
+  /**
+   * Peers known to speak v2 (the downgrade guard's table), learnt from what is relayed to the local
+   * side: addr/addrv2 gossip, v2 sessions, VERSIONs. Only with --downgrade-guard known.
+   */
+  v2Peers?: V2PeerTable;
 }
 
 /** Outbound: a local v1 client, translated to v2 towards the remote we dialed. */
@@ -62,10 +69,12 @@ export interface InitiatorOptions extends CommonOptions {
   localInitial: Buffer[];
   network: Network;
   handshakeTimeoutMs: number;
+  /** Where the client asked to go: the key the downgrade guard knows the peer under. */
+  destination: { host: string; port: number };
   /** Dial the same remote again, by the same route, for a v1 fallback; aborted if the Bridge ends first. */
   redial: (signal: AbortSignal) => Promise<Socket>;
-  /** Refuse instead of falling back. */
-  v2Only: boolean;
+  /** When a remote that went away before its first byte may be reconnected with v1 (fallback.ts). */
+  guard: DowngradeGuard;
   /** Test hook: options for the V2Transport (garbage, decoys). */
   transportOptions?: Partial<V2TransportOptions>;
 }
@@ -75,7 +84,11 @@ export interface ResponderOptions extends CommonOptions {
   role: 'responder';
   /** Connect to the node; called once the peer's transport is settled. */
   connectLocal: (signal: AbortSignal) => Promise<Socket>;
-  network: Network;
+  /**
+   * The networks a peer may be on, in order of preference: the peer's garbage terminator (whose key
+   * derivation includes the magic) or its v1 VERSION's magic says which one it is on.
+   */
+  networks: readonly Network[];
   handshakeTimeoutMs: number;
   transportOptions?: Partial<V2TransportOptions>;
 }
@@ -89,7 +102,7 @@ export interface PassthroughOptions extends CommonOptions {
 
 export type BridgeOptions = InitiatorOptions | ResponderOptions | PassthroughOptions;
 
-type ServerSupplied = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions';
+type ServerSupplied = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions' | 'v2Peers' | 'guard';
 /** What a front end decides for its Bridge; the server supplies the rest (ProxyServer.startBridge). */
 export type BridgeParams = Omit<InitiatorOptions, ServerSupplied> | Omit<ResponderOptions, ServerSupplied> | Omit<PassthroughOptions, ServerSupplied>;
 
@@ -99,10 +112,28 @@ type State =
   | { kind: 'session'; transport: V2Transport; parser: V1Parser }
   /** `held`: every byte the client sent, to replay on the new connection. */
   | { kind: 'redialing'; held: ByteQueue }
-  | { kind: 'relay' }
+  | { kind: 'relay'; watch?: RemoteWatch }
   | { kind: 'closed' };
 
+/**
+ * Reading along a v1 stream the remote sends, relayed untouched: for gossip to learn from and,
+ * after a fallback, for the remote's own VERSION, which decides whether the fallback was a
+ * downgrade. `judging`: the remote's bytes held back until that VERSION is judged.
+ */
+interface RemoteWatch {
+  parser: V1Parser;
+  judging?: ByteQueue;
+}
+
+/** The commands whose payloads the watch reads; every other payload is skipped unread. */
+const WATCHED = new Set(['version', 'addr', 'addrv2']);
+/** At most this much of a fallback remote is held back waiting for its VERSION (a real one is under 400 bytes). */
+const MAX_JUDGED = 24 + 4096;
+
 type Side = 'local' | 'remote';
+
+/** Passthrough has no network of its own (the client's v2 handshake is end to end). */
+const NO_NETWORK: Network = { name: 'none', magic: Buffer.alloc(4), port: 0 };
 
 /** Up to this payload size a v1 message is written as one buffer (header copied in front). */
 const COALESCE_MAX = 16 * 1024;
@@ -137,9 +168,13 @@ export class Bridge {
   private readonly listeners = new Map<Socket, [string, (...args: any[]) => void][]>();
   /** Aborts a redial or a node connection still in progress when the Bridge ends. */
   private readonly ended = new AbortController();
+  /** The network the session is on (magic for v1 framing and the key derivation). */
+  private network: Network;
 
   constructor(options: BridgeOptions) {
     this.o = options;
+    // A responder learns its peer's network from the handshake (settleNetwork); until then, the first.
+    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0]! : NO_NETWORK;
     this.record = options.record;
     this.log = options.log;
     this.remote = options.remote;
@@ -150,8 +185,13 @@ export class Bridge {
       this.local = options.role === 'initiator' ? options.local : undefined;
       this.state = {
         kind: 'handshake',
-        transport: new V2Transport({ role: options.role, magic: options.network.magic, ...options.transportOptions }),
-        parser: new V1Parser(options.network.magic),
+        transport: new V2Transport({
+          role: options.role,
+          magic: this.network.magic,
+          ...(options.role === 'responder' ? { networks: options.networks.map((n) => n.magic) } : {}),
+          ...options.transportOptions,
+        }),
+        parser: new V1Parser(this.network.magic),
         held: new ByteQueue(),
       };
     }
@@ -378,7 +418,8 @@ export class Bridge {
     this.record.bytesFromPeer += chunk.length;
     const s = this.state;
     if (s.kind === 'relay') {
-      this.write('local', [chunk]);
+      if (s.watch === undefined) this.write('local', [chunk]);
+      else this.watchRemote(s, s.watch, chunk);
       return;
     }
     if (s.kind !== 'handshake' && s.kind !== 'session') return;
@@ -429,7 +470,8 @@ export class Bridge {
             continue;
           }
           this.record.msgsFromPeer++;
-          const magic = (this.o as InitiatorOptions | ResponderOptions).network.magic;
+          this.learn(decoded.command, decoded.payload);
+          const magic = this.network.magic;
           // A small message goes out as one buffer (one write, no writev); a large one is not copied.
           if (decoded.payload.length <= COALESCE_MAX) toLocal.push(serializeV1(magic, decoded.command, decoded.payload));
           else toLocal.push(v1Header(magic, decoded.command, decoded.payload), decoded.payload);
@@ -439,9 +481,10 @@ export class Bridge {
           // Inbound only: the peer speaks v1. Relay it untouched, from its first byte; anything
           // the node already sent goes the other way.
           const held = this.state.kind === 'handshake' ? this.state.held.drain() : [];
+          if (this.state.kind === 'handshake') this.settleNetwork(this.state.transport);
           this.write('local', toLocal.splice(0));
-          this.startRelay('inbound-v1');
-          this.write('local', [ev.data]);
+          this.startRelay('inbound-v1', this.newWatch(false));
+          this.onRemoteData(ev.data);
           return held;
         }
       }
@@ -453,12 +496,23 @@ export class Bridge {
   private onReady(sessionId: Buffer): void {
     const s = this.state;
     if (s.kind !== 'handshake') throw new ProxyError('ERR_INTERNAL', `v2 session ready in state ${s.kind}`);
-    this.state = { kind: 'session', transport: s.transport, parser: s.parser };
+    this.settleNetwork(s.transport);
+    // The node's bytes (inbound) come only from now on: parse them for the peer's network.
+    this.state = { kind: 'session', transport: s.transport, parser: this.o.role === 'responder' ? new V1Parser(this.network.magic) : s.parser };
     clearTimeout(this.handshakeTimer);
     const r = this.record;
     r.sessionId = sessionId.toString('hex');
+    if (this.o.role === 'initiator') this.o.v2Peers?.note(this.o.destination.host, this.o.destination.port, 'session', 'itself');
     const handshakeMs = Date.now() - this.startedAt;
     this.established(this.o.role === 'initiator' ? 'v2' : 'inbound-v2', handshakeMs);
+  }
+
+  /** A responder with several candidate networks: the handshake (or the v1 VERSION) said which. */
+  private settleNetwork(transport: V2Transport): void {
+    if (this.o.role !== 'responder') return;
+    const magic = transport.magic;
+    const n = magic === undefined ? undefined : this.o.networks.find((c) => c.magic.equals(magic));
+    if (n !== undefined) this.network = n;
   }
 
   /** The transport is settled: log it, tell the observers and, inbound, connect to the node. */
@@ -466,7 +520,8 @@ export class Bridge {
     const r = this.record;
     r.transport = kind;
     r.establishedAt = Date.now();
-    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
+    const network = this.o.role === 'passthrough' ? undefined : this.network.name;
+    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), network, transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
     this.o.observer.established(r, handshakeMs);
     this.o.onEstablished?.();
     if (this.local === undefined) this.connectLocal();
@@ -506,17 +561,21 @@ export class Bridge {
   private remoteGone(gone: RemoteGone): boolean {
     const s = this.state;
     const o = this.o;
-    if (o.role !== 'initiator') return false;
-    const decision = fallbackDecision({
-      initiator: true,
-      handshaking: s.kind === 'handshake',
-      bytesReceived: s.kind === 'handshake' ? s.transport.bytesReceived : 1,
-      v2Only: o.v2Only,
-    });
-    if (decision === 'none' || s.kind !== 'handshake') return false;
+    if (o.role !== 'initiator' || s.kind !== 'handshake') return false;
+    const known = o.guard === 'known' ? o.v2Peers?.lookup(o.destination.host, o.destination.port) : undefined;
+    const decision = fallbackDecision({ initiator: true, handshaking: true, bytesReceived: s.transport.bytesReceived, guard: o.guard, known });
+    if (decision === 'none') return false;
     this.o.observer.fallback(this.record, decision === 'fallback');
     if (decision === 'refuse') {
       this.destroy(`remote ${gone.detail} before sending anything: it looks like a v1-only peer, and --v2-only is set`, 'ERR_V2_ONLY');
+      return true;
+    }
+    if (decision === 'downgrade') {
+      this.o.observer.downgrade(this.record, 'refused');
+      this.destroy(
+        `remote ${gone.detail} before sending anything, but it is known to speak v2 (${describeEvidence(known!)}): refusing to fall back to plaintext; the client may retry`,
+        'ERR_V2_DOWNGRADE',
+      );
       return true;
     }
     this.log.info('remote looks like a v1-only peer; reconnecting with v1', { peer: this.record.peer, why: gone.detail });
@@ -539,7 +598,8 @@ export class Bridge {
           this.remote = socket;
           this.attach(socket, 'remote');
           const replay = now.held.drain();
-          this.startRelay('v1-fallback');
+          // The remote's VERSION is held back until it is judged: a v2 peer that answers v1 was downgraded.
+          this.startRelay('v1-fallback', this.newWatch(true));
           this.writeRemote(replay);
           this.resume('local', 'redialing');
           this.resume('local', 'held');
@@ -556,11 +616,80 @@ export class Bridge {
     return true;
   }
 
-  /** From now on both directions are relayed untouched. */
-  private startRelay(kind: TransportKind): void {
-    this.state = { kind: 'relay' };
+  /** From now on both directions are relayed untouched (read along by `watch`, if given). */
+  private startRelay(kind: TransportKind, watch?: RemoteWatch): void {
+    this.state = watch === undefined ? { kind: 'relay' } : { kind: 'relay', watch };
     clearTimeout(this.handshakeTimer);
     this.established(kind, undefined);
+  }
+
+  /** A watch on the remote's v1 stream, when there is a table to learn into or a VERSION to judge. */
+  private newWatch(judge: boolean): RemoteWatch | undefined {
+    if (this.o.v2Peers === undefined && !judge) return undefined;
+    const magic = this.network.magic;
+    const parser = new V1Parser(magic, { verifyChecksum: false, keep: (command) => WATCHED.has(command) });
+    return judge ? { parser, judging: new ByteQueue() } : { parser };
+  }
+
+  /** Relay the remote's v1 bytes, reading along; after a fallback, hold them until its VERSION is judged. */
+  private watchRemote(s: Extract<State, { kind: 'relay' }>, watch: RemoteWatch, chunk: Buffer): void {
+    let events: V1Event[];
+    try {
+      events = watch.parser.push(chunk);
+    } catch {
+      // Not a v1 stream we can read (the client will judge it): relay it, stop reading along.
+      events = [];
+      s.watch = undefined;
+    }
+    if (watch.judging === undefined) {
+      this.write('local', [chunk]);
+      for (const ev of events) if (ev.type === 'message') this.learn(ev.command, ev.payload);
+      return;
+    }
+    watch.judging.push(chunk);
+    const first = events[0];
+    if (first === undefined && s.watch !== undefined && watch.judging.length <= MAX_JUDGED) return;
+    const held = watch.judging.drain();
+    watch.judging = undefined;
+    if (first !== undefined && first.type === 'message' && first.command === 'version' && !this.judgeVersion(first.payload)) return;
+    this.write('local', held);
+    for (const ev of events) if (ev.type === 'message') this.learn(ev.command, ev.payload);
+  }
+
+  /**
+   * After a fallback: the remote's own VERSION. Advertising NODE_P2P_V2, it was a v2 peer after all,
+   * and the v2 attempt was cut by someone on the path. Returns false when the connection is closed
+   * for it (under --downgrade-guard known, before the client sees that VERSION).
+   */
+  private judgeVersion(payload: Buffer): boolean {
+    const o = this.o;
+    if (o.role !== 'initiator') return true;
+    const services = versionServices(payload);
+    if (services === undefined) return true;
+    const { host, port } = o.destination;
+    if (!speaksV2(services)) {
+      o.v2Peers?.forget(host, port);
+      return true;
+    }
+    o.v2Peers?.note(host, port, 'version', 'itself');
+    this.o.observer.downgrade(this.record, 'detected');
+    const reason = 'after the v1 fallback the remote\'s own VERSION advertises NODE_P2P_V2: the v2 attempt was cut on the path (a downgrade)';
+    if (o.guard === 'known') {
+      this.destroy(`${reason}; closed before relaying it`, 'ERR_V2_DOWNGRADE');
+      return false;
+    }
+    this.log.warn('v1 fallback was a downgrade', { ...endpoints(this.record), code: 'ERR_V2_DOWNGRADE', reason });
+    return true;
+  }
+
+  /** Learn from a message relayed to the local side: addresses gossiped with NODE_P2P_V2. */
+  private learn(command: string, payload: Buffer): void {
+    const table = this.o.v2Peers;
+    if (table === undefined || (command !== 'addr' && command !== 'addrv2')) return;
+    const from = this.record.peer ?? this.record.client;
+    for (const a of command === 'addr' ? parseAddr(payload) : parseAddrV2(payload)) {
+      if (speaksV2(a.services)) table.note(a.host, a.port, 'gossip', from);
+    }
   }
 
   private onHandshakeTimeout(): void {

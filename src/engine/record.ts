@@ -38,6 +38,8 @@ export interface ProxyObserver {
   established(record: ConnectionRecord, handshakeMs: number | undefined): void;
   /** The remote was taken for a v1-only peer (whether or not fallback was allowed). */
   fallback(record: ConnectionRecord, allowed: boolean): void;
+  /** A downgrade to plaintext v1 was refused (a peer known to speak v2), or detected after a fallback. */
+  downgrade(record: ConnectionRecord, outcome: 'refused' | 'detected'): void;
   /** A message was dropped instead of relayed (bad checksum, undefined short id, ...); the connection goes on. */
   dropped(record: ConnectionRecord, code: ErrorCode): void;
   /** The connection ended; `code` is set when it ended on an error or refusal. */
@@ -48,6 +50,7 @@ export const NO_OBSERVER: ProxyObserver = {
   opened() {},
   established() {},
   fallback() {},
+  downgrade() {},
   dropped() {},
   closed() {},
 };

@@ -37,6 +37,7 @@ import { type Credentials, dial } from '../upstream/dialer.js';
 import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
 import { Bridge, type BridgeParams, type InitiatorOptions } from './bridge.js';
 import { serveInbound } from './frontends/inbound.js';
+import { V2PeerTable } from './v2-peers.js';
 import { serveListenPort } from './frontends/listen-port.js';
 import { type Conn, Negotiation, type Services } from './negotiation.js';
 import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserver, endpoints } from './record.js';
@@ -48,6 +49,9 @@ export interface ProxyServerOptions {
   /** Test hook: the clock of the inbound handshake rate limit (milliseconds). */
   now?: () => number;
 }
+
+/** How often a changed v2 peers table is written to --v2-peers-file (and once more at shutdown). */
+const V2_PEERS_SAVE_MS = 5 * 60_000;
 
 interface Listener {
   server: net.Server;
@@ -68,6 +72,9 @@ export class ProxyServer {
   private readonly observer: ProxyObserver;
   /** What the front ends use of this server. */
   private readonly services: Services;
+  /** Peers known to speak v2 (fallback.ts); none with --downgrade-guard all, where nothing falls back. */
+  private readonly v2Peers: V2PeerTable | undefined;
+  private saveTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly config: Config,
@@ -80,6 +87,7 @@ export class ProxyServer {
       { maxClients: config.maxConnections, maxInbound: l.max, maxInboundPerSource: l.perIp, maxInboundHandshakes: l.handshakes, inboundHandshakeRate: l.handshakeRate },
       options.now,
     );
+    this.v2Peers = config.downgradeGuard === 'all' ? undefined : new V2PeerTable();
     this.services = {
       config,
       announce: (conn) => this.announce(conn),
@@ -127,6 +135,7 @@ export class ProxyServer {
     }
     // The first connections find their ephemeral keys made already (crypto/keypool.ts).
     ephemeralKeys.fill();
+    this.loadV2Peers();
     return this.addresses;
   }
 
@@ -152,9 +161,34 @@ export class ProxyServer {
     });
   }
 
+  /** Read --v2-peers-file; a file that fails is reported and ignored (it is replaced at the next save). */
+  private loadV2Peers(): void {
+    const file = this.config.v2PeersFile;
+    if (file === undefined || this.v2Peers === undefined) return;
+    try {
+      const n = this.v2Peers.loadFile(file);
+      this.log.info('v2 peers file read', { file, peers: n });
+    } catch (err) {
+      this.log.error('v2 peers file ignored; it will be replaced', { file, reason: (err as Error).message });
+    }
+    this.saveTimer = setInterval(() => void this.saveV2Peers(), V2_PEERS_SAVE_MS);
+    this.saveTimer.unref();
+  }
+
+  private async saveV2Peers(): Promise<void> {
+    const file = this.config.v2PeersFile;
+    if (file === undefined || this.v2Peers === undefined || !this.v2Peers.dirty) return;
+    try {
+      await this.v2Peers.saveFile(file);
+    } catch (err) {
+      this.log.warn('cannot write the v2 peers file', { file, reason: (err as Error).message });
+    }
+  }
+
   /** Stop listening and close every connection. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.saveTimer);
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     for (const c of [...this.live.values()]) {
       if (c.bridge !== undefined) c.bridge.destroy('proxy shutting down');
@@ -164,6 +198,7 @@ export class ProxyServer {
       }
     }
     await Promise.all(closed);
+    await this.saveV2Peers();
     // Keys made for connections that will not come are wiped.
     ephemeralKeys.clear();
   }
@@ -270,11 +305,12 @@ export class ProxyServer {
       record: conn.record,
       log: conn.log,
       observer: this.observer,
+      v2Peers: this.v2Peers,
       idleTimeoutMs: this.config.timeouts.idleMs,
       onEstablished: () => this.admission.settled(conn.ticket),
       onDone: () => this.finish(conn),
     };
-    const v2 = { handshakeTimeoutMs: this.config.timeouts.handshakeMs, transportOptions: this.options.transportOptions };
+    const v2 = { handshakeTimeoutMs: this.config.timeouts.handshakeMs, transportOptions: this.options.transportOptions, guard: this.config.downgradeGuard };
     const bridge = new Bridge(params.role === 'passthrough' ? { ...common, ...params } : { ...common, ...v2, ...params });
     conn.bridge = bridge;
     bridge.start();

@@ -29,6 +29,12 @@ export interface V1ParserOptions {
   maxPayload?: number;
   /** Check each payload against its header checksum. Default true. */
   verifyChecksum?: boolean;
+  /**
+   * Which payloads to assemble; the others are skipped as they arrive, without being held or copied,
+   * and their message is reported with an empty payload (a reader that only looks for some commands
+   * in a stream relayed as is). Needs verifyChecksum: false. Default: every payload.
+   */
+  keep?: (command: string) => boolean;
 }
 
 const COMMAND_OFFSET = 4;
@@ -126,6 +132,9 @@ export class V1Parser {
   private readonly magic: number;
   private readonly maxPayload: number;
   private readonly verifyChecksum: boolean;
+  private readonly keep: ((command: string) => boolean) | undefined;
+  /** Payload bytes of the current message still to skip (it is not kept). */
+  private skipping = 0;
 
   /** Received bytes not yet consumed (bounded memory whatever the read pattern: byte-queue.ts). */
   private readonly queue = new ByteQueue();
@@ -142,6 +151,8 @@ export class V1Parser {
     this.magic = Buffer.from(magic.buffer, magic.byteOffset, 4).readUInt32LE(0);
     this.maxPayload = options.maxPayload ?? MAX_V1_PAYLOAD;
     this.verifyChecksum = options.verifyChecksum ?? true;
+    this.keep = options.keep;
+    if (this.keep !== undefined && this.verifyChecksum) throw new RangeError('V1Parser: skipped payloads cannot be checked; pass verifyChecksum: false');
   }
 
   /** Bytes held that are not yet a complete message. */
@@ -156,6 +167,7 @@ export class V1Parser {
 
   /** Payload bytes the message being assembled still needs (0 between messages). */
   get pending(): number {
+    if (this.skipping > 0) return this.skipping;
     return this.header === null ? 0 : this.payloadLen - this.queue.length;
   }
 
@@ -175,6 +187,17 @@ export class V1Parser {
       if (this.header === null) {
         if (this.queue.length < V1_HEADER_LEN) break;
         this.readHeader(this.queue.take(V1_HEADER_LEN));
+        if (this.keep !== undefined && !this.keep(this.command)) this.skipping = this.payloadLen;
+      }
+      if (this.skipping > 0) {
+        const n = Math.min(this.skipping, this.queue.length);
+        this.queue.skip(n);
+        this.skipping -= n;
+        if (this.skipping > 0) break;
+        events.push({ type: 'message', command: this.command, header: this.header!, payload: EMPTY });
+        this.header = null;
+        this.payloadLen = 0;
+        continue;
       }
       if (this.queue.length < this.payloadLen) break;
 

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
 import { IMPLS, MessageChannel, byteReader, handshakeV1, implLabel, serveLikeANode, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const main = networkByName('main')!;
 const regtest = networkByName('regtest')!;
@@ -96,7 +97,7 @@ for (const impl of IMPLS) describe(`outbound: v1 client through the proxy to a v
       v6.once('error', () => resolve(false));
       v6.listen(0, '::1', () => resolve(true));
     });
-    if (!ok) this.skip(); // no IPv6 loopback on this machine
+    if (!ok) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
     const port = (v6.address() as net.AddressInfo).port;
     const accepted = new Promise<net.Socket>((resolve) => v6.once('connection', resolve));
     const socket = net.connect(proxy.port, '127.0.0.1');
@@ -161,7 +162,7 @@ describe('outbound: v1 fallback', function () {
 
     it(`--v2-only refuses a v1-only peer that ${mode === 'v1-close' ? 'closes' : 'hangs'}: the client sees a close and no bytes`, async () => {
       const node = await startTestNode(main.magic, mode);
-      const proxy = await startProxy({ v2Only: true, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 400, idleMs: 60_000 } });
+      const proxy = await startProxy({ downgradeGuard: 'all', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 400, idleMs: 60_000 } });
       try {
         const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
         const received: Buffer[] = [];
@@ -221,7 +222,7 @@ describe('outbound: v1 fallback', function () {
   for (const v2Only of [false, true]) {
     it(`stops reading a client that floods before the remote answered${v2Only ? ' (--v2-only, nothing kept for a replay)' : ''}`, async () => {
       const node = await startTestNode(main.magic, 'v1-hang');
-      const proxy = await startProxy({ v2Only, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 10_000, idleMs: 60_000 } });
+      const proxy = await startProxy({ downgradeGuard: v2Only ? 'all' : 'known', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 10_000, idleMs: 60_000 } });
       try {
         const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
         const client = new MessageChannel(socket, main.magic);

@@ -223,7 +223,7 @@ describe('hardening: safe to expose (issue 8)', function () {
     it('--v2-only with a silent remote: a client streaming empty messages is paused after 64 KiB instead of queued without end', async () => {
       const node = await startTestNode(MAIN.magic, 'v1-hang');
       cleanups.push(() => node.stop());
-      const proxy = await startProxy({ logLevel: 'info', v2Only: true, timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 30_000, idleMs: 60_000 } });
+      const proxy = await startProxy({ logLevel: 'info', downgradeGuard: 'all', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 30_000, idleMs: 60_000 } });
       cleanups.push(() => proxy.stop());
       const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
       cleanups.push(() => socket.destroy());
@@ -415,7 +415,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         const custom = customNetwork('0a03cf41');
         const node = await startTestNode(custom.magic, 'v2');
         cleanups.push(() => node.stop());
-        const proxy = await startProxy({ v2Only });
+        const proxy = await startProxy({ downgradeGuard: v2Only ? 'all' : 'known' });
         cleanups.push(() => proxy.stop());
         const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
         cleanups.push(() => socket.destroy());

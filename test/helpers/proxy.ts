@@ -17,7 +17,7 @@ export interface TestProxy {
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
     listen: [{ host: '127.0.0.1', port: 0 }],
-    v2Only: false,
+    downgradeGuard: 'known',
     allowRemote: false,
     logLevel: 'debug',
     maxConnections: 100,

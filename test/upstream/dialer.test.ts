@@ -360,7 +360,8 @@ describe('upstream/dialer', () => {
       });
     }
 
-    it('returns a socket with TCP_NODELAY on (no Nagle delay for small P2P messages)', async () => {
+    // TCP_NODELAY and keepalive are read from the kernel in socket-options.test.ts.
+    it('returns a connected socket that carries bytes through the upstream', async () => {
       const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
       try {
         const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
@@ -512,13 +513,21 @@ describe('upstream/dialer', () => {
     });
 
     it('with -u/-P, credentials from the proxy URL succeed whatever the client sent', async () => {
+      const accepted = echo.accepted;
       const socket = await dial({
         destination: makeDestination('127.0.0.1', echo.port),
         upstreamProxy: { ...parseProxyUrl(`socks5://user:pass@127.0.0.1:${authed.port}`) },
         credentials: { username: 'a1b2c3d4e5f6a7b8-0', password: 'a1b2c3d4e5f6a7b8-0' },
         timeoutMs: 5000,
       });
-      socket.destroy();
+      try {
+        // microsocks let us through (it refuses anything but user/pass, see the next tests) and
+        // connected to the echo server: bytes come back through it.
+        assert.deepEqual(await roundTrip(socket, Buffer.from('url credentials')), Buffer.from('url credentials'));
+        assert.equal(echo.accepted, accepted + 1, 'microsocks connected to the destination once');
+      } finally {
+        socket.destroy();
+      }
     });
 
     it('with -u/-P, wrong credentials are ERR_UPSTREAM_PROXY', async () => {

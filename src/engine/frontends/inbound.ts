@@ -17,7 +17,8 @@ export function serveInbound(conn: Conn, socket: Socket, target: Destination, se
   services.startBridge(conn, {
     role: 'responder',
     remote: socket,
-    network: services.config.network ?? NETWORKS[0]!,
+    // --network (or --magic) restricts; without it the peer may be on any known network.
+    networks: services.config.network === undefined ? NETWORKS : [services.config.network],
     connectLocal: async (signal) => {
       const node = await services.dial(target, { signal, viaProxy: false });
       conn.sockets.add(node);

@@ -50,7 +50,7 @@ export async function serveLegacy(n: Negotiation, head: Buffer, services: Servic
     localInitial: [...raw.drain(), ...n.reader.release()],
     remote,
     network,
-    v2Only: services.config.v2Only,
+    destination,
     redial: (signal) => services.dial(destination, { credentials, signal, viaProxy: true }),
   });
 }

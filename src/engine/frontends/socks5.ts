@@ -78,7 +78,7 @@ async function connect(n: Negotiation, step: Extract<Socks5Step, { type: 'reques
     localInitial,
     remote,
     network: stream.network,
-    v2Only: services.config.v2Only,
+    destination,
     redial: (signal) => services.dial(destination, { credentials, signal, viaProxy: true }),
   });
 }
