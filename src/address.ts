@@ -202,20 +202,26 @@ export function isLoopback(host: string): boolean {
  * (IPv4-mapped IPv6 and a link-local %zone included). Names are not resolved: false.
  */
 export function isOwnAddress(host: string): boolean {
-  let h = host.toLowerCase();
-  if (isIPv6(h)) {
-    // os.networkInterfaces() lists link-local addresses without their zone.
-    const canonical = canonicalIPv6(h.split('%')[0]);
-    if (canonical === undefined) return false;
-    h = canonical;
-    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-    if (mapped !== null) {
-      const hi = parseInt(mapped[1], 16);
-      const lo = parseInt(mapped[2], 16);
-      h = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-    }
-  } else if (!isIPv4(h)) return false;
+  // os.networkInterfaces() lists link-local addresses without their zone.
+  const h = canonicalIP(isIPv6(host) ? host.split('%')[0] : host);
+  if (h === undefined) return false;
   return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
+}
+
+/**
+ * The one text form of an IP address, so that every spelling compares equal: IPv4 dotted, an
+ * IPv4-mapped IPv6 address as the IPv4 address it maps (::ffff:127.0.0.1 is 127.0.0.1, as a
+ * dual-stack socket reports an IPv4 peer), any other IPv6 in canonicalIPv6 form. undefined for
+ * anything else: names, brackets, a %zone.
+ */
+export function canonicalIP(text: string): string | undefined {
+  if (isIPv4(text)) return text;
+  const canonical = canonicalIPv6(text);
+  const mapped = canonical === undefined ? null : /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped === null) return canonical;
+  const hi = parseInt(mapped[1], 16);
+  const lo = parseInt(mapped[2], 16);
+  return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 
 /**

@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 
 import { isProxyError } from '../src/errors.js';
-import { canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, splitHostPort, type HostKind, type HostPortSplit } from '../src/address.js';
+import { canonicalIP, canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, splitHostPort, type HostKind, type HostPortSplit } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -243,6 +243,23 @@ describe('address', () => {
         }),
         { numRuns: 2000 },
       );
+    });
+  });
+
+  describe('canonicalIP', () => {
+    const table: [string, string][] = [
+      ['1.2.3.4', '1.2.3.4'],
+      ['::ffff:127.0.0.1', '127.0.0.1'], // IPv4-mapped: the IPv4 address it maps
+      ['::FFFF:7F00:1', '127.0.0.1'],
+      ['0:0:0:0:0:ffff:0102:0304', '1.2.3.4'],
+      ['2001:DB8::0:1', '2001:db8::1'],
+      ['::1', '::1'],
+      ['::ffff:1:2:3', '::ffff:1:2:3'], // not IPv4-mapped (0:0:0:0:ffff:1:2:3)
+    ];
+    for (const [text, canonical] of table) it(`writes ${text} as ${canonical}`, () => assert.equal(canonicalIP(text), canonical));
+
+    it('has no form for a name, brackets, a %zone or a short IPv4', () => {
+      for (const text of ['example.com', '[::1]', 'fe80::1%eth0', '', '1.2.3']) assert.equal(canonicalIP(text), undefined, text);
     });
   });
 
