@@ -252,6 +252,19 @@ export function formatIPv6(bytes: Uint8Array): string {
   return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
 }
 
+/** The first 12 bytes of an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2). */
+const IPV4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');
+
+/**
+ * 16 address bytes as Bitcoin's messages carry every IP (a VERSION's addr_recv, addr; addrv2 for
+ * IPv6 and CJDNS), Bitcoin Core's CNetAddr serialisation: an IPv4-mapped address as the dotted IPv4
+ * address it maps, anything else as formatIPv6 writes it.
+ */
+export function formatIP(bytes: Uint8Array): string {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return b.subarray(0, 12).equals(IPV4_MAPPED_PREFIX) ? Array.from(b.subarray(12, 16)).join('.') : formatIPv6(b);
+}
+
 /**
  * The one text form of an IPv6 address, so that every spelling of it compares equal: lower case,
  * no leading zeros, the longest run of zero groups as "::" (RFC 5952 §4), and an embedded IPv4

@@ -4,7 +4,7 @@ import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 
 import { isProxyError } from '../src/errors.js';
-import { canonicalIP, canonicalIPv6, classifyHost, formatHostPort, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, splitHostPort, type HostKind, type HostPortSplit } from '../src/address.js';
+import { canonicalIP, canonicalIPv6, classifyHost, formatHostPort, formatIP, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, splitHostPort, type HostKind, type HostPortSplit } from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -243,6 +243,24 @@ describe('address', () => {
         }),
         { numRuns: 2000 },
       );
+    });
+  });
+
+  describe('formatIP: 16 bytes as Bitcoin messages carry an IP (addr_recv, addr, addrv2)', () => {
+    const table: [string, string][] = [
+      ['00000000000000000000ffff01020304', '1.2.3.4'], // IPv4-mapped: dotted
+      ['00000000000000000000ffff00000000', '0.0.0.0'],
+      ['00000000000000000000000000000000', '::'],
+      ['20010db8000000000000000000000001', '2001:db8::1'],
+      ['00000000000000000000fffe01020304', '::fffe:102:304'], // one bit off the mapped prefix
+      ['00000000000000000000000001020304', '::102:304'], // IPv4-compatible (deprecated): not mapped
+      ['fc001234abcdef000000000000000005', 'fc00:1234:abcd:ef00::5'], // CJDNS
+    ];
+    for (const [hex, text] of table) it(`writes ${hex} as ${text}`, () => assert.equal(formatIP(Buffer.from(hex, 'hex')), text));
+
+    it('reads a view into a larger buffer from its own offset', () => {
+      const payload = Buffer.from('aabbcc' + '00000000000000000000ffff0a000001' + 'ddee', 'hex');
+      assert.equal(formatIP(payload.subarray(3, 19)), '10.0.0.1');
     });
   });
 

@@ -17,7 +17,7 @@ import { ProxyError } from '../errors.js';
 import { V1_HEADER_LEN, V1_PREFIX_LEN } from '../limits.js';
 import { commandName, isValidCommand } from '../v1/framing.js';
 import { NETWORKS, type Network, VERSION_COMMAND_FIELD, customNetwork } from '../networks.js';
-import { type Destination, formatIPv6, makeDestination } from '../address.js';
+import { type Destination, formatIP, makeDestination } from '../address.js';
 
 export type FrontEnd = 'socks5' | 'socks4' | 'legacy' | 'unknown' | 'more';
 
@@ -104,7 +104,6 @@ export function legacyNetwork(magic: Uint8Array, network?: Network): Network {
 /** Offsets in a VERSION payload: version(4) services(8) time(8), then addr_recv = services(8) ip(16) port(2, big-endian). */
 const ADDR_RECV_IP = 28;
 const ADDR_RECV_PORT = 44;
-const IPV4_MAPPED = Buffer.from('00000000000000000000ffff', 'hex');
 
 /** The destination of a legacy client, from its VERSION's addr_recv (IPv4-mapped or IPv6). */
 export function versionDestination(payload: Buffer): Destination {
@@ -113,14 +112,9 @@ export function versionDestination(payload: Buffer): Destination {
   }
   const ip = payload.subarray(ADDR_RECV_IP, ADDR_RECV_IP + 16);
   const port = payload.readUInt16BE(ADDR_RECV_PORT);
-  let host: string;
-  if (ip.subarray(0, 12).equals(IPV4_MAPPED)) {
-    host = Array.from(ip.subarray(12)).join('.');
-    if (host === '0.0.0.0') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is 0.0.0.0 (the client did not say where to connect)');
-  } else {
-    if (ip.every((b) => b === 0)) throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is all zero (the client did not say where to connect)');
-    host = formatIPv6(ip);
-  }
+  const host = formatIP(ip);
+  if (host === '0.0.0.0') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is 0.0.0.0 (the client did not say where to connect)');
+  if (host === '::') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is all zero (the client did not say where to connect)');
   if (port === 0) throw new ProxyError('ERR_LEGACY_BAD_ADDR', `addr_recv ${host} has port 0`);
   try {
     return makeDestination(host, port);
