@@ -63,8 +63,8 @@ export class Metrics implements ProxyObserver {
       registers,
     });
 
-    // Computed from the live records at scrape time: the engine refines a record's front end
-    // (socks5 -> legacy) and transport after opened(), without telling observers.
+    // Computed from the live records at scrape time: the engine sets a record's transport after
+    // opened(), when the handshake settles (or a v1 fallback), without telling observers.
     new Gauge({
       name: `${METRICS_PREFIX}connections_active`,
       help: `Connections open now, by front end and transport ("${PENDING}" until established).`,

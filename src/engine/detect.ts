@@ -3,7 +3,7 @@
  *
  * - classifyFirstBytes: which front end a new connection on the shared port is for (SOCKS5,
  *   SOCKS4, a legacy v1 client, or something to close). A custom signet magic may begin with 0x04
- *   or 0x05, so a configured magic is compared first (socks5-and-clients.md, section 0.8).
+ *   or 0x05 (BIP325 derives it from a hash), so a configured magic is compared first.
  * - classifyClientStream: after the SOCKS5 reply, whether the client speaks v1 (its first 16 bytes
  *   are magic || "version" || 5 NULs, for any magic) or already speaks v2 itself. The decision is
  *   made at the first byte of 4..15 that differs from "version" || 5 NULs; a v2 client sends its

@@ -3,7 +3,7 @@
  * (username/password), RFC 1928 §4-§6 (CONNECT request and reply).
  *
  * The caller feeds bytes as they arrive and writes out what comes back; sockets live elsewhere.
- * Choices, each from the research notes (reference/socks5-and-clients.md):
+ * Choices, each from how the clients (Bitcoin Core's Socks5() in netbase.cpp, NBitcoin) and Tor behave:
  * - Method 0x02 wins when offered, as Tor does, so the client's credentials (Core's per-connection
  *   stream-isolation tokens) reach us and can be passed on to an upstream Tor. Any username and
  *   password are accepted, empty ones included (Tor accepts those since 0.3.5). A method the client

@@ -2,7 +2,7 @@
  * Outbound connections to the remote peer: direct TCP, or CONNECT through an upstream SOCKS5 proxy
  * (RFC 1928 §4, RFC 1929; in practice Tor's SOCKSPort) using the npm `socks` client.
  *
- * What the research notes (reference/socks5-and-clients.md §3, §5.1) make us do:
+ * What Tor's SOCKSPort and the `socks` client (SocksClient.createConnection) make us do:
  * - We open the TCP connection to the proxy ourselves and hand it to `socks` as `existing_socket`:
  *   `socks` has no AbortSignal and its own timer is never cleared, so owning the socket is the only
  *   way to cancel, and our one timer covers the whole dial (TCP connect + SOCKS handshake).
@@ -11,9 +11,9 @@
  * - Credentials are Tor stream-isolation tokens: pass the client's on unchanged, or make fresh random
  *   ones per dial, never a `<torS0X>`-prefixed name (Tor prop 351 gives those a meaning).
  * - `socks` reports failures as message strings only; they are mapped back to our stable codes here.
- * - `socks` re-emits bytes that arrived with the CONNECT reply via setImmediate and then resumes the
- *   socket: the caller must attach its 'data' listener in the same tick as the await, which holds
- *   because nothing here awaits anything after the handshake.
+ * - `socks` re-emits bytes that arrived with the CONNECT reply on a setImmediate of its own and then
+ *   resumes the socket. dial() catches them and hands the socket over paused with them unshifted,
+ *   so the caller may attach its reader whenever it is ready and loses nothing.
  */
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -49,7 +49,7 @@ export interface DialOptions {
    * fields are empty) randomCredentials() is used for this dial.
    */
   credentials?: Credentials;
-  /** Whole dial, TCP connect + SOCKS handshake (callers pass 15 s: below Core's 20 s). */
+  /** Whole dial, TCP connect + SOCKS handshake (callers pass --connect-timeout: below Core's 20 s). */
   timeoutMs: number;
   /** Abort destroys the socket and rejects. */
   signal?: AbortSignal;
