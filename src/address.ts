@@ -1,7 +1,14 @@
 /**
- * Addresses: what a host:port is, how it is written and read, and which ones are this machine's.
- * Every layer uses this one module: the SOCKS5 parser and the legacy front end for destinations,
- * the dialer, the engine's loop checks, config (--listen, --inbound, --metrics), metrics and status.
+ * Addresses, in one module for every layer that handles them: the SOCKS5 parser and the legacy
+ * front end, the dialer, the engine's loop checks and admission, the v2 peer table, gossip
+ * (p2p/services.ts), configuration, metrics and status.
+ *
+ * - Destinations: classifyHost and makeDestination decide what a client may ask us to dial.
+ * - host:port text: splitHostPort (the one splitter), parseHostPort (what an operator wrote),
+ *   formatHostPort.
+ * - IP text: canonicalIP and canonicalIPv6 (every spelling of an address compares equal);
+ *   formatIP and formatIPv6 (from the bytes of a message, RFC 5952).
+ * - Whose address: isLoopback, isOwnAddress, sourceKey (an IPv4 address or an IPv6 /64).
  *
  * Destinations (RFC 1928 §5 DST.ADDR). Bitcoin Core sends every destination as ATYP 0x03
  * DOMAINNAME, IP literals included (netbase.cpp Socks5(); the string is CNetAddr::ToStringAddr():
@@ -32,6 +39,9 @@ export interface Destination {
   port: number;
   kind: HostKind;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Destinations: what a client may ask us to dial.
 
 /** RFC 1928 DOMAINNAME has a one-byte length; RFC 1035 caps a name at 255 octets anyway. */
 const MAX_HOST_LEN = 255;
@@ -96,20 +106,8 @@ export function makeDestination(host: string, port: number): Destination {
   return { host: bare, port, kind };
 }
 
-/**
- * "1.2.3.4:8333", "[2001:db8::1]:8333", "example.com:8333": IPv6 in brackets (exactly once), so
- * the result parses back with parseHostPort. Takes any HostPort (a Destination, a proxy endpoint).
- */
-export function formatHostPort({ host, port }: HostPort): string {
-  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function configError(message: string): ProxyError {
-  return new ProxyError('ERR_CONFIG', message);
-}
-
-/** A host name as an operator may write one: RFC 1123 labels (and '_'), a trailing dot allowed. */
-const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+// ---------------------------------------------------------------------------------------------
+// host:port text.
 
 /** How a host:port text splits, before either part is checked; `problem` says why it does not. */
 export type HostPortSplit =
@@ -143,6 +141,13 @@ export function splitHostPort(text: string): HostPortSplit {
   if (colon !== text.indexOf(':')) return { problem: 'unbracketed-ipv6' };
   return colon < 0 ? { host: text, port: undefined, bracketed: false } : { host: text.slice(0, colon), port: text.slice(colon + 1), bracketed: false };
 }
+
+function configError(message: string): ProxyError {
+  return new ProxyError('ERR_CONFIG', message);
+}
+
+/** A host name as an operator may write one: RFC 1123 labels (and '_'), a trailing dot allowed. */
+const HOSTNAME = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
 
 /**
  * An address the operator wrote (--listen, --inbound, --metrics): "127.0.0.1:1324", "[::1]:1324",
@@ -185,28 +190,16 @@ export function parseHostPort(text: string, defaultPort?: number): HostPort {
   return { host, port };
 }
 
-/** 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and "localhost": addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const lower = h.toLowerCase();
-  if (lower === 'localhost' || lower === 'localhost.') return true;
-  if (isIPv4(h)) return h.startsWith('127.');
-  // Zone ids (fe80::1%eth0) have no canonical form: they are link-local, never loopback.
-  const canonical = canonicalIPv6(h);
-  if (canonical === undefined) return false;
-  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
+/**
+ * "1.2.3.4:8333", "[2001:db8::1]:8333", "example.com:8333": IPv6 in brackets (exactly once), so
+ * the result parses back with parseHostPort. Takes any HostPort (a Destination, a proxy endpoint).
+ */
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/**
- * Whether an IP literal is an address of one of this machine's interfaces, in any spelling
- * (IPv4-mapped IPv6 and a link-local %zone included). Names are not resolved: false.
- */
-export function isOwnAddress(host: string): boolean {
-  // os.networkInterfaces() lists link-local addresses without their zone.
-  const h = canonicalIP(isIPv6(host) ? host.split('%')[0] : host);
-  if (h === undefined) return false;
-  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
-}
+// ---------------------------------------------------------------------------------------------
+// IP text forms.
 
 /**
  * The one text form of an IP address, so that every spelling compares equal: IPv4 dotted, an
@@ -222,6 +215,21 @@ export function canonicalIP(text: string): string | undefined {
   const hi = parseInt(mapped[1], 16);
   const lo = parseInt(mapped[2], 16);
   return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+}
+
+/**
+ * The one text form of an IPv6 address, so that every spelling of it compares equal: lower case,
+ * no leading zeros, the longest run of zero groups as "::" (RFC 5952 §4), and an embedded IPv4
+ * written in hex (::ffff:127.0.0.1 becomes ::ffff:7f00:1). The WHATWG URL parser does exactly
+ * this to a bracketed host. undefined for anything that is not a plain IPv6 literal (a %zone too).
+ */
+export function canonicalIPv6(text: string): string | undefined {
+  if (!isIPv6(text)) return undefined;
+  try {
+    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -265,19 +273,30 @@ export function formatIP(bytes: Uint8Array): string {
   return b.subarray(0, 12).equals(IPV4_MAPPED_PREFIX) ? Array.from(b.subarray(12, 16)).join('.') : formatIPv6(b);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Whose address it is.
+
+/** 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104 and "localhost": addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const lower = h.toLowerCase();
+  if (lower === 'localhost' || lower === 'localhost.') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  // Zone ids (fe80::1%eth0) have no canonical form: they are link-local, never loopback.
+  const canonical = canonicalIPv6(h);
+  if (canonical === undefined) return false;
+  return canonical === '::1' || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(canonical);
+}
+
 /**
- * The one text form of an IPv6 address, so that every spelling of it compares equal: lower case,
- * no leading zeros, the longest run of zero groups as "::" (RFC 5952 §4), and an embedded IPv4
- * written in hex (::ffff:127.0.0.1 becomes ::ffff:7f00:1). The WHATWG URL parser does exactly
- * this to a bracketed host. undefined for anything that is not a plain IPv6 literal (a %zone too).
+ * Whether an IP literal is an address of one of this machine's interfaces, in any spelling
+ * (IPv4-mapped IPv6 and a link-local %zone included). Names are not resolved: false.
  */
-export function canonicalIPv6(text: string): string | undefined {
-  if (!isIPv6(text)) return undefined;
-  try {
-    return new URL(`http://[${text}]/`).hostname.slice(1, -1);
-  } catch {
-    return undefined;
-  }
+export function isOwnAddress(host: string): boolean {
+  // os.networkInterfaces() lists link-local addresses without their zone.
+  const h = canonicalIP(isIPv6(host) ? host.split('%')[0] : host);
+  if (h === undefined) return false;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
 }
 
 /**
