@@ -34,7 +34,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { MAX_HELD } from '../src/engine/bridge.js';
 import { MAX_LEGACY_VERSION } from '../src/engine/detect.js';
-import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INBOUND } from '../src/limits.js';
+import { DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_INBOUND } from '../src/config/defaults.js';
 import { networkByName } from '../src/networks.js';
 import { serializeV1 } from '../src/v1/framing.js';
 import { contentsPrefix } from '../src/v2/messages.js';

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, loadConfig } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config/index.js';
 import { isProxyError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics, startMetricsServer } from '../../src/metrics.js';
