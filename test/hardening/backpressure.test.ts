@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
-import { MAIN, type ScriptedConn, type ScriptedNode, sleep, startScriptedNode } from '../helpers/fuzz.js';
+import { MAIN, type ScriptedConn, type ScriptedNode, sleep, startScriptedNode } from '../helpers/fuzz/targets.js';
 import { expectNoLeaks, proxyBuffered, settle } from '../helpers/leaks.js';
 import { type Msg, socks5Connect, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';

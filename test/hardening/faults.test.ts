@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { serializeV1 } from '../../src/v1/framing.js';
-import { LogIndex, MAIN, type ScriptedNode, connectTo, handshakeV1, sleep, startFakeUpstream, startScriptedNode } from '../helpers/fuzz.js';
+import { LogIndex, MAIN, type ScriptedNode, connectTo, handshakeV1, sleep, startFakeUpstream, startScriptedNode } from '../helpers/fuzz/targets.js';
 import { expectNoLeaks, proxyBuffered, settle } from '../helpers/leaks.js';
 import { startMicrosocks } from '../helpers/microsocks.js';
 import { MessageChannel, type Msg, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';

@@ -6,7 +6,7 @@
  *
  * After every batch: the proxy still carries good connections end to end, no socket or timer is
  * left behind, every refusal in the log has code=ERR_... and reason=, and every case's connection
- * logged exactly the code its input calls for (see the targets in test/helpers/fuzz.ts).
+ * logged exactly the code its input calls for (see the targets in test/helpers/fuzz/targets.ts).
  * FUZZ_SEED=<n> runs other cases; `npm run fuzz` runs the same targets without the bound.
  */
 import assert from 'node:assert/strict';
@@ -25,7 +25,7 @@ import {
   startFuzzEnv,
   tally,
   tapWrites,
-} from '../helpers/fuzz.js';
+} from '../helpers/fuzz/targets.js';
 import { expectNoLeaks, settle } from '../helpers/leaks.js';
 import { MessageChannel, socks5Connect, versionPayload } from '../helpers/node.js';
 import { serializeV1 } from '../../src/v1/framing.js';

@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { MAIN, handshakeV1, sleep } from '../helpers/fuzz.js';
+import { MAIN, handshakeV1, sleep } from '../helpers/fuzz/targets.js';
 import { MessageChannel, socks5Connect } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { MAIN, type FakeUpstream, connectTo, handshakeV1, socks5Request, startFakeUpstream } from '../helpers/fuzz.js';
+import { MAIN, type FakeUpstream, connectTo, handshakeV1, socks5Request, startFakeUpstream } from '../helpers/fuzz/targets.js';
 import { expectNoLeaks, settle } from '../helpers/leaks.js';
 import { MessageChannel, byteReader, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
