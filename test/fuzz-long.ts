@@ -8,7 +8,10 @@
  * refusal logged with code and reason. Prints a summary of outcomes per target and every problem;
  * exits 1 when there was any.
  */
-import { checkHealthy, type CaseReport, FUZZ_TARGETS, fuzzTarget, logProblems, Rng, runBatch, startFuzzEnv, tally } from './helpers/fuzz/targets.js';
+import { checkHealthy, startFuzzEnv } from './helpers/fuzz/env.js';
+import { logProblems } from './helpers/fuzz/log-index.js';
+import { Rng } from './helpers/fuzz/rng.js';
+import { type CaseReport, FUZZ_TARGETS, fuzzTarget, runBatch, tally } from './helpers/fuzz/targets.js';
 import { expectNoLeaks, settle } from './helpers/leaks.js';
 
 interface Args {

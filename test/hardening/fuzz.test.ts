@@ -11,23 +11,14 @@
  */
 import assert from 'node:assert/strict';
 import { ellswiftFromPrivate } from '../../src/crypto/ellswift.js';
-import {
-  type CaseReport,
-  type FuzzEnv,
-  type FuzzTarget,
-  MAIN,
-  checkHealthy,
-  connectTo,
-  fuzzTarget,
-  handshakeV1,
-  logProblems,
-  runBatch,
-  startFuzzEnv,
-  tally,
-  tapWrites,
-} from '../helpers/fuzz/targets.js';
+import { type FuzzEnv, checkHealthy, startFuzzEnv } from '../helpers/fuzz/env.js';
+import { MAIN } from '../helpers/fuzz/inputs.js';
+import { logProblems } from '../helpers/fuzz/log-index.js';
+import { connectTo } from '../helpers/fuzz/sockets.js';
+import { type CaseReport, type FuzzTarget, fuzzTarget, runBatch, tally } from '../helpers/fuzz/targets.js';
+import { tapWrites } from '../helpers/fuzz/write-tap.js';
 import { expectNoLeaks, settle } from '../helpers/leaks.js';
-import { MessageChannel, socks5Connect, versionPayload } from '../helpers/node.js';
+import { MessageChannel, handshakeV1, socks5Connect, versionPayload } from '../helpers/node.js';
 import { serializeV1 } from '../../src/v1/framing.js';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
