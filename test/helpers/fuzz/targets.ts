@@ -487,13 +487,20 @@ function expectForFlip(tap: WriteTap, offset: number): { region: string; expect:
   return offset < pkt.start + 3 ? { region: 'app-length', expect: ['ERR_V2_BAD_TAG', 'ERR_V2_TOO_LARGE', 'clean'] } : { region: 'app-packet', expect: ['ERR_V2_BAD_TAG'] };
 }
 
-/** What the other end must do when a v2 endpoint's output stops at `offset` (FIN or RST). */
+/**
+ * What the other end must do when a v2 endpoint's output stops at `offset` (FIN or RST). After the
+ * handshake, a FIN between packets is a clean close and a FIN inside a packet is ERR_PEER_RESET
+ * (each application packet is one write, so a packet boundary is where a write starts).
+ */
 function expectForCut(tap: WriteTap, offset: number, then: 'end' | 'reset'): { region: string; expect: string[] } {
   const w = tap.writes;
   const handshakeEnd = w.length >= 2 ? w[1].start + w[1].length : Infinity;
   if (!tap.fired) return { region: 'unsent', expect: ['clean'] };
   const inHandshake = offset < handshakeEnd;
-  if (then === 'end') return inHandshake ? { region: 'handshake', expect: ['ERR_V2_PEER_CLOSED'] } : { region: 'app', expect: ['clean'] };
+  if (then === 'end') {
+    if (inHandshake) return { region: 'handshake', expect: ['ERR_V2_PEER_CLOSED'] };
+    return w.some((x) => x.start === offset) ? { region: 'app', expect: ['clean'] } : { region: 'app-mid-packet', expect: ['ERR_PEER_RESET'] };
+  }
   return { region: inHandshake ? 'handshake' : 'app', expect: ['ERR_V2_PEER_CLOSED', 'ERR_PEER_RESET', 'clean'] };
 }
 
