@@ -134,6 +134,48 @@ describe('BIP324 packets', () => {
     assert.throws(() => enc.encrypt([Buffer.alloc(MAX_WIRE_CONTENTS), Buffer.alloc(1)]), code('ERR_V2_TOO_LARGE'));
   });
 
+  it('sends exactly MAX_WIRE_CONTENTS (16,777,215) bytes of contents, and refuses one more in encryptPieces() too', () => {
+    assert.equal(MAX_WIRE_CONTENTS, 16_777_215);
+    const big = Buffer.alloc(MAX_WIRE_CONTENTS);
+    const rx = new PacketDecryptor(keyL, keyP, MAX_WIRE_CONTENTS);
+    const wire = new PacketEncryptor(keyL, keyP).encrypt([big]);
+    assert.equal(wire.length, MAX_WIRE_CONTENTS + 20);
+    assert.equal(rx.decryptLength(wire.subarray(0, 3)), MAX_WIRE_CONTENTS);
+    const pieces = new PacketEncryptor(keyL, keyP).encryptPieces([big]);
+    assert.ok(Buffer.concat(pieces).equals(wire));
+    assert.throws(() => new PacketEncryptor(keyL, keyP).encryptPieces([big, Buffer.alloc(1)]), code('ERR_V2_TOO_LARGE'));
+  });
+
+  it('encryptPieces() above the piece threshold seals the first packet with the AAD (the garbage)', () => {
+    const garbage = randomBytes(40);
+    const contents = randomBytes(100_000);
+    const wire = Buffer.concat(new PacketEncryptor(keyL, keyP).encryptPieces([contents.subarray(0, 1), contents.subarray(1)], { aad: garbage }));
+    const rx = new PacketDecryptor(keyL, keyP);
+    rx.decryptLength(wire.subarray(0, 3));
+    assert.throws(() => rx.decrypt(wire.subarray(3)), code('ERR_V2_BAD_TAG'));
+    assert.ok(rx.decrypt(wire.subarray(3), garbage).contents.equals(contents));
+  });
+
+  it('accepts a maxContents of 0..16,777,215 (integers only) and refuses anything else with RangeError', () => {
+    for (const bad of [-1, 1.5, Number.NaN, MAX_WIRE_CONTENTS + 1]) {
+      assert.throws(() => new PacketDecryptor(keyL, keyP, bad), RangeError, `maxContents ${bad}`);
+    }
+    const rx = new PacketDecryptor(keyL, keyP, 0);
+    const enc = new PacketEncryptor(keyL, keyP);
+    assert.equal(receive(rx, enc.encrypt([])).contents.length, 0);
+    assert.throws(() => rx.decryptLength(enc.encrypt([Buffer.of(1)]).subarray(0, 3)), code('ERR_V2_TOO_LARGE'));
+    assert.doesNotThrow(() => new PacketDecryptor(keyL, keyP, MAX_WIRE_CONTENTS));
+  });
+
+  it('refuses a length field that is not 3 bytes (RangeError), and the decryptor stays in step', () => {
+    const enc = new PacketEncryptor(keyL, keyP);
+    const rx = new PacketDecryptor(keyL, keyP);
+    const wire = enc.encrypt([Buffer.from('abc')]);
+    assert.throws(() => rx.decryptLength(wire.subarray(0, 2)), RangeError);
+    assert.throws(() => rx.decryptLength(wire.subarray(0, 4)), RangeError);
+    assert.equal(receive(rx, wire).contents.toString(), 'abc');
+  });
+
   it('stays usable after a failed tag: the same decryptor then accepts the correct packet and the next ones', () => {
     const enc = new PacketEncryptor(keyL, keyP);
     const rx = new PacketDecryptor(keyL, keyP);
