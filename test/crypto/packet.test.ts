@@ -53,6 +53,7 @@ describe('BIP324 packets', () => {
       const options = { aad: i === 0 ? randomBytes(33) : undefined, ignore: i % 7 === 3 };
       const pieces = a.encryptPieces(contents, options);
       if (payload.length + 1 >= 65_536) assert.ok(pieces.length > 1, 'large packets stay in pieces');
+      else assert.equal(pieces.length, 1, 'a small packet is one buffer');
       assert.deepEqual(Buffer.concat(pieces), b.encrypt(contents, options), `packet ${i}`);
     }
   });
@@ -217,6 +218,13 @@ describe('BIP324 packets', () => {
     assert.throws(() => rx.decrypt(wire.subarray(3, wire.length - 1)), code('ERR_V2_BAD_STATE'));
     assert.throws(() => rx.decryptLength(wire.subarray(0, 3)), code('ERR_V2_BAD_STATE'));
     assert.equal(rx.decrypt(wire.subarray(3)).contents.toString(), 'abc');
+  });
+
+  it('refuses a body before any length even when it is the size of an empty packet\'s (ERR_V2_BAD_STATE, not a tag check)', () => {
+    const rx = new PacketDecryptor(keyL, keyP);
+    assert.throws(() => rx.decrypt(Buffer.alloc(16)), code('ERR_V2_BAD_STATE'));
+    assert.throws(() => rx.decrypt(Buffer.alloc(17)), code('ERR_V2_BAD_STATE'));
+    assert.equal(receive(rx, new PacketEncryptor(keyL, keyP).encrypt([])).contents.length, 0);
   });
 
   it('keeps working after the caller wipes the key buffers it was built from (the ciphers hold their own copies)', () => {
