@@ -72,6 +72,17 @@ describe('FSChaCha20Poly1305 (packet AEAD)', () => {
     }
   });
 
+  it('encryptPieces seals with the AAD under the packet counter, below and above the coalescing size', () => {
+    const aead = new FSChaCha20Poly1305(key);
+    for (const [i, size] of [10, 40_000, 0, 70_000].entries()) {
+      const pt = randomBytes(size);
+      const aad = randomBytes(i === 2 ? 0 : 20 + i);
+      const pieces = aead.encryptPieces(aad, [pt.subarray(0, 5), pt.subarray(5, 5), pt.subarray(5)]);
+      const expected = chacha20poly1305(key, nonce(i, 0), aad).encrypt(pt);
+      assert.ok(Buffer.concat(pieces).equals(expected), `packet ${i} of ${size} bytes`);
+    }
+  });
+
   it('treats an undefined AAD and an empty AAD the same', () => {
     const pt = randomBytes(10);
     assert.ok(new FSChaCha20Poly1305(key).encrypt(undefined, [pt]).equals(new FSChaCha20Poly1305(key).encrypt(Buffer.alloc(0), [pt])));

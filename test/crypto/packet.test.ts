@@ -53,6 +53,7 @@ describe('BIP324 packets', () => {
       const options = { aad: i === 0 ? randomBytes(33) : undefined, ignore: i % 7 === 3 };
       const pieces = a.encryptPieces(contents, options);
       if (payload.length + 1 >= 65_536) assert.ok(pieces.length > 1, 'large packets stay in pieces');
+      else assert.equal(pieces.length, 1, 'a small packet is one buffer');
       assert.deepEqual(Buffer.concat(pieces), b.encrypt(contents, options), `packet ${i}`);
     }
   });
@@ -134,6 +135,48 @@ describe('BIP324 packets', () => {
     assert.throws(() => enc.encrypt([Buffer.alloc(MAX_WIRE_CONTENTS), Buffer.alloc(1)]), code('ERR_V2_TOO_LARGE'));
   });
 
+  it('sends exactly MAX_WIRE_CONTENTS (16,777,215) bytes of contents, and refuses one more in encryptPieces() too', () => {
+    assert.equal(MAX_WIRE_CONTENTS, 16_777_215);
+    const big = Buffer.alloc(MAX_WIRE_CONTENTS);
+    const rx = new PacketDecryptor(keyL, keyP, MAX_WIRE_CONTENTS);
+    const wire = new PacketEncryptor(keyL, keyP).encrypt([big]);
+    assert.equal(wire.length, MAX_WIRE_CONTENTS + 20);
+    assert.equal(rx.decryptLength(wire.subarray(0, 3)), MAX_WIRE_CONTENTS);
+    const pieces = new PacketEncryptor(keyL, keyP).encryptPieces([big]);
+    assert.ok(Buffer.concat(pieces).equals(wire));
+    assert.throws(() => new PacketEncryptor(keyL, keyP).encryptPieces([big, Buffer.alloc(1)]), code('ERR_V2_TOO_LARGE'));
+  });
+
+  it('encryptPieces() above the piece threshold seals the first packet with the AAD (the garbage)', () => {
+    const garbage = randomBytes(40);
+    const contents = randomBytes(100_000);
+    const wire = Buffer.concat(new PacketEncryptor(keyL, keyP).encryptPieces([contents.subarray(0, 1), contents.subarray(1)], { aad: garbage }));
+    const rx = new PacketDecryptor(keyL, keyP);
+    rx.decryptLength(wire.subarray(0, 3));
+    assert.throws(() => rx.decrypt(wire.subarray(3)), code('ERR_V2_BAD_TAG'));
+    assert.ok(rx.decrypt(wire.subarray(3), garbage).contents.equals(contents));
+  });
+
+  it('accepts a maxContents of 0..16,777,215 (integers only) and refuses anything else with RangeError', () => {
+    for (const bad of [-1, 1.5, Number.NaN, MAX_WIRE_CONTENTS + 1]) {
+      assert.throws(() => new PacketDecryptor(keyL, keyP, bad), RangeError, `maxContents ${bad}`);
+    }
+    const rx = new PacketDecryptor(keyL, keyP, 0);
+    const enc = new PacketEncryptor(keyL, keyP);
+    assert.equal(receive(rx, enc.encrypt([])).contents.length, 0);
+    assert.throws(() => rx.decryptLength(enc.encrypt([Buffer.of(1)]).subarray(0, 3)), code('ERR_V2_TOO_LARGE'));
+    assert.doesNotThrow(() => new PacketDecryptor(keyL, keyP, MAX_WIRE_CONTENTS));
+  });
+
+  it('refuses a length field that is not 3 bytes (RangeError), and the decryptor stays in step', () => {
+    const enc = new PacketEncryptor(keyL, keyP);
+    const rx = new PacketDecryptor(keyL, keyP);
+    const wire = enc.encrypt([Buffer.from('abc')]);
+    assert.throws(() => rx.decryptLength(wire.subarray(0, 2)), RangeError);
+    assert.throws(() => rx.decryptLength(wire.subarray(0, 4)), RangeError);
+    assert.equal(receive(rx, wire).contents.toString(), 'abc');
+  });
+
   it('stays usable after a failed tag: the same decryptor then accepts the correct packet and the next ones', () => {
     const enc = new PacketEncryptor(keyL, keyP);
     const rx = new PacketDecryptor(keyL, keyP);
@@ -175,6 +218,13 @@ describe('BIP324 packets', () => {
     assert.throws(() => rx.decrypt(wire.subarray(3, wire.length - 1)), code('ERR_V2_BAD_STATE'));
     assert.throws(() => rx.decryptLength(wire.subarray(0, 3)), code('ERR_V2_BAD_STATE'));
     assert.equal(rx.decrypt(wire.subarray(3)).contents.toString(), 'abc');
+  });
+
+  it('refuses a body before any length even when it is the size of an empty packet\'s (ERR_V2_BAD_STATE, not a tag check)', () => {
+    const rx = new PacketDecryptor(keyL, keyP);
+    assert.throws(() => rx.decrypt(Buffer.alloc(16)), code('ERR_V2_BAD_STATE'));
+    assert.throws(() => rx.decrypt(Buffer.alloc(17)), code('ERR_V2_BAD_STATE'));
+    assert.equal(receive(rx, new PacketEncryptor(keyL, keyP).encrypt([])).contents.length, 0);
   });
 
   it('keeps working after the caller wipes the key buffers it was built from (the ciphers hold their own copies)', () => {

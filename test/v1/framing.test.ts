@@ -412,6 +412,49 @@ describe('v1 framing', () => {
       assert.equal(parser.pending, VERSION_PAYLOAD.length - 6);
     });
 
+    describe('keep: payloads of other commands skipped as they arrive', () => {
+      const keep = (command: string) => command === 'version' || command === 'verack';
+      const inv = randomBytes(1000);
+      const msgs = [frame('ping', Buffer.alloc(8, 7)), frame('inv', inv), VERSION_MSG, frame('verack', Buffer.alloc(0))];
+      const wire = Buffer.concat(msgs);
+      // Skipped messages come out with their header and an empty payload; kept ones whole.
+      const expected = [
+        `message ping ${msgs[0]!.toString('hex', 0, 24)} `,
+        `message inv ${msgs[1]!.toString('hex', 0, 24)} `,
+        `message version ${VERSION_HEADER.toString('hex')} ${VERSION_PAYLOAD.toString('hex')}`,
+        `message verack ${msgs[3]!.toString('hex')} `,
+      ];
+
+      it('refuses keep together with checksum verification (RangeError)', () => {
+        assert.throws(() => new V1Parser(MAIN, { keep }), RangeError);
+        assert.throws(() => new V1Parser(MAIN, { keep, verifyChecksum: true }), RangeError);
+        assert.doesNotThrow(() => new V1Parser(MAIN, { keep, verifyChecksum: false }));
+      });
+
+      it('reports skipped messages with an empty payload, in order, in one chunk and cut at every byte', () => {
+        assert.deepEqual(summarize(new V1Parser(MAIN, { keep, verifyChecksum: false }).push(wire)), expected);
+        for (let cut = 1; cut < wire.length; cut++) {
+          const parser = new V1Parser(MAIN, { keep, verifyChecksum: false });
+          const events = [...parser.push(wire.subarray(0, cut)), ...parser.push(wire.subarray(cut))];
+          assert.deepEqual(summarize(events), expected, `cut at ${cut}`);
+          assert.equal(parser.buffered, 0);
+        }
+      });
+
+      it('holds none of a skipped payload and counts down what is left of it in pending', () => {
+        const parser = new V1Parser(MAIN, { keep, verifyChecksum: false });
+        const invStart = msgs[0]!.length;
+        assert.equal(parser.push(wire.subarray(0, invStart + 24 + 10)).length, 1);
+        assert.equal(parser.pending, 990);
+        assert.equal(parser.buffered, 24);
+        assert.deepEqual(parser.push(wire.subarray(invStart + 34, invStart + 24 + 999)), []);
+        assert.equal(parser.pending, 1);
+        assert.equal(parser.buffered, 24);
+        assert.deepEqual(summarize(parser.push(wire.subarray(invStart + 24 + 999))), expected.slice(1));
+        assert.equal(parser.pending, 0);
+      });
+    });
+
     it('assembles a large payload arriving in many small chunks and parses what follows it', () => {
       const payload = randomBytes(300_000);
       const pings = Array.from({ length: 100 }, (_, i) => frame('ping', Buffer.alloc(8, i)));
