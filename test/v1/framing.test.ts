@@ -317,9 +317,7 @@ describe('v1 framing', () => {
         }),
       );
       const parser = new V1Parser(MAIN);
-      const start = performance.now();
       const events = parser.push(wire);
-      const elapsed = performance.now() - start;
       assert.equal(events.length, count);
       events.forEach((ev, i) => {
         assert.ok(ev.type === 'message');
@@ -327,7 +325,6 @@ describe('v1 framing', () => {
         assert.equal(ev.payload.buffer, wire.buffer);
         assert.equal(ev.payload.byteOffset, wire.byteOffset + i * 32 + 24);
       });
-      assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
     });
 
     it('parses a message pushed one byte at a time, tracking buffered and pending', () => {
