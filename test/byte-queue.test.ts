@@ -50,6 +50,51 @@ describe('ByteQueue', () => {
     );
   });
 
+  it('skip(n) discards exactly the next n bytes, interleaved with takes and pushes, and frees what it passed', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('push' as const), data: fc.uint8Array({ minLength: 0, maxLength: 9000 }) }),
+            fc.record({ op: fc.constantFrom('take' as const, 'skip' as const), n: fc.integer({ min: 0, max: 12000 }) }),
+          ),
+          { maxLength: 60 },
+        ),
+        (ops) => {
+          const q = new ByteQueue();
+          // The model: every byte pushed, and how far the reader has got.
+          let model = Buffer.alloc(0);
+          let pos = 0;
+          for (const o of ops) {
+            if (o.op === 'push') {
+              q.push(read(o.data));
+              model = Buffer.concat([model, o.data]);
+              continue;
+            }
+            const n = Math.min(o.n, model.length - pos);
+            if (o.op === 'take') assert.deepEqual(Buffer.from(q.take(n)), model.subarray(pos, pos + n));
+            else q.skip(n);
+            pos += n;
+            assert.equal(q.length, model.length - pos);
+            assert.ok(q.footprint <= bound(q), `footprint ${q.footprint} for ${q.length} bytes`);
+          }
+          assert.deepEqual(Buffer.concat(q.drain()), model.subarray(pos));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('skip() of more than is queued throws and leaves the queue as it was', () => {
+    const q = new ByteQueue();
+    q.push(bytes(10));
+    assert.throws(() => q.skip(11), RangeError);
+    assert.equal(q.length, 10);
+    q.skip(10);
+    assert.equal(q.length, 0);
+    assert.equal(q.buffers, 0);
+  });
+
   it('holds at most 2x the queued bytes plus a constant, for any read pattern', () => {
     fc.assert(
       fc.property(
