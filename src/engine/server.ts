@@ -242,6 +242,8 @@ export class ProxyServer {
       bytesFromPeer: 0,
       msgsToPeer: 0,
       msgsFromPeer: 0,
+      decoysToPeer: 0,
+      decoyBytesToPeer: 0,
     };
     const log = this.log.child({ conn: id });
     socket.on('error', () => {}); // errors are handled by whoever owns the socket at the time
@@ -309,6 +311,7 @@ export class ProxyServer {
       observer: this.observer,
       v2Peers: this.v2Peers,
       idleTimeoutMs: this.config.timeouts.idleMs,
+      shaping: this.config.shaping,
       onEstablished: () => this.admission.settled(conn.ticket),
       onDone: () => this.finish(conn),
     };
