@@ -53,7 +53,7 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
   // Metrics observe every connection, so they exist before the server; their HTTP listener
   // starts after the proxy's own listeners.
   const metricsModule = config.metrics === undefined ? undefined : await import('./metrics.js');
-  const metrics = metricsModule === undefined ? undefined : new metricsModule.Metrics();
+  const metrics = metricsModule === undefined ? undefined : new metricsModule.Metrics({ shaping: config.shaping });
   const server = new ProxyServer(config, log, metrics === undefined ? {} : { observer: metrics });
   let metricsServer: MetricsServer | undefined;
   const closeAll = async (): Promise<void> => {
@@ -68,6 +68,8 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
     upstream_proxy: config.upstreamProxy === undefined ? undefined : describeProxy(config.upstreamProxy),
     onion_proxy: config.onionProxy === undefined ? undefined : describeProxy(config.onionProxy),
     max_connections: config.maxConnections,
+    shape: config.shaping?.mode ?? 'off',
+    shape_rate: config.shaping?.mode === 'cover' ? config.shaping.rate : undefined,
   });
 
   // Handlers go in before listening: a supervisor may signal as soon as it sees the first

@@ -21,6 +21,7 @@ import { parseArgs } from 'node:util';
 
 import { ConfigSyntaxError, parseConfigText } from './config-file.js';
 import { DOWNGRADE_GUARDS, type DowngradeGuard } from './engine/fallback.js';
+import { DEFAULT_SHAPE_RATE, MAX_SHAPE_RATE, SHAPE_MODES, type ShapeMode, type ShapingOptions } from './engine/shaper.js';
 import { ProxyError, isProxyError } from './errors.js';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -76,6 +77,8 @@ export interface Config {
   inbound: InboundRule[];
   /** --metrics HOST:PORT; default 127.0.0.1:9324, undefined after --metrics off */
   metrics?: HostPort;
+  /** --shape and --shape-rate (engine/shaper.ts); undefined = off */
+  shaping?: ShapingOptions;
 }
 
 export type Command = 'run' | 'status' | 'help' | 'version';
@@ -218,6 +221,16 @@ export const OPTIONS = {
     type: 'string',
     arg: 'SECONDS',
     help: `close a connection with no bytes in either direction for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000}, Bitcoin Core's 20 minutes)`,
+  },
+  shape: {
+    type: 'string',
+    arg: 'off|pad|cover',
+    help: 'traffic shaping of what the proxy encrypts, against an observer who reads packet sizes and times: pad = decoy packets round each burst up to a size class; cover = coarser classes, and decoy bursts at random moments while a connection is idle, --shape-rate bytes per second (default off; see TRAFFIC SHAPING in bip324-proxy(1))',
+  },
+  'shape-rate': {
+    type: 'string',
+    arg: 'BYTES',
+    help: `with --shape cover: average bytes per second of cover on each v2 connection (default ${DEFAULT_SHAPE_RATE}, at most ${MAX_SHAPE_RATE})`,
   },
   inbound: {
     type: 'string',
@@ -478,6 +491,8 @@ const EXAMPLE_VALUES: Partial<Record<OptionName, string>> = {
   'idle-timeout': '1200',
   inbound: '0.0.0.0:8333=127.0.0.1:8334',
   metrics: '127.0.0.1:9324',
+  shape: 'pad',
+  'shape-rate': String(DEFAULT_SHAPE_RATE),
   'log-level': 'debug',
   'log-file': '/var/log/bip324-proxy.log',
   config: SYSTEM_CONFIG_FILE,
@@ -771,6 +786,14 @@ function interpret(merged: Merged, command: Command): Config {
     handshakeMs: parseSeconds(merged.string('handshake-timeout'), DEFAULT_HANDSHAKE_TIMEOUT_MS),
     idleMs: parseSeconds(merged.string('idle-timeout'), DEFAULT_IDLE_TIMEOUT_MS),
   };
+
+  const shape = merged.string('shape');
+  if (shape !== undefined && !(SHAPE_MODES as readonly string[]).includes(shape.value)) {
+    throw configError(`${shape.label}: '${shape.value}' is not one of ${SHAPE_MODES.join(', ')} (e.g. --shape pad)`);
+  }
+  const rate = parseCount(merged.string('shape-rate'), DEFAULT_SHAPE_RATE, 1);
+  if (rate > MAX_SHAPE_RATE) throw configError(`${merged.string('shape-rate')!.label}: at most ${MAX_SHAPE_RATE} bytes per second; e.g. ${DEFAULT_SHAPE_RATE}`);
+  if (shape !== undefined && shape.value !== 'off') config.shaping = { mode: shape.value as ShapeMode, rate };
 
   // `status` only dials the metrics address, so listening rules do not apply to it.
   if (command === 'run' && !config.allowRemote) {
