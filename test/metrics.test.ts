@@ -215,7 +215,7 @@ describe('metrics: live counters of a running proxy', function () {
 
 describe('metrics: observer bookkeeping', function () {
   function record(id: number, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
-    return { id, frontEnd: 'socks5', client: '127.0.0.1:5000', startedAt: Date.now(), bytesToPeer: 0, bytesFromPeer: 0, msgsToPeer: 0, msgsFromPeer: 0, ...over };
+    return { id, frontEnd: 'socks5', client: '127.0.0.1:5000', startedAt: Date.now(), bytesToPeer: 0, bytesFromPeer: 0, msgsToPeer: 0, msgsFromPeer: 0, decoysToPeer: 0, decoyBytesToPeer: 0, ...over };
   }
   async function samples(m: Metrics): Promise<Sample[]> {
     return parseProm(await m.registry.metrics());

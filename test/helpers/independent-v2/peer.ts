@@ -119,6 +119,8 @@ export interface PeerOptions {
   appDecoys?: (n: number) => readonly Uint8Array[];
   /** Responder: disconnect a v1 VERSION of another network (bytes 4..15 of the key), as Bitcoin Core does. Default true. */
   rejectForeignV1?: boolean;
+  /** Told of every packet decrypted, decoy or not, in the order they arrive (tests of where decoys are placed). */
+  onPacket?: (decoy: boolean) => void;
 }
 
 export type PeerEvent =
@@ -140,6 +142,7 @@ export class IndependentV2Peer {
   private readonly maxContents: number;
   private readonly appDecoys: ((n: number) => readonly Uint8Array[]) | undefined;
   private readonly rejectForeignV1: boolean;
+  private readonly onPacket: ((decoy: boolean) => void) | undefined;
   private key: EllswiftKeyPair | undefined;
   private session: SessionState | undefined;
   private started = false;
@@ -159,6 +162,8 @@ export class IndependentV2Peer {
   receivedGarbage: Uint8Array | undefined;
   receivedVersionContents: Uint8Array | undefined;
   decoysReceived = 0;
+  /** Wire bytes of the decoys received (length field, header, contents, tag). */
+  decoyBytesReceived = 0;
   packetsReceived = 0;
   sessionId: Buffer | undefined;
 
@@ -173,6 +178,7 @@ export class IndependentV2Peer {
     this.maxContents = options.maxContents ?? MAX_CONTENTS;
     this.appDecoys = options.appDecoys;
     this.rejectForeignV1 = options.rejectForeignV1 ?? true;
+    this.onPacket = options.onPacket;
     this.key = options.key;
   }
 
@@ -357,8 +363,10 @@ export class IndependentV2Peer {
       throw new PeerError('bad-tag', (err as Error).message);
     }
     this.packetsReceived++;
+    this.onPacket?.((plaintext[0]! & (1 << IGNORE_BIT_POS)) !== 0);
     if ((plaintext[0]! & (1 << IGNORE_BIT_POS)) !== 0) {
       this.decoysReceived++;
+      this.decoyBytesReceived += LENGTH_FIELD_LEN + aeadCiphertext.length;
       return undefined;
     }
     return plaintext.subarray(HEADER_LEN);
