@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { HELP_TEXT, loadConfig } from '../src/config.js';
+import { HELP_TEXT, loadConfig } from '../src/config/index.js';
 import { isProxyError } from '../src/errors.js';
 
 const NO_ENV = {};

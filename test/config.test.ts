@@ -12,20 +12,11 @@ import {
   defaultConfig,
   defaultConfigFiles,
   describeProxy,
-  formatAddress,
-  isLoopback,
   loadConfig,
-  parseHostPort,
-} from '../src/config.js';
-import type { Config } from '../src/config.js';
+} from '../src/config/index.js';
+import type { Config } from '../src/config/index.js';
+import { formatHostPort } from '../src/address.js';
 import { isProxyError } from '../src/errors.js';
-import {
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_SOCKS_TIMEOUT_MS,
-} from '../src/limits.js';
 
 const NO_ENV = {};
 
@@ -63,6 +54,7 @@ describe('config', () => {
   }
 
   describe('defaults', () => {
+    // The documented values as literals (test/defaults.test.ts also checks the man page, --help and the sample config).
     it('with no arguments runs on 127.0.0.1:1324 with the documented defaults', () => {
       const parsed = loadConfig([], NO_ENV);
       assert.equal(parsed.command, 'run');
@@ -72,15 +64,15 @@ describe('config', () => {
         downgradeGuard: 'known',
         allowRemote: false,
         logLevel: 'info',
-        maxConnections: DEFAULT_MAX_CONNECTIONS,
+        maxConnections: 1024,
         // Literals, as documented: the man page, --help and the sample config say the same.
         inboundLimits: { max: 125, perIp: 4, handshakes: 32, handshakeRate: 20 },
         metrics: { host: '127.0.0.1', port: 9324 },
         timeouts: {
-          socksMs: DEFAULT_SOCKS_TIMEOUT_MS,
-          connectMs: DEFAULT_CONNECT_TIMEOUT_MS,
-          handshakeMs: DEFAULT_HANDSHAKE_TIMEOUT_MS,
-          idleMs: DEFAULT_IDLE_TIMEOUT_MS,
+          socksMs: 10_000,
+          connectMs: 15_000,
+          handshakeMs: 10_000,
+          idleMs: 1_200_000,
         },
         inbound: [],
       });
@@ -184,41 +176,6 @@ describe('config', () => {
     });
   });
 
-  describe('parseHostPort', () => {
-    it('splits IPv4, [IPv6] and names, without the brackets', () => {
-      assert.deepEqual(parseHostPort('127.0.0.1:1324'), { host: '127.0.0.1', port: 1324 });
-      assert.deepEqual(parseHostPort('[::1]:1324'), { host: '::1', port: 1324 });
-      assert.deepEqual(parseHostPort('[2001:db8::1]:8333'), { host: '2001:db8::1', port: 8333 });
-      assert.deepEqual(parseHostPort('localhost:1324'), { host: 'localhost', port: 1324 });
-      assert.deepEqual(parseHostPort('seed.bitcoin.sipa.be:8333'), { host: 'seed.bitcoin.sipa.be', port: 8333 });
-      assert.deepEqual(parseHostPort('1.2.3.4:65535'), { host: '1.2.3.4', port: 65535 });
-    });
-
-    it('uses the default port only when there is none', () => {
-      assert.deepEqual(parseHostPort('1.2.3.4', 8333), { host: '1.2.3.4', port: 8333 });
-      assert.deepEqual(parseHostPort('1.2.3.4:18444', 8333), { host: '1.2.3.4', port: 18444 });
-      assert.throws(() => parseHostPort('1.2.3.4'), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /no port/.test(e.message));
-    });
-
-    it('refuses a bare IPv6 address even with a default port, as "::1:1324" is ambiguous', () => {
-      assert.throws(() => parseHostPort('::1', 1324), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /brackets/.test(e.message));
-      assert.throws(() => parseHostPort('2001:db8::1:8333'), (e: unknown) => isProxyError(e, 'ERR_CONFIG'));
-    });
-
-    it('round-trips through formatAddress', () => {
-      for (const text of ['127.0.0.1:1324', '[::1]:1324', '[2001:db8::1]:0', 'localhost:9']) {
-        assert.equal(formatAddress(parseHostPort(text)), text);
-      }
-    });
-  });
-
-  describe('isLoopback', () => {
-    const yes = ['127.0.0.1', '127.1.2.3', '127.255.255.255', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:7f00:1', '::ffff:127.9.8.7', 'localhost', 'LocalHost', 'localhost.'];
-    const no = ['0.0.0.0', '128.0.0.1', '126.255.255.255', '10.0.0.1', '::', '::2', '::ffff:128.0.0.1', '::ffff:10.0.0.1', 'fe80::1%lo', '1.127.0.0', 'localhost.example.org', 'mylocalhost', '', '127.0.0.1.nip.io'];
-    for (const host of yes) it(`takes ${host} for loopback`, () => assert.equal(isLoopback(host), true));
-    for (const host of no) it(`does not take '${host}' for loopback`, () => assert.equal(isLoopback(host), false));
-  });
-
   describe('--network and --magic', () => {
     it('selects each network by name and by its aliases', () => {
       const expected: [string, string, string, number][] = [
@@ -268,8 +225,12 @@ describe('config', () => {
 
   describe('flags', () => {
     it('--v2-only and --allow-remote default off and switch on', () => {
+      assert.equal(config([]).downgradeGuard, 'known');
+      assert.equal(config([]).allowRemote, false);
       assert.equal(config(['--v2-only']).downgradeGuard, 'all');
       assert.equal(config(['--allow-remote']).allowRemote, true);
+      assert.equal(config(['--v2-only', '--no-v2-only']).downgradeGuard, 'known');
+      assert.equal(config(['--allow-remote', '--no-allow-remote']).allowRemote, false);
     });
   });
 
@@ -503,7 +464,7 @@ describe('config', () => {
 
     it('takes repeated keys and key[]= for repeatable options, in file order', () => {
       const c = config(['--config', file('listen=127.0.0.1:1\nlisten=[::1]:2\nlisten[]=127.0.0.3:3\ninbound[]=127.0.0.1:4=127.0.0.1:5\n')]);
-      assert.deepEqual(c.listen.map(formatAddress), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
+      assert.deepEqual(c.listen.map(formatHostPort), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
       assert.equal(c.inbound.length, 1);
     });
 

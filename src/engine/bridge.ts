@@ -93,7 +93,11 @@ export interface ResponderOptions extends CommonOptions {
   role: 'responder';
   /** Connect to the node; called once the peer's transport is settled. */
   connectLocal: (signal: AbortSignal) => Promise<Socket>;
-  network: Network;
+  /**
+   * The networks a peer may be on, in order of preference: the peer's garbage terminator (whose key
+   * derivation includes the magic) or its v1 VERSION's magic says which one it is on.
+   */
+  networks: readonly Network[];
   handshakeTimeoutMs: number;
   transportOptions?: Partial<V2TransportOptions>;
 }
@@ -137,6 +141,9 @@ const MAX_JUDGED = 24 + 4096;
 
 type Side = 'local' | 'remote';
 
+/** Passthrough has no network of its own (the client's v2 handshake is end to end). */
+const NO_NETWORK: Network = { name: 'none', magic: Buffer.alloc(4), port: 0 };
+
 /** Up to this payload size a v1 message is written as one buffer (header copied in front). */
 const COALESCE_MAX = 16 * 1024;
 
@@ -170,6 +177,8 @@ export class Bridge {
   private readonly listeners = new Map<Socket, [string, (...args: any[]) => void][]>();
   /** Aborts a redial or a node connection still in progress when the Bridge ends. */
   private readonly ended = new AbortController();
+  /** The network the session is on (magic for v1 framing and the key derivation). */
+  private network: Network;
   /** Shaping: the ladder every burst we encrypt is padded to (undefined: no shaping). */
   private readonly ladder: readonly number[] | undefined;
   /** Shaping under cover: when the next cover burst is due, and its size. */
@@ -178,6 +187,8 @@ export class Bridge {
 
   constructor(options: BridgeOptions) {
     this.o = options;
+    // A responder learns its peer's network from the handshake (settleNetwork); until then, the first.
+    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0]! : NO_NETWORK;
     this.record = options.record;
     this.log = options.log;
     this.remote = options.remote;
@@ -194,8 +205,13 @@ export class Bridge {
       this.local = options.role === 'initiator' ? options.local : undefined;
       this.state = {
         kind: 'handshake',
-        transport: new V2Transport({ role: options.role, magic: options.network.magic, ...options.transportOptions }),
-        parser: new V1Parser(options.network.magic),
+        transport: new V2Transport({
+          role: options.role,
+          magic: this.network.magic,
+          ...(options.role === 'responder' ? { networks: options.networks.map((n) => n.magic) } : {}),
+          ...options.transportOptions,
+        }),
+        parser: new V1Parser(this.network.magic),
         held: new ByteQueue(),
       };
     }
@@ -533,7 +549,7 @@ export class Bridge {
           }
           this.record.msgsFromPeer++;
           this.learn(decoded.command, decoded.payload);
-          const magic = (this.o as InitiatorOptions | ResponderOptions).network.magic;
+          const magic = this.network.magic;
           // A small message goes out as one buffer (one write, no writev); a large one is not copied.
           if (decoded.payload.length <= COALESCE_MAX) toLocal.push(serializeV1(magic, decoded.command, decoded.payload));
           else toLocal.push(v1Header(magic, decoded.command, decoded.payload), decoded.payload);
@@ -543,6 +559,7 @@ export class Bridge {
           // Inbound only: the peer speaks v1. Relay it untouched, from its first byte; anything
           // the node already sent goes the other way.
           const held = this.state.kind === 'handshake' ? this.state.held.drain() : [];
+          if (this.state.kind === 'handshake') this.settleNetwork(this.state.transport);
           this.write('local', toLocal.splice(0));
           this.startRelay('inbound-v1', this.newWatch(false));
           this.onRemoteData(ev.data);
@@ -557,7 +574,9 @@ export class Bridge {
   private onReady(sessionId: Buffer): void {
     const s = this.state;
     if (s.kind !== 'handshake') throw new ProxyError('ERR_INTERNAL', `v2 session ready in state ${s.kind}`);
-    this.state = { kind: 'session', transport: s.transport, parser: s.parser };
+    this.settleNetwork(s.transport);
+    // The node's bytes (inbound) come only from now on: parse them for the peer's network.
+    this.state = { kind: 'session', transport: s.transport, parser: this.o.role === 'responder' ? new V1Parser(this.network.magic) : s.parser };
     clearTimeout(this.handshakeTimer);
     const r = this.record;
     r.sessionId = sessionId.toString('hex');
@@ -567,12 +586,21 @@ export class Bridge {
     this.scheduleCover();
   }
 
+  /** A responder with several candidate networks: the handshake (or the v1 VERSION) said which. */
+  private settleNetwork(transport: V2Transport): void {
+    if (this.o.role !== 'responder') return;
+    const magic = transport.magic;
+    const n = magic === undefined ? undefined : this.o.networks.find((c) => c.magic.equals(magic));
+    if (n !== undefined) this.network = n;
+  }
+
   /** The transport is settled: log it, tell the observers and, inbound, connect to the node. */
   private established(kind: TransportKind, handshakeMs: number | undefined): void {
     const r = this.record;
     r.transport = kind;
     r.establishedAt = Date.now();
-    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
+    const network = this.o.role === 'passthrough' ? undefined : this.network.name;
+    this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), network, transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
     this.o.observer.established(r, handshakeMs);
     this.o.onEstablished?.();
     if (this.local === undefined) this.connectLocal();
@@ -679,7 +707,7 @@ export class Bridge {
   /** A watch on the remote's v1 stream, when there is a table to learn into or a VERSION to judge. */
   private newWatch(judge: boolean): RemoteWatch | undefined {
     if (this.o.v2Peers === undefined && !judge) return undefined;
-    const magic = (this.o as InitiatorOptions | ResponderOptions).network.magic;
+    const magic = this.network.magic;
     const parser = new V1Parser(magic, { verifyChecksum: false, keep: (command) => WATCHED.has(command) });
     return judge ? { parser, judging: new ByteQueue() } : { parser };
   }
@@ -762,6 +790,12 @@ export class Bridge {
       this.remoteEnded = true;
       if (this.state.kind === 'handshake') {
         this.destroy('remote closed during the v2 handshake', 'ERR_V2_PEER_CLOSED');
+        return;
+      }
+      if (this.state.kind === 'session' && this.state.transport.midPacket) {
+        // A stream cut inside a packet is a failure, not a close (a reset arriving while bytes were
+        // still unread is also reported as an end of stream).
+        this.destroy('peer closed the connection in the middle of a packet', 'ERR_PEER_RESET');
         return;
       }
       this.local?.end();

@@ -36,11 +36,6 @@ export interface ShapingOptions {
   rate: number;
 }
 
-/** setting: --shape-rate, average cover bytes per second per connection. */
-export const DEFAULT_SHAPE_RATE = 1024;
-/** --shape-rate may not be more: the CPU and bandwidth spent on cover stay bounded per connection. */
-export const MAX_SHAPE_RATE = 1024 * 1024;
-
 /** The smallest decoy packet on the wire: 3-byte length, header byte, 16-byte tag, empty contents. */
 export const MIN_DECOY = V2_PACKET_OVERHEAD;
 

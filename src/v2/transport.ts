@@ -28,7 +28,7 @@ import {
 } from '../limits.js';
 import { type EllSwiftKey, ellswiftCreate, v2SharedSecret } from '../crypto/ellswift.js';
 import { ephemeralKeys } from '../crypto/keypool.js';
-import { deriveSessionKeys } from '../crypto/keys.js';
+import { type SessionKeys, deriveSessionKeys } from '../crypto/keys.js';
 import { PacketDecryptor, PacketEncryptor } from '../crypto/packet.js';
 
 export type Role = 'initiator' | 'responder';
@@ -52,6 +52,14 @@ export interface V2TransportOptions {
   key?: EllSwiftKey;
   /** Where our key comes from when `key` is not given: default the process-wide pool (crypto/keypool.ts). Such a key is ours and is wiped after the ECDH. */
   keyPool?: { take(): EllSwiftKey };
+  /**
+   * Responder only: the networks (magics) a peer may be on, `magic` among them; default just
+   * `magic`. With several, the peer's network is told by which network's garbage terminator it
+   * sends (the magic is part of the key derivation), or by a v1 VERSION's magic; our own terminator
+   * and version packet then wait for the peer's terminator. That costs the initiator one round trip
+   * before its 'ready', but no deadlock: an initiator sends its terminator on our key alone.
+   */
+  networks?: readonly Uint8Array[];
 }
 
 export type V2Event =
@@ -84,9 +92,12 @@ function defaultGarbage(): Buffer {
 
 export class V2Transport {
   private readonly role: Role;
-  private readonly magic: Buffer;
-  /** magic || "version" || 00x5: what the responder compares the first bytes with. */
-  private readonly v1Prefix: Buffer;
+  /** The network: the only one, or (a responder with several) the one the peer turned out to be on. */
+  private magicInUse: Buffer;
+  /** Responder: the networks the peer may be on, in order of preference. */
+  private readonly candidates: Buffer[];
+  /** detect: the first (up to 16) bytes received, compared with each candidate's v1 VERSION prefix. */
+  private readonly detectBytes = Buffer.alloc(V1_PREFIX_LEN);
   private readonly maxContents: number;
   private readonly decoys: readonly Uint8Array[];
   private readonly versionContents: Uint8Array;
@@ -113,6 +124,8 @@ export class V2Transport {
   private garbageBuf: Buffer | undefined;
   private garbageLen = 0;
   private recvTerminator: Buffer | undefined;
+  /** Several candidate networks: each one's keys, until the peer's terminator tells which. */
+  private pendingNetworks: { magic: Buffer; keys: SessionKeys }[] | undefined;
   /** The received garbage: the AAD of the first packet we decrypt, then dropped. */
   private firstAad: Buffer | undefined;
 
@@ -129,8 +142,11 @@ export class V2Transport {
   constructor(options: V2TransportOptions) {
     if (options.magic.length !== 4) throw new RangeError('V2Transport: magic must be 4 bytes');
     this.role = options.role;
-    this.magic = Buffer.from(options.magic);
-    this.v1Prefix = v1VersionPrefix(this.magic);
+    this.magicInUse = Buffer.from(options.magic);
+    const networks = options.networks ?? [options.magic];
+    if (networks.some((m) => m.length !== 4)) throw new RangeError('V2Transport: every network magic must be 4 bytes');
+    if (options.role === 'initiator' && networks.length !== 1) throw new RangeError('V2Transport: an initiator knows its network');
+    this.candidates = networks.map((m) => Buffer.from(m));
     this.maxContents = options.maxContents ?? MAX_V2_CONTENTS;
     this.decoys = options.decoys ?? [];
     this.versionContents = options.versionContents ?? new Uint8Array(0);
@@ -151,7 +167,7 @@ export class V2Transport {
     // or disconnect; the chance is 2^-96, but regenerating costs nothing when it does not happen.
     let key = this.ourKey ?? this.keyPool.take();
     let owned = this.ownsKey;
-    while (startsLikeV1Version(key.ellswift, this.magic)) {
+    while (startsLikeV1Version(key.ellswift, this.magicInUse)) {
       if (owned) key.privateKey.fill(0);
       key = ellswiftCreate();
       owned = true;
@@ -223,6 +239,16 @@ export class V2Transport {
     return this.readySessionId;
   }
 
+  /** The network magic in use: the only one, or the one the peer turned out to be on (undefined while a responder does not know yet). */
+  get magic(): Buffer | undefined {
+    return this.candidates.length === 1 || this.phase === 'v1' || this.encryptor !== undefined ? this.magicInUse : undefined;
+  }
+
+  /** Whether bytes of a packet not yet complete are held: a stream that ends now was cut short. */
+  get midPacket(): boolean {
+    return (this.phase === 'version' || this.phase === 'app') && (this.queue.length > 0 || this.pendingLen >= 0);
+  }
+
   get bytesReceived(): number {
     return this.received;
   }
@@ -249,6 +275,8 @@ export class V2Transport {
     this.queue.clear();
     this.detectChunks = [];
     this.garbageBuf = undefined;
+    for (const n of this.pendingNetworks ?? []) for (const k of [n.keys.initiatorL, n.keys.initiatorP, n.keys.responderL, n.keys.responderP]) k.fill(0);
+    this.pendingNetworks = undefined;
     this.firstAad = undefined;
     this.encryptor = undefined;
     this.decryptor = undefined;
@@ -269,7 +297,7 @@ export class V2Transport {
           rest = this.receiveKeyBytes(rest, events);
           break;
         case 'garbage':
-          rest = this.receiveGarbageBytes(rest);
+          rest = this.receiveGarbageBytes(rest, events);
           break;
         case 'version':
         case 'app':
@@ -283,19 +311,24 @@ export class V2Transport {
   }
 
   /**
-   * Responder: compare with magic || "version" || 00x5 as Core does. At the first mismatch the peer
-   * is v2: returns the earlier chunks (which matched, so they start the peer's key; `chunk` itself
-   * is then parsed by the caller). Undefined while undecided or after the v1 fallback.
+   * Responder: compare with magic || "version" || 00x5 as Core does, for each network the peer may
+   * be on. At the first byte no network's prefix allows, the peer is v2: returns the earlier chunks
+   * (which matched, so they start the peer's key; `chunk` itself is then parsed by the caller).
+   * Undefined while undecided or after the v1 fallback.
    */
   private detect(chunk: Buffer, events: V2Event[]): Buffer[] | undefined {
     const n = Math.min(V1_PREFIX_LEN - this.detected, chunk.length);
-    if (chunk.subarray(0, n).equals(this.v1Prefix.subarray(this.detected, this.detected + n))) {
+    chunk.copy(this.detectBytes, this.detected, 0, n);
+    const seen = this.detectBytes.subarray(0, this.detected + n);
+    const matching = this.candidates.find((m) => v1VersionPrefix(m).subarray(0, seen.length).equals(seen));
+    if (matching !== undefined) {
       this.detected += n;
       this.detectChunks.push(chunk);
       if (this.detected < V1_PREFIX_LEN) return undefined;
       // Everything received, including bytes past the prefix in this chunk, belongs to the v1 parser.
       const data = Buffer.concat(this.detectChunks);
       this.detectChunks = [];
+      this.magicInUse = matching;
       this.phase = 'v1';
       this.dropOurKey();
       events.push({ type: 'v1', data });
@@ -326,7 +359,7 @@ export class V2Transport {
       if (this.peerKey.subarray(4, V1_PREFIX_LEN).equals(VERSION_COMMAND_FIELD)) {
         throw new ProxyError(
           'ERR_V1_WRONG_NETWORK',
-          `v1 VERSION with magic ${this.peerKey.subarray(0, 4).toString('hex')}, expected ${this.magic.toString('hex')}`,
+          `v1 VERSION with magic ${this.peerKey.subarray(0, 4).toString('hex')}, expected ${this.candidates.map((m) => m.toString('hex')).join(' or ')}`,
         );
       }
     }
@@ -334,19 +367,37 @@ export class V2Transport {
     return chunk.subarray(take);
   }
 
-  /** Derive the keys and send terminator || decoys || version without waiting for the peer (1.5 RTT). */
+  /**
+   * Derive the keys and send terminator || decoys || version without waiting for the peer (1.5 RTT);
+   * a responder with several candidate networks derives each one's keys and sends once the peer's
+   * terminator has said which.
+   */
   private onPeerKey(events: V2Event[]): void {
     const key = this.ourKey;
     if (key === undefined) throw new ProxyError('ERR_V2_BAD_STATE', 'V2Transport has no key of its own');
     const initiator = this.role === 'initiator';
     const secret = v2SharedSecret(key.privateKey, this.peerKey, key.ellswift, initiator);
-    const keys = deriveSessionKeys(secret, this.magic, initiator);
+    const networks = this.candidates.map((magic) => ({ magic, keys: deriveSessionKeys(secret, magic, initiator) }));
     secret.fill(0);
     this.dropOurKey();
+    this.garbageBuf = Buffer.allocUnsafe(GARBAGE_SCAN_LIMIT);
+    this.garbageLen = 0;
+    this.phase = 'garbage';
+    if (networks.length === 1) this.useNetwork(networks[0]!, events);
+    else this.pendingNetworks = networks;
+  }
+
+  /** The peer's network is known: set up the ciphers, wipe every other key, send terminator || decoys || version. */
+  private useNetwork(chosen: { magic: Buffer; keys: SessionKeys }, events: V2Event[]): void {
+    const keys = chosen.keys;
+    this.magicInUse = chosen.magic;
     this.encryptor = new PacketEncryptor(keys.sendL, keys.sendP);
     this.decryptor = new PacketDecryptor(keys.recvL, keys.recvP, this.maxContents);
     // The ciphers hold their own copies; BIP324 asks to wipe the derived keys once they exist.
-    for (const k of [keys.initiatorL, keys.initiatorP, keys.responderL, keys.responderP]) k.fill(0);
+    for (const n of this.pendingNetworks ?? [chosen]) {
+      for (const k of [n.keys.initiatorL, n.keys.initiatorP, n.keys.responderL, n.keys.responderP]) k.fill(0);
+    }
+    this.pendingNetworks = undefined;
     this.recvTerminator = keys.recvTerminator;
     this.pendingSessionId = keys.sessionId;
 
@@ -358,9 +409,6 @@ export class V2Transport {
       aad = undefined;
     }
     parts.push(this.encryptor.encrypt([this.versionContents], { aad }));
-    this.garbageBuf = Buffer.allocUnsafe(GARBAGE_SCAN_LIMIT);
-    this.garbageLen = 0;
-    this.phase = 'garbage';
     events.push({ type: 'send', data: Buffer.concat(parts) });
   }
 
@@ -373,16 +421,27 @@ export class V2Transport {
    * §11a: the terminator must end within 4111 bytes after the key. Only the new bytes plus the 15
    * before them are searched, so a terminator split across chunks is found without rescanning.
    */
-  private receiveGarbageBytes(chunk: Buffer): Buffer {
+  private receiveGarbageBytes(chunk: Buffer, events: V2Event[]): Buffer {
     const buf = this.garbageBuf;
-    const term = this.recvTerminator;
-    if (buf === undefined || term === undefined) throw new ProxyError('ERR_V2_BAD_STATE', 'garbage scan without keys');
+    const terminators = this.pendingNetworks?.map((n) => n.keys.recvTerminator) ?? (this.recvTerminator === undefined ? [] : [this.recvTerminator]);
+    if (buf === undefined || terminators.length === 0) throw new ProxyError('ERR_V2_BAD_STATE', 'garbage scan without keys');
     const old = this.garbageLen;
     const take = Math.min(GARBAGE_SCAN_LIMIT - old, chunk.length);
     chunk.copy(buf, old, 0, take);
     const filled = old + take;
-    const at = buf.subarray(0, filled).indexOf(term, Math.max(0, old - (GARBAGE_TERMINATOR_LEN - 1)));
+    const window = buf.subarray(0, filled);
+    const from = Math.max(0, old - (GARBAGE_TERMINATOR_LEN - 1));
+    let at = -1;
+    let which = 0;
+    terminators.forEach((term, i) => {
+      const found = window.indexOf(term, from);
+      if (found >= 0 && (at < 0 || found < at)) {
+        at = found;
+        which = i;
+      }
+    });
     if (at >= 0) {
+      if (this.pendingNetworks !== undefined) this.useNetwork(this.pendingNetworks[which]!, events);
       this.firstAad = buf.subarray(0, at);
       this.garbageBuf = undefined;
       this.recvTerminator = undefined;

@@ -94,3 +94,32 @@ describe('inbound: v2 in front of a v1-only node', function () {
     assert.equal(node.accepted, before);
   });
 });
+
+describe('inbound without --network: the peer\'s network is found from its handshake', function () {
+  const regtest = networkByName('regtest')!;
+  let node: TestNode;
+  let proxy: TestProxy;
+  beforeEach(async () => {
+    node = await startTestNode(regtest.magic, 'v1-close');
+    proxy = await startProxy({ inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }] });
+  });
+  afterEach(async () => {
+    await proxy.stop();
+    await node.stop();
+  });
+
+  for (const impl of IMPLS) it(`a regtest v2 initiator reaches a regtest node, and the established line names regtest${implLabel(impl)}`, async () => {
+    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0]!.port), regtest.magic, { v2: 'initiator', impl });
+    peer.send('version', versionPayload());
+    await peer.next('version');
+    await peer.next('verack');
+    assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v2/);
+  });
+
+  it('a regtest v1 peer is relayed as v1, named regtest', async () => {
+    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0]!.port), regtest.magic);
+    peer.send('version', versionPayload());
+    await peer.next('version');
+    assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v1/);
+  });
+});

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
 import { IMPLS, MessageChannel, byteReader, handshakeV1, implLabel, serveLikeANode, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const main = networkByName('main')!;
 const regtest = networkByName('regtest')!;
@@ -96,7 +97,7 @@ for (const impl of IMPLS) describe(`outbound: v1 client through the proxy to a v
       v6.once('error', () => resolve(false));
       v6.listen(0, '::1', () => resolve(true));
     });
-    if (!ok) this.skip(); // no IPv6 loopback on this machine
+    if (!ok) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
     const port = (v6.address() as net.AddressInfo).port;
     const accepted = new Promise<net.Socket>((resolve) => v6.once('connection', resolve));
     const socket = net.connect(proxy.port, '127.0.0.1');

@@ -18,7 +18,7 @@ import { sleep } from '../helpers/fuzz.js';
 import { expectNoLeaks, liveSockets, resourceCounts } from '../helpers/leaks.js';
 import { IMPLS, type Impl, MessageChannel, type Msg, handshakeV1, implLabel, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/index.js';
 
 const MAIN = networkByName('main')!;
 const MODES: readonly ShapeMode[] = ['off', 'pad', 'cover'];

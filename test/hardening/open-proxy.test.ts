@@ -15,6 +15,7 @@ import { MAIN, type FakeUpstream, connectTo, handshakeV1, socks5Request, startFa
 import { expectNoLeaks, settle } from '../helpers/leaks.js';
 import { MessageChannel, byteReader, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
+import { skipBecause } from '../helpers/skip.js';
 
 const ONION = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion';
 
@@ -98,7 +99,7 @@ describe('hardening: no open proxy by accident', function () {
     }
 
     it('refuses ::1 (ATYP 03 as Core sends it, and ATYP 04) at its own port, when IPv6 loopback works', async function () {
-      if (!(await ipv6Loopback())) this.skip();
+      if (!(await ipv6Loopback())) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
       assert.equal(await socksRep(proxy.port, '::1', proxy.port, 3), 0x02);
       assert.equal(await socksRep(proxy.port, '::1', proxy.port, 4), 0x02);
       assert.equal(await socksRep(proxy.port, '[::1]', proxy.port, 3), 0x02);
@@ -129,7 +130,7 @@ describe('hardening: no open proxy by accident', function () {
       const own = Object.values(os.networkInterfaces())
         .flat()
         .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
-      if (own === undefined) this.skip();
+      if (own === undefined) skipBecause(this, 'this machine has no non-loopback IPv4 address');
       const wild = await startProxy({ listen: [{ host: '0.0.0.0', port: 0 }] });
       try {
         const port = wild.server.addresses[0].port;
@@ -145,7 +146,7 @@ describe('hardening: no open proxy by accident', function () {
       const own = Object.values(os.networkInterfaces())
         .flat()
         .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
-      if (own === undefined) this.skip();
+      if (own === undefined) skipBecause(this, 'this machine has no non-loopback IPv4 address');
       const wild = await startProxy({ listen: [{ host: '0.0.0.0', port: 0 }], timeouts: { socksMs: 2000, connectMs: 2000, handshakeMs: 300, idleMs: 10_000 } });
       try {
         const port = wild.server.addresses[0].port;
@@ -164,7 +165,7 @@ describe('hardening: no open proxy by accident', function () {
     it('a proxy listening on 0.0.0.0 refuses a host name that resolves back to itself (checked where the connection landed)', async function () {
       const name = os.hostname();
       const addr = await dns.promises.lookup(name, { family: 4 }).catch(() => undefined);
-      if (addr === undefined) this.skip();
+      if (addr === undefined) skipBecause(this, `the host name ${name} does not resolve to an IPv4 address`);
       const wild = await startProxy({ listen: [{ host: '0.0.0.0', port: 0 }] });
       try {
         const port = wild.server.addresses[0].port;
@@ -176,7 +177,7 @@ describe('hardening: no open proxy by accident', function () {
     });
 
     it('a proxy listening on ::1 refuses 127.0.0.1, localhost and ::1 at its port', async function () {
-      if (!(await ipv6Loopback())) this.skip();
+      if (!(await ipv6Loopback())) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
       const v6 = await startProxy({ listen: [{ host: '::1', port: 0 }] });
       try {
         const port = v6.server.addresses[0].port;

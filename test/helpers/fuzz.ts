@@ -22,12 +22,11 @@
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ERROR_CODES } from '../../src/errors.js';
-import { isLoopback } from '../../src/config.js';
 import { classifyFirstBytes, legacyNetwork, versionDestination } from '../../src/engine/detect.js';
 import { ellswiftCreate } from '../../src/crypto/ellswift.js';
 import { MAX_V1_PAYLOAD, V1_HEADER_LEN } from '../../src/limits.js';
 import { NETWORKS, networkByName, type Network } from '../../src/networks.js';
-import type { Destination } from '../../src/socks5/address.js';
+import { type Destination, isLoopback } from '../../src/address.js';
 import { Socks5Negotiation } from '../../src/socks5/negotiation.js';
 import { SOCKS4_REJECT, socks5Reply } from '../../src/socks5/reply.js';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
@@ -371,8 +370,12 @@ export type WritePlan =
   | { kind: 'flip'; offset: number; bit: number }
   /** Send up to `offset`, then FIN or RST; later writes are dropped. */
   | { kind: 'cut'; offset: number; then: 'end' | 'reset' }
-  /** The first write of at least `minWrite` bytes goes out half, then RST (a peer dying mid-message). */
-  | { kind: 'reset-inside'; minWrite: number }
+  /**
+   * The first write of at least `minWrite` bytes goes out half, then RST (a peer dying mid-message).
+   * `beforeReset` (optional) is awaited between the two, e.g. until the other end has read every byte:
+   * an RST that arrives while bytes are still unread is reported by libuv as a plain EOF.
+   */
+  | { kind: 'reset-inside'; minWrite: number; beforeReset?: () => Promise<void> }
   /** Deliver the stream in pieces cut at these offsets, a few ms apart (TCP segment boundaries). */
   | { kind: 'split'; at: number[] };
 
@@ -423,7 +426,11 @@ export function tapWrites(socket: net.Socket, plan: WritePlan): WriteTap {
         if (buf.length < plan.minWrite) return write(buf);
         tap.fired = true;
         write(buf.subarray(0, buf.length >> 1), () => {
-          if (!socket.destroyed) socket.resetAndDestroy();
+          const reset = (): void => {
+            if (!socket.destroyed) socket.resetAndDestroy();
+          };
+          if (plan.beforeReset === undefined) reset();
+          else plan.beforeReset().then(reset, reset);
         });
         return false;
       case 'split': {
@@ -1341,13 +1348,16 @@ const responder: FuzzTarget = {
       return judge(env, proxy, { target: this.name, index, how: `random len=${n} ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ending === 'reset' ? undefined : expect, reset: ending === 'reset' }, []);
     }
     if (kind === 'wrong-magic') {
-      const other = rng.pick(NETWORKS.filter((n) => !n.magic.equals(env.magic)));
-      const full = serializeV1(other.magic, 'version', versionPayload());
+      // The --inbound listener has no --network, so it accepts every known network (the peer's is
+      // found from its handshake): a network it does not accept is one with an unknown magic.
+      let magic = rng.bytes(4);
+      while (NETWORKS.some((n) => n.magic.equals(magic))) magic = rng.bytes(4);
+      const full = serializeV1(magic, 'version', versionPayload());
       const bytes = full.subarray(0, rng.range(16, full.length));
       const since = proxy.logs.length;
       const ending = rng.pick(['end', 'wait'] as const);
       const r = await probe(env.inboundPort, splitRandomly(bytes, rng), ending, WAIT_MS);
-      return judge(env, proxy, { target: this.name, index, how: `v1 VERSION of ${other.name}, ${bytes.length} bytes, ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ['ERR_V1_WRONG_NETWORK'] }, []);
+      return judge(env, proxy, { target: this.name, index, how: `v1 VERSION of unaccepted network ${magic.toString('hex')}, ${bytes.length} bytes, ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ['ERR_V1_WRONG_NETWORK'] }, []);
     }
     const since = proxy.logs.length;
     const socket = await connectTo(env.inboundPort);

@@ -8,16 +8,17 @@
  */
 import type { Socket } from 'node:net';
 import { NETWORKS } from '../../networks.js';
-import { type Destination, formatHostPort } from '../../socks5/address.js';
+import { type Destination, formatHostPort } from '../../address.js';
 import type { Conn, Services } from '../negotiation.js';
 
 export function serveInbound(conn: Conn, socket: Socket, target: Destination, services: Services): void {
   conn.record.peer = conn.record.client;
-  conn.record.node = formatHostPort(target.host, target.port);
+  conn.record.node = formatHostPort(target);
   services.startBridge(conn, {
     role: 'responder',
     remote: socket,
-    network: services.config.network ?? NETWORKS[0]!,
+    // --network (or --magic) restricts; without it the peer may be on any known network.
+    networks: services.config.network === undefined ? NETWORKS : [services.config.network],
     connectLocal: async (signal) => {
       const node = await services.dial(target, { signal, viaProxy: false });
       conn.sockets.add(node);
