@@ -409,7 +409,7 @@ export class Bridge {
 
   /** One decoy packet with `len` bytes of contents, through the session's cipher like any packet. */
   private decoy(transport: V2Transport, len: number): Buffer {
-    const packet = transport.encrypt([DECOY_ZEROS.subarray(0, len)], false);
+    const packet = transport.encrypt([DECOY_ZEROS.subarray(0, len)], true);
     this.record.decoysToPeer++;
     this.record.decoyBytesToPeer += packet.length;
     return packet;
