@@ -1211,8 +1211,9 @@ function expectForFlip(tap: WriteTap, offset: number): { region: string; expect:
       : { region: 'version-packet', expect: ['ERR_V2_BAD_TAG'] };
   }
   const pkt = w.find((x) => offset >= x.start && offset < x.start + x.length)!;
-  // A flipped length bit may announce a longer packet that never completes: the session idles until the client leaves.
-  return offset < pkt.start + 3 ? { region: 'app-length', expect: ['ERR_V2_BAD_TAG', 'ERR_V2_TOO_LARGE', 'clean'] } : { region: 'app-packet', expect: ['ERR_V2_BAD_TAG'] };
+  // A flipped length bit may announce a longer packet that never completes: the session idles until
+  // the client leaves, or the peer's end of stream finds the packet cut short.
+  return offset < pkt.start + 3 ? { region: 'app-length', expect: ['ERR_V2_BAD_TAG', 'ERR_V2_TOO_LARGE', 'ERR_PEER_RESET', 'clean'] } : { region: 'app-packet', expect: ['ERR_V2_BAD_TAG'] };
 }
 
 /** What the other end must do when a v2 endpoint's output stops at `offset` (FIN or RST). */
@@ -1221,7 +1222,13 @@ function expectForCut(tap: WriteTap, offset: number, then: 'end' | 'reset'): { r
   const handshakeEnd = w.length >= 2 ? w[1].start + w[1].length : Infinity;
   if (!tap.fired) return { region: 'unsent', expect: ['clean'] };
   const inHandshake = offset < handshakeEnd;
-  if (then === 'end') return inHandshake ? { region: 'handshake', expect: ['ERR_V2_PEER_CLOSED'] } : { region: 'app', expect: ['clean'] };
+  if (then === 'end') {
+    if (inHandshake) return { region: 'handshake', expect: ['ERR_V2_PEER_CLOSED'] };
+    // Each write after the handshake is one packet: a stream that ends between two is a normal
+    // close, one that ends inside a packet is cut short.
+    const between = offset >= tap.written || w.some((x) => x.start === offset);
+    return between ? { region: 'app', expect: ['clean'] } : { region: 'app-mid-packet', expect: ['ERR_PEER_RESET'] };
+  }
   return { region: inHandshake ? 'handshake' : 'app', expect: ['ERR_V2_PEER_CLOSED', 'ERR_PEER_RESET', 'clean'] };
 }
 
