@@ -125,6 +125,8 @@ export interface ShapingRow {
   latencyP99: number;
   latencyMax: number;
   messages: number;
+  /** Burst sizes the observer saw: how many bursts of each size, broadcasts and the rest. */
+  sizes: { tx: Record<number, number>; other: Record<number, number> };
 }
 
 async function runMode(mode: ShapeMode, traces: number, seconds: number, speed: number, rate: number): Promise<ShapingRow> {
@@ -178,6 +180,8 @@ async function runMode(mode: ShapeMode, traces: number, seconds: number, speed: 
     const latencies: number[] = [];
     for (const n of node.conns) for (const [id, at] of n.arrivals) if (sentAt.has(id)) latencies.push(at - sentAt.get(id)!);
     const reads = node.conns.flatMap((n) => n.reads);
+    const sizes: ShapingRow['sizes'] = { tx: {}, other: {} };
+    for (const t of ts) for (const b of t.bursts) (b.tx ? sizes.tx : sizes.other)[b.bytes] = ((b.tx ? sizes.tx : sizes.other)[b.bytes] ?? 0) + 1;
     return {
       mode,
       traces,
@@ -193,6 +197,7 @@ async function runMode(mode: ShapeMode, traces: number, seconds: number, speed: 
       latencyP99: quantile(latencies, 0.99),
       latencyMax: Math.max(...latencies),
       messages: latencies.length,
+      sizes,
     };
   } finally {
     for (const c of clients) c.socket.destroy();
