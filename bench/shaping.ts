@@ -14,7 +14,7 @@
  *
  *   node dist/bench/shaping.js [traces=8] [seconds=300] [speed=10] [rate=1024]
  *
- * Prints one row per mode: the classifier's balanced accuracy at picking out transaction
+ * Prints one row per mode, and one more for cover at four times the rate: the classifier's balanced accuracy at picking out transaction
  * broadcasts (size alone, a burst with its neighbours, a 1 s window), wire bytes against off,
  * cover bytes per second, and the latency of real messages. Writes bench/results/shaping.json.
  */
@@ -107,6 +107,8 @@ async function startNode(): Promise<{ port: number; conns: NodeConn[]; close(): 
 
 export interface ShapingRow {
   mode: ShapeMode;
+  /** --shape-rate the row stands for (cover), in the mix's clock. */
+  rate?: number;
   traces: number;
   broadcasts: number;
   bursts: number;
@@ -184,6 +186,7 @@ async function runMode(mode: ShapeMode, traces: number, seconds: number, speed: 
     for (const t of ts) for (const b of t.bursts) (b.tx ? sizes.tx : sizes.other)[b.bytes] = ((b.tx ? sizes.tx : sizes.other)[b.bytes] ?? 0) + 1;
     return {
       mode,
+      ...(mode === 'cover' ? { rate } : {}),
       traces,
       broadcasts: ts.reduce((a, t) => a + t.bursts.filter((b) => b.tx).length, 0),
       bursts: ts.reduce((a, t) => a + t.bursts.length, 0),
@@ -216,6 +219,8 @@ function scriptBytes(traces: number, seconds: number): number {
 export async function benchShaping(traces = 8, seconds = 300, speed = 10, rate = DEFAULT_SHAPE_RATE): Promise<ShapingRow[]> {
   const rows: ShapingRow[] = [];
   for (const mode of MODES) rows.push(await runMode(mode, traces, seconds, speed, rate));
+  // What more cover buys: four times the rate.
+  rows.push(await runMode('cover', traces, seconds, speed, 4 * rate));
   const off = rows.find((r) => r.mode === 'off')!;
   for (const r of rows) r.overheadPct = (100 * (r.bytes - off.bytes)) / off.bytes;
   return rows;
@@ -228,10 +233,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const line of MIX_DESCRIPTION) console.log(`  mix: ${line}`);
   console.log(`  the mix's own v2 wire bytes: ${scriptBytes(traces, seconds)}`);
   const rows = await benchShaping(traces, seconds, speed, rate);
-  console.log('mode   broadcasts bursts  size-BA burst-BA window-BA   bytes  vs off  cover B/s  latency p50/p99/max ms (n)');
+  console.log('mode        broadcasts bursts  size-BA burst-BA window-BA   bytes  vs off  cover B/s  latency p50/p99/max ms (n)');
   for (const r of rows) {
     console.log(
-      `${r.mode.padEnd(6)} ${String(r.broadcasts).padStart(10)} ${String(r.bursts).padStart(6)} ${r.sizeBA.toFixed(1).padStart(8)} ${r.burstBA.toFixed(1).padStart(8)} ${r.windowBA.toFixed(1).padStart(9)} ${String(r.bytes).padStart(8)} ${`${r.overheadPct >= 0 ? '+' : ''}${r.overheadPct.toFixed(1)}%`.padStart(7)} ${r.coverRate.toFixed(0).padStart(10)}  ${r.latencyP50.toFixed(2)}/${r.latencyP99.toFixed(2)}/${r.latencyMax.toFixed(2)} (${r.messages})`,
+      `${(r.mode === 'cover' ? `cover@${r.rate}` : r.mode).padEnd(11)} ${String(r.broadcasts).padStart(10)} ${String(r.bursts).padStart(6)} ${r.sizeBA.toFixed(1).padStart(8)} ${r.burstBA.toFixed(1).padStart(8)} ${r.windowBA.toFixed(1).padStart(9)} ${String(r.bytes).padStart(8)} ${`${r.overheadPct >= 0 ? '+' : ''}${r.overheadPct.toFixed(1)}%`.padStart(7)} ${r.coverRate.toFixed(0).padStart(10)}  ${r.latencyP50.toFixed(2)}/${r.latencyP99.toFixed(2)}/${r.latencyMax.toFixed(2)} (${r.messages})`,
     );
   }
   console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -5,7 +5,7 @@
  * and the mean and spread an exponential distribution must have.
  */
 import assert from 'node:assert/strict';
-import { COVER_LADDER, COVER_SIZES, CoverClock, MIN_DECOY, PAD_LADDER, decoyContents, ladderTarget } from '../../src/engine/shaper.js';
+import { COVER_LADDER, CoverClock, MIN_DECOY, PAD_LADDER, decoyContents, ladderTarget } from '../../src/engine/shaper.js';
 
 /** A seeded uniform source in [0, 1) (xorshift32), so the statistics below are the same on every run. */
 function seededUniform(seed: number): () => number {
@@ -84,23 +84,29 @@ describe('shaper: filling a gap with decoys', () => {
 });
 
 describe('shaper: the cover clock', () => {
-  it('intervals are exponential (standard deviation = mean) with mean = mean cover size / rate, so cover averages the rate', () => {
+  it('intervals average mean cover size / rate (637.5 ms at 1024 B/s), half of them follow-ups of 3-40 % of that, so cover averages the rate', () => {
     const rate = 1024;
     const clock = new CoverClock(rate, seededUniform(42));
-    const n = 20_000;
+    const n = 40_000;
     const delays = Array.from({ length: n }, () => clock.nextDelayMs());
     const mean = delays.reduce((a, b) => a + b, 0) / n;
-    const sd = Math.sqrt(delays.reduce((a, d) => a + (d - mean) ** 2, 0) / n);
-    // COVER_SIZES = 384, 384, 768: 512 bytes on average, so 500 ms at 1024 B/s.
-    assert.ok(Math.abs(mean - 500) < 15, `mean ${mean} ms`);
-    assert.ok(Math.abs(sd / mean - 1) < 0.05, `sd/mean ${sd / mean} (1 for an exponential, 0.58 for a uniform)`);
+    // COVER_SIZES: 11 x 384, 6 x 768, 2 x 1152, 1 x 1920 = 652.8 bytes on average; / 1024 B/s = 637.5 ms.
+    assert.ok(Math.abs(mean - 637.5) < 15, `mean ${mean} ms`);
     assert.ok(delays.every((d) => d >= 0 && Number.isFinite(d)));
+    // Below 0.03 x mean only exponential gaps fall: 0.5 x (1 - e^(-0.03 / 1.785)) = 0.83 %.
+    const below = (x: number): number => delays.filter((d) => d < x * 637.5).length / n;
+    assert.ok(Math.abs(below(0.03) - 0.0083) < 0.003, `below 19 ms: ${below(0.03)}`);
+    // Up to 0.4 x mean: every follow-up and 0.5 x (1 - e^(-0.4 / 1.785)) of the rest = 60.0 %.
+    assert.ok(Math.abs(below(0.4) - 0.6) < 0.01, `below 255 ms: ${below(0.4)}`);
+    // The exponential half has a tail: above 3 x mean, 0.5 x e^(-3 / 1.785) = 9.3 %.
+    assert.ok(Math.abs(1 - below(3) - 0.093) < 0.01, `above 1.9 s: ${1 - below(3)}`);
     const sizes = Array.from({ length: n }, () => clock.burstSize());
     const bytes = sizes.reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(bytes / ((mean * n) / 1000) - rate) < 40, `${bytes / ((mean * n) / 1000)} B/s`);
-    assert.deepEqual([...new Set(sizes)].sort((a, b) => a - b), [...new Set(COVER_SIZES)].sort((a, b) => a - b));
-    const share384 = sizes.filter((s) => s === 384).length / n;
-    assert.ok(Math.abs(share384 - 2 / 3) < 0.02, `384 bytes ${share384} of the time`);
+    assert.deepEqual([...new Set(sizes)].sort((a, b) => a - b), [384, 768, 1152, 1920]);
+    const share = (x: number): number => sizes.filter((s) => s === x).length / n;
+    assert.ok(Math.abs(share(384) - 0.55) < 0.015, `384 bytes ${share(384)} of the time`);
+    assert.ok(Math.abs(share(1920) - 0.05) < 0.01, `1920 bytes ${share(1920)} of the time`);
   });
 
   it('a rate of 0 is refused', () => {
