@@ -14,7 +14,7 @@ import { networkByName } from '../../src/networks.js';
 import { serializeV1 } from '../../src/v1/framing.js';
 import type { ConnectionRecord } from '../../src/engine/record.js';
 import type { ShapeMode } from '../../src/engine/shaper.js';
-import { sleep } from '../helpers/fuzz.js';
+import { sleep } from '../helpers/fuzz/sockets.js';
 import { expectNoLeaks, liveSockets, resourceCounts } from '../helpers/leaks.js';
 import { IMPLS, type Impl, MessageChannel, type Msg, handshakeV1, implLabel, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
