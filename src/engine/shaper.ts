@@ -41,17 +41,18 @@ export const MIN_DECOY = V2_PACKET_OVERHEAD;
 
 /**
  * The ladders, as the wire sizes a burst may have (above the last step, multiples of a quarter of
- * it). Both
- * were chosen by measurement (bench/shaping.ts, bench/README.md "Shaping"):
+ * it), chosen on the scripted mix of bench/shaping-model.ts (bench/README.md, "Traffic shaping"):
  * - pad: steps 25 % apart from 64 bytes (rounded up to 16), so that padding costs at most a
- *   quarter of a burst plus one decoy's 20 bytes: +26 % on a node's usual outbound mix, where
- *   256-byte steps cost +100 % (most of what a node sends is invs and getdatas under 300 bytes).
+ *   quarter of a burst plus one decoy's 20 bytes: +26 % on that mix on paper, +25.3 % measured
+ *   through the proxy, where 256-byte steps cost +102 % (most of what a node sends is invs and
+ *   getdatas under 300 bytes).
  *   It hides exact sizes (a transaction's exact size picks it out of the public mempool), not
  *   which kind of message was sent.
  * - cover: 384-byte steps to 4 KiB, then powers of two. Coarse, so that the common small messages
  *   (ping, pong, inv and getdata of up to 9 items, headers announcements, and the usual 1-input
  *   2-output payment) all weigh 384 bytes on the wire and cover bursts can be mistaken for any of
- *   them. Costly for a quiet connection, but under cover the rate dominates the bytes anyway.
+ *   them. +166 % on that mix on paper: costly for a quiet connection, but under cover the rate
+ *   dominates the bytes anyway.
  */
 export const PAD_LADDER: readonly number[] = geometricLadder(64, 1.25, 64 * 1024);
 export const COVER_LADDER: readonly number[] = makeLadder(384, 4096, 64 * 1024);
