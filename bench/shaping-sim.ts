@@ -7,7 +7,7 @@
  *
  *   node dist/bench/shaping-sim.js [traces] [seconds]
  */
-import { CoverClock, ladderTarget, makeLadder } from '../src/engine/shaper.js';
+import { COVER_SIZES, CoverClock, ladderTarget, makeLadder } from '../src/engine/shaper.js';
 import { type Burst, type Trace, evaluate, median, mixScript, seeded, v2WireSize } from './shaping-model.js';
 
 export interface Ladder {
@@ -107,10 +107,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const seconds = Number(process.argv[3] ?? 60);
   const rate = Number(process.argv[4] ?? 1024);
   const covers: CoverCandidate[] = [
-    { name: 'uniform 256..1024, credits', sizes: [256, 512, 768, 1024] },
-    { name: 'uniform 256..1024, no credits', sizes: [256, 512, 768, 1024] },
-    { name: '256/512 only, credits', sizes: [256, 512] },
-    { name: 'uniform 256..2048, credits', sizes: [256, 512, 768, 1024, 1280, 1536, 1792, 2048] },
+    { name: 'COVER_SIZES (as shipped)', sizes: COVER_SIZES },
+    { name: '384/768 (first version)', sizes: [384, 384, 768] },
+    { name: 'uniform 256..1024', sizes: [256, 512, 768, 1024] },
+    { name: 'uniform 256..2048', sizes: [256, 512, 768, 1024, 1280, 1536, 1792, 2048] },
   ];
   for (const r of simulate(traces, seconds, rate, covers)) {
     console.log(`${r.ladder.padEnd(44)} ${r.cover.padEnd(32)} bytes ${r.overheadPct.toFixed(0).padStart(5)} %  size BA ${r.sizeBA.toFixed(1)}  burst BA ${r.burstBA.toFixed(1)}  window BA ${r.windowBA.toFixed(1)}`);
