@@ -170,6 +170,17 @@ describe('shaping (issue 13)', function () {
       }
     });
 
+    it('the burst that answers the node\'s key (our version packet and the client\'s VERSION held for it) is padded too', async () => {
+      // The client writes VERSION as soon as SOCKS5 succeeds, before the node's key is back, so the
+      // proxy holds it and sends it with its version packet in one burst: that burst gets its decoy
+      // before the client's verack (the last real packet here) is even written.
+      const log: boolean[] = [];
+      const t = await open('pad', 'independent', {}, 1, undefined, (decoy) => log.push(decoy));
+      cleanups.push(t.close);
+      assert.ok(log.includes(true), `no decoy: ${log.join(',')}`);
+      assert.ok(log.indexOf(true) < log.lastIndexOf(false), `the first decoy came only after the verack: ${log.join(',')}`);
+    });
+
     it('sends nothing while the connection is idle', async () => {
       // A high rate: were a cover timer running under pad, it would tick a hundred times here.
       const t = await open('pad', 'independent', {}, 100_000);
