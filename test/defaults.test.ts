@@ -39,6 +39,9 @@ const DEFAULTS: Documented[] = [
   { option: 'connect-timeout', man: '15', help: '15', sample: '15', code: (c) => c.timeouts.connectMs, value: 15_000 },
   { option: 'handshake-timeout', man: '10', help: '10', sample: '10', code: (c) => c.timeouts.handshakeMs, value: 10_000 },
   { option: 'idle-timeout', man: '1200', help: '1200', sample: '1200', code: (c) => c.timeouts.idleMs, value: 1_200_000 },
+  { option: 'shape', man: 'off', help: 'off', sample: 'off', code: (c) => c.shaping?.mode ?? 'off', value: 'off' },
+  // The rate only lives in a Config with shaping on: the default as --shape cover reads it.
+  { option: 'shape-rate', man: '1024', help: '1024', sample: '1024', code: () => loadConfig(['--shape', 'cover'], {}).config.shaping?.rate, value: 1024 },
   { option: 'log-level', man: 'info', help: 'info', sample: 'info', code: (c) => c.logLevel, value: 'info' },
   // --help words these two as a behaviour ("fall back, like Bitcoin Core"), not as a value.
   { option: 'downgrade-guard', man: 'known', help: 'known', sample: 'known', code: (c) => c.downgradeGuard, value: 'known' },

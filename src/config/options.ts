@@ -132,7 +132,7 @@ export const OPTIONS = {
   shape: {
     type: 'string',
     arg: 'off|pad|cover',
-    help: 'traffic shaping of what the proxy encrypts, against an observer who reads packet sizes and times: pad = decoy packets round each burst up to a size class; cover = coarser classes, and decoy bursts at random moments while a connection is idle, --shape-rate bytes per second (default off; see TRAFFIC SHAPING in bip324-proxy(1))',
+    help: 'traffic shaping of what the proxy encrypts, against an observer who reads packet sizes and times: pad = decoy packets round each burst up to a size class; cover = coarser classes, and decoy bursts at random moments while a connection is idle, --shape-rate bytes per second (default off, see TRAFFIC SHAPING in bip324-proxy(1))',
   },
   'shape-rate': {
     type: 'string',
