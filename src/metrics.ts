@@ -65,6 +65,7 @@ export class Metrics implements ProxyObserver {
 
   constructor(options: { collectDefault?: boolean; shaping?: ShapingOptions } = {}) {
     const registers = [this.registry];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as `this`
     const self = this;
     const shaping = options.shaping ?? { mode: 'off', rate: 0 };
     this.info = { shaping: { ...shaping } };

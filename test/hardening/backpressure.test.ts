@@ -88,7 +88,12 @@ describe('hardening: backpressure', function () {
         }
       }
     };
-    node = await startScriptedNode({ recordSent: false, onMessage: (conn, m) => m.command === 'blast' && (blasting = blast(conn)) });
+    node = await startScriptedNode({
+      recordSent: false,
+      onMessage: (conn, m) => {
+        if (m.command === 'blast') blasting = blast(conn);
+      },
+    });
     proxy = await startProxy({ timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 3000, idleMs: 60_000 } });
     const before = await settle();
 

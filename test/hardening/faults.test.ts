@@ -267,7 +267,7 @@ describe('hardening: faults end only the connection they hit', function () {
     const clientHash = createHash('sha256');
     const base = randomBytes(SIZE);
     let sent = 0;
-    let stalledAt = 0;
+    let stalledAt: number;
     let maxBuffered = 0;
     const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, proxyBuffered(proxyPort, nodePort))), 10);
     try {

@@ -49,6 +49,7 @@ async function watchNetwork<T>(fn: () => Promise<T>): Promise<{ result: T; looku
   const lookups: string[] = [];
   const connects: unknown[] = [];
   const lookup = dns.lookup;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the socket as `this`, and put back afterwards
   const connect = net.Socket.prototype.connect;
   (dns as { lookup: unknown }).lookup = function (this: unknown, hostname: string, ...rest: unknown[]) {
     lookups.push(hostname);

@@ -39,7 +39,7 @@ export interface ScriptedNodeOptions {
 export interface ScriptedNode {
   port: number;
   conns: ScriptedConn[];
-  stop(): Promise<void>;
+  stop: () => Promise<void>;
 }
 
 /** A v2 responder on 127.0.0.1 (falls back to v1 like Core), answering version/ping/echo, with hooks for faults. */

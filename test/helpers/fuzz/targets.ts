@@ -533,7 +533,7 @@ const initiator: FuzzTarget = {
     let scripted: ScriptedNode | undefined;
     let plan: WritePlan | undefined;
     let expect: string[] | undefined;
-    let how: string = kind;
+    let how: string;
     if (kind === 'flip' || kind === 'cut') {
       const g = rng.range(0, 300);
       // key, garbage, terminator, version packet, then the node's version (119) and verack (33) packets
