@@ -74,7 +74,7 @@ function txSize(rand: () => number): number {
     if (u < p) return size + Math.floor(rand() * 5) - 2;
     u -= p;
   }
-  return TX_SIZES[2]![0];
+  return TX_SIZES[2][0];
 }
 
 /** What the mix is, for the report. */
@@ -84,8 +84,8 @@ export const MIX_DESCRIPTION = [
   'ping every 20 s (Core: every 2 min; compressed)',
   'a new block every 30 s (compressed from 10 min): getdata for it, and every other block a headers announcement of it',
   'getheaders with a 20-30 hash locator every 60 s (compressed)',
-  'transaction broadcasts, 4 per 40 s: an inv of 1 id, then, one simulated round trip later (40-160 ms, the peer\'s getdata), the tx; sizes of common spends (190 B to 1.5 kB, most 205-372 B)',
-  'the client relays no other transactions (as a wallet\'s own node or a light client would): every tx message it sends is one of its own broadcasts, the case where a broadcast stands out most',
+  "transaction broadcasts, 4 per 40 s: an inv of 1 id, then, one simulated round trip later (40-160 ms, the peer's getdata), the tx; sizes of common spends (190 B to 1.5 kB, most 205-372 B)",
+  "the client relays no other transactions (as a wallet's own node or a light client would): every tx message it sends is one of its own broadcasts, the case where a broadcast stands out most",
 ];
 
 /** The scripted mix of one trace: `seconds` long, seeded; sorted by time. */
@@ -189,28 +189,28 @@ function grow(samples: Sample[], w: number[], idx: number[], depth: number): Nod
   let wp = 0;
   let wt = 0;
   for (const i of idx) {
-    wt += w[i]!;
-    if (samples[i]!.y) wp += w[i]!;
+    wt += w[i];
+    if (samples[i].y) wp += w[i];
   }
   const node: Node = { p: wt === 0 ? 0.5 : wp / wt };
   if (depth >= MAX_DEPTH || wp === 0 || wp === wt) return node;
   const gini = (a: number, t: number): number => (t === 0 ? 0 : 2 * (a / t) * (1 - a / t) * t);
   let best = { gain: 1e-9, feature: -1, threshold: 0 };
   const base = gini(wp, wt);
-  const nf = samples[idx[0]!]!.x.length;
+  const nf = samples[idx[0]].x.length;
   for (let f = 0; f < nf; f++) {
-    const values = [...new Set(idx.map((i) => samples[i]!.x[f]!))].sort((a, b) => a - b);
+    const values = [...new Set(idx.map((i) => samples[i].x[f]))].sort((a, b) => a - b);
     if (values.length < 2) continue;
     const cands: number[] = [];
     const stride = Math.max(1, Math.floor(values.length / THRESHOLDS));
-    for (let k = stride; k < values.length; k += stride) cands.push((values[k - 1]! + values[k]!) / 2);
+    for (let k = stride; k < values.length; k += stride) cands.push((values[k - 1] + values[k]) / 2);
     for (const th of cands) {
       let lp = 0;
       let lt = 0;
       for (const i of idx) {
-        if (samples[i]!.x[f]! <= th) {
-          lt += w[i]!;
-          if (samples[i]!.y) lp += w[i]!;
+        if (samples[i].x[f] <= th) {
+          lt += w[i];
+          if (samples[i].y) lp += w[i];
         }
       }
       const rt = wt - lt;
@@ -220,14 +220,14 @@ function grow(samples: Sample[], w: number[], idx: number[], depth: number): Nod
     }
   }
   if (best.feature < 0) return node;
-  const left = idx.filter((i) => samples[i]!.x[best.feature]! <= best.threshold);
-  const right = idx.filter((i) => samples[i]!.x[best.feature]! > best.threshold);
+  const left = idx.filter((i) => samples[i].x[best.feature] <= best.threshold);
+  const right = idx.filter((i) => samples[i].x[best.feature] > best.threshold);
   return { ...node, feature: best.feature, threshold: best.threshold, left: grow(samples, w, left, depth + 1), right: grow(samples, w, right, depth + 1) };
 }
 
 export function predict(tree: Node, x: number[]): number {
   let n = tree;
-  while (n.feature !== undefined) n = x[n.feature]! <= n.threshold! ? n.left! : n.right!;
+  while (n.feature !== undefined) n = x[n.feature] <= n.threshold! ? n.left! : n.right!;
   return n.p;
 }
 
@@ -253,7 +253,7 @@ export function balancedAccuracy(pred: boolean[], truth: boolean[]): number {
 
 /** What the observer computes for one burst: its size, its neighbours' sizes and the gaps to them. */
 export function burstFeatures(bursts: Burst[], i: number): number[] {
-  const b = bursts[i]!;
+  const b = bursts[i];
   const prev = bursts[i - 1];
   const next = bursts[i + 1];
   const gap = (x: Burst | undefined, y: Burst | undefined): number => (x === undefined || y === undefined ? 60_000 : Math.abs(y.at - x.at));
@@ -277,10 +277,10 @@ export const WINDOW_MS = 1000;
  */
 export function windowFeatures(bursts: Burst[], start: number, score: (i: number) => number): number[] {
   const inside: number[] = [];
-  for (let i = 0; i < bursts.length; i++) if (bursts[i]!.at >= start && bursts[i]!.at < start + WINDOW_MS) inside.push(i);
-  const sizes = inside.map((i) => bursts[i]!.bytes).sort((a, b) => b - a);
+  for (let i = 0; i < bursts.length; i++) if (bursts[i].at >= start && bursts[i].at < start + WINDOW_MS) inside.push(i);
+  const sizes = inside.map((i) => bursts[i].bytes).sort((a, b) => b - a);
   let minGap = WINDOW_MS;
-  for (let k = 1; k < inside.length; k++) minGap = Math.min(minGap, bursts[inside[k]!]!.at - bursts[inside[k - 1]!]!.at);
+  for (let k = 1; k < inside.length; k++) minGap = Math.min(minGap, bursts[inside[k]].at - bursts[inside[k - 1]].at);
   return [inside.length, sizes.reduce((a, b) => a + b, 0), sizes[0] ?? 0, sizes[1] ?? 0, sizes[2] ?? 0, minGap, Math.max(0, ...inside.map(score))];
 }
 
@@ -315,7 +315,7 @@ export function evaluate(traces: Trace[]): Evaluation {
     // other half, so that the window tree learns from honest (out-of-sample) scores.
     const inner = Math.ceil(train.length / 2);
     const burstTree = trainTree(burstSamples(train));
-    const sizeOnly = (ss: Sample[]): Sample[] => ss.map((x) => ({ x: [x.x[0]!], y: x.y }));
+    const sizeOnly = (ss: Sample[]): Sample[] => ss.map((x) => ({ x: [x.x[0]], y: x.y }));
     const sizeTree = trainTree(sizeOnly(burstSamples(train)));
     const innerTree = trainTree(burstSamples(train.slice(0, inner)));
     const windowSamples = (ts: Trace[], tree: Node): Sample[] =>
@@ -324,14 +324,14 @@ export function evaluate(traces: Trace[]): Evaluation {
         const out: Sample[] = [];
         for (let s = 0; s + WINDOW_MS <= t.length; s += WINDOW_MS) {
           const y = t.bursts.some((b) => b.tx && b.at >= s && b.at < s + WINDOW_MS);
-          out.push({ x: windowFeatures(t.bursts, s, (i) => scores[i]!), y });
+          out.push({ x: windowFeatures(t.bursts, s, (i) => scores[i]), y });
         }
         return out;
       });
     const windowTree = trainTree(windowSamples(train.slice(inner), innerTree));
     for (const s of burstSamples(test)) {
       burstPred.push(predict(burstTree, s.x) > 0.5);
-      sizePred.push(predict(sizeTree, [s.x[0]!]) > 0.5);
+      sizePred.push(predict(sizeTree, [s.x[0]]) > 0.5);
       burstTruth.push(s.y);
     }
     for (const s of windowSamples(test, burstTree)) {
@@ -339,7 +339,11 @@ export function evaluate(traces: Trace[]): Evaluation {
       winTruth.push(s.y);
     }
   }
-  return { size: 100 * balancedAccuracy(sizePred, burstTruth), burst: 100 * balancedAccuracy(burstPred, burstTruth), window: 100 * balancedAccuracy(winPred, winTruth) };
+  return {
+    size: 100 * balancedAccuracy(sizePred, burstTruth),
+    burst: 100 * balancedAccuracy(burstPred, burstTruth),
+    window: 100 * balancedAccuracy(winPred, winTruth),
+  };
 }
 
 // --- statistics ------------------------------------------------------------------------------------------
@@ -350,7 +354,7 @@ export function quantile(values: number[], q: number): number {
   const pos = (s.length - 1) * q;
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
+  return s[lo] + (s[hi] - s[lo]) * (pos - lo);
 }
 
 export function median(values: number[]): number {

@@ -96,7 +96,14 @@ export function simulate(traces: number, seconds: number, rate: number, covers: 
         ba.window.push(e.window);
         over.push((100 * (bytes - baseBytes)) / baseBytes);
       }
-      rows.push({ ladder: ladder.name, cover: cover?.name ?? '-', overheadPct: median(over), sizeBA: median(ba.size), burstBA: median(ba.burst), windowBA: median(ba.window) });
+      rows.push({
+        ladder: ladder.name,
+        cover: cover?.name ?? '-',
+        overheadPct: median(over),
+        sizeBA: median(ba.size),
+        burstBA: median(ba.burst),
+        windowBA: median(ba.window),
+      });
     }
   }
   return rows;
@@ -113,6 +120,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     { name: 'uniform 256..2048', sizes: [256, 512, 768, 1024, 1280, 1536, 1792, 2048] },
   ];
   for (const r of simulate(traces, seconds, rate, covers)) {
-    console.log(`${r.ladder.padEnd(44)} ${r.cover.padEnd(32)} bytes ${r.overheadPct.toFixed(0).padStart(5)} %  size BA ${r.sizeBA.toFixed(1)}  burst BA ${r.burstBA.toFixed(1)}  window BA ${r.windowBA.toFixed(1)}`);
+    console.log(
+      `${r.ladder.padEnd(44)} ${r.cover.padEnd(32)} bytes ${r.overheadPct.toFixed(0).padStart(5)} %  size BA ${r.sizeBA.toFixed(1)}  burst BA ${r.burstBA.toFixed(1)}  window BA ${r.windowBA.toFixed(1)}`,
+    );
   }
 }

@@ -141,7 +141,7 @@ async function runMode(mode: ShapeMode, traces: number, seconds: number, speed: 
     for (let i = 0; i < traces; i++) {
       const c = new V1Client(await socks5Connect(proxy.port, node.port), MAIN.magic);
       await c.handshake();
-      await node.conns[i]!.handshaken;
+      await node.conns[i].handshaken;
       c.onMessage = () => {};
       clients.push(c);
     }
@@ -229,7 +229,9 @@ export async function benchShaping(traces = 8, seconds = 300, speed = 10, rate =
 if (import.meta.url === `file://${process.argv[1]}`) {
   const [traces, seconds, speed, rate] = [8, 300, 10, DEFAULT_SHAPE_RATE].map((d, i) => Number(process.argv[2 + i] ?? d)) as [number, number, number, number];
   const load = loadavg().map((l) => l.toFixed(2));
-  console.log(`shaping bench: ${traces} connections x ${seconds} s of mix at ${speed}x, --shape-rate ${rate} (run at ${rate * speed} B/s wall); ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${load.join(' ')}`);
+  console.log(
+    `shaping bench: ${traces} connections x ${seconds} s of mix at ${speed}x, --shape-rate ${rate} (run at ${rate * speed} B/s wall); ${cpus()[0]?.model} x${cpus().length}, node ${process.version}, load ${load.join(' ')}`,
+  );
   for (const line of MIX_DESCRIPTION) console.log(`  mix: ${line}`);
   console.log(`  the mix's own v2 wire bytes: ${scriptBytes(traces, seconds)}`);
   const rows = await benchShaping(traces, seconds, speed, rate);
@@ -239,7 +241,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       `${(r.mode === 'cover' ? `cover@${r.rate}` : r.mode).padEnd(11)} ${String(r.broadcasts).padStart(10)} ${String(r.bursts).padStart(6)} ${r.sizeBA.toFixed(1).padStart(8)} ${r.burstBA.toFixed(1).padStart(8)} ${r.windowBA.toFixed(1).padStart(9)} ${String(r.bytes).padStart(8)} ${`${r.overheadPct >= 0 ? '+' : ''}${r.overheadPct.toFixed(1)}%`.padStart(7)} ${r.coverRate.toFixed(0).padStart(10)}  ${r.latencyP50.toFixed(2)}/${r.latencyP99.toFixed(2)}/${r.latencyMax.toFixed(2)} (${r.messages})`,
     );
   }
-  console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at the end: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   mkdirSync(RESULTS, { recursive: true });
-  writeFileSync(`${RESULTS}shaping.json`, `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, loadStart: load, loadEnd: loadavg(), traces, seconds, speed, rate, rows }, null, 2)}\n`);
+  writeFileSync(
+    `${RESULTS}shaping.json`,
+    `${JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, cores: cpus().length, node: process.version, loadStart: load, loadEnd: loadavg(), traces, seconds, speed, rate, rows }, null, 2)}\n`,
+  );
 }

@@ -299,12 +299,7 @@ export interface MetricsServer {
  * and GET /info (JSON object, ProxyInfo); 404 for other paths, 405 for methods other than GET and HEAD. Rejects with the listen error
  * (EADDRINUSE, ...) so the caller can report it like a --listen failure.
  */
-export function startMetricsServer(
-  address: HostPort,
-  metrics: Metrics,
-  connections: () => ConnectionRecord[],
-  log: Logger,
-): Promise<MetricsServer> {
+export function startMetricsServer(address: HostPort, metrics: Metrics, connections: () => ConnectionRecord[], log: Logger): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     if (!hostAllowed(req.headers.host, address.host)) {
       // DNS rebinding: a web page on evil.example whose name is made to resolve to 127.0.0.1 reaches
@@ -357,12 +352,7 @@ export function hostAllowed(header: string | undefined, configuredHost: string):
   return isIPv4(host) || host === 'localhost' || host === bare(configuredHost.toLowerCase());
 }
 
-async function respond(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  metrics: Metrics,
-  connections: () => ConnectionRecord[],
-): Promise<void> {
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, metrics: Metrics, connections: () => ConnectionRecord[]): Promise<void> {
   // HEAD is answered like GET (Node drops the body): HTTP requires it wherever GET works.
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');

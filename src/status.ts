@@ -34,7 +34,10 @@ export async function runStatus(
 ): Promise<number> {
   const address = config.metrics;
   if (address === undefined) {
-    await write(err, `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatHostPort(DEFAULT_METRICS)}\n`);
+    await write(
+      err,
+      `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatHostPort(DEFAULT_METRICS)}\n`,
+    );
     return 1;
   }
   const isDefault = address.host === DEFAULT_METRICS.host && address.port === DEFAULT_METRICS.port;
@@ -146,7 +149,8 @@ export function formatStatus(list: ConnectionInfo[], full = false, shaping?: Sha
   const header = ['ID', 'FRONTEND', 'PEER', 'TRANSPORT', 'SESSION', 'TO PEER', 'FROM PEER', 'MSGS', ...(shaped ? ['DECOYS'] : []), 'AGE'];
   // Numbers read best right-aligned, names left-aligned.
   const right = [true, false, false, false, false, true, true, true, ...(shaped ? [true] : []), true];
-  const decoys = (c: ConnectionInfo): string => ((c.shaping ?? null) === null && (c.decoys_to_peer ?? 0) === 0 ? '-' : `${c.decoys_to_peer ?? 0} (${humanBytes(c.decoy_bytes_to_peer ?? 0)})`);
+  const decoys = (c: ConnectionInfo): string =>
+    (c.shaping ?? null) === null && (c.decoys_to_peer ?? 0) === 0 ? '-' : `${c.decoys_to_peer ?? 0} (${humanBytes(c.decoy_bytes_to_peer ?? 0)})`;
   const cells = rows.map((c) => [
     String(c.id),
     c.frontend,

@@ -29,7 +29,14 @@ interface Documented {
 }
 
 const DEFAULTS: Documented[] = [
-  { option: 'listen', man: '127.0.0.1:1324', help: '127.0.0.1:1324', sample: '127.0.0.1:1324', code: (c) => c.listen, value: [{ host: '127.0.0.1', port: 1324 }] },
+  {
+    option: 'listen',
+    man: '127.0.0.1:1324',
+    help: '127.0.0.1:1324',
+    sample: '127.0.0.1:1324',
+    code: (c) => c.listen,
+    value: [{ host: '127.0.0.1', port: 1324 }],
+  },
   { option: 'max-connections', man: '1024', help: '1024', sample: '1024', code: (c) => c.maxConnections, value: 1024 },
   { option: 'max-inbound', man: '125', help: '125', sample: '125', code: (c) => c.inboundLimits.max, value: 125 },
   { option: 'max-inbound-per-ip', man: '4', help: '4', sample: '4', code: (c) => c.inboundLimits.perIp, value: 4 },
@@ -51,7 +58,10 @@ const DEFAULTS: Documented[] = [
 
 /** roff -> text: "\-" is a dash, "\fB"... are font changes. */
 function unroff(text: string): string {
-  return text.replace(/\\f[BIRP]/g, '').replace(/\\-/g, '-').replace(/\\(.)/g, '$1');
+  return text
+    .replace(/\\f[BIRP]/g, '')
+    .replace(/\\-/g, '-')
+    .replace(/\\(.)/g, '$1');
 }
 
 /** The man page's OPTIONS entry for --option: from the .B/.BI line after its .TP to the next .TP or section. */

@@ -135,7 +135,7 @@ describe('status: a live proxy', function () {
 
       const full = await status(server.address, true);
       assert.equal(full.code, 0, full.err);
-      const row = full.out.split('\n')[1]!;
+      const row = full.out.split('\n')[1];
       assert.ok(row.includes(` ${session} `), `--full shows the whole session id: ${row}`);
       assert.ok(!row.includes('…'), row);
     } finally {
@@ -181,7 +181,7 @@ describe('status: failures', function () {
     assert.match(r.err, /e\.g\. --metrics 127\.0\.0\.1:9324/);
   });
 
-  it('a port that does not speak HTTP (the proxy\'s own port, say) names --metrics and a right value, not a parser code alone', async () => {
+  it("a port that does not speak HTTP (the proxy's own port, say) names --metrics and a right value, not a parser code alone", async () => {
     // One server answers with bytes that are not HTTP (Node: HPE_INVALID_CONSTANT), the other
     // resets at once, as the proxy's SOCKS5 port does on "GET" (ERR_UNKNOWN_PROTOCOL).
     const garbage = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
@@ -270,7 +270,10 @@ describe('status: formatting', function () {
     // The last column is right-aligned, so every table line ends at the same column.
     assert.equal(new Set(table.map((l) => l.length)).size, 1, text);
     // Rows come sorted by id; every column header starts where its cells start or (right-aligned) ends where they end.
-    assert.deepEqual(table.slice(1).map((l) => l.trim().split(/\s+/)[0]), ['3', '4', '12']);
+    assert.deepEqual(
+      table.slice(1).map((l) => l.trim().split(/\s+/)[0]),
+      ['3', '4', '12'],
+    );
     const peerCol = lines[0].indexOf('PEER');
     assert.equal(table[3].indexOf('[2001:db8::1]:8333'), peerCol);
     const toEnd = lines[0].indexOf('TO PEER') + 'TO PEER'.length;
@@ -300,9 +303,9 @@ describe('status: formatting', function () {
       { mode: 'cover', rate: 1024 },
     );
     const lines = text.trimEnd().split('\n');
-    assert.match(lines[0]!, /^ID\s+FRONTEND\s+PEER\s+TRANSPORT\s+SESSION\s+TO PEER\s+FROM PEER\s+MSGS\s+DECOYS\s+AGE$/);
-    assert.match(lines[1]!, / 12 \(4\.6 kB\) /);
-    assert.match(lines[2]!, / - /);
+    assert.match(lines[0], /^ID\s+FRONTEND\s+PEER\s+TRANSPORT\s+SESSION\s+TO PEER\s+FROM PEER\s+MSGS\s+DECOYS\s+AGE$/);
+    assert.match(lines[1], / 12 \(4\.6 kB\) /);
+    assert.match(lines[2], / - /);
     assert.equal(lines[3], '2 connections: 1 v2, 1 passthrough; shaping cover at 1024 B/s per connection: 12 decoys (4.6 kB)');
     assert.equal(formatStatus([], false, { mode: 'pad', rate: 1024 }), 'no connections; shaping pad\n');
     // Off: the table as before.
@@ -328,11 +331,11 @@ describe('status: a proxy that shapes its traffic', function () {
       const r = await status(server.address);
       assert.equal(r.code, 0, r.err);
       const lines = r.out.trimEnd().split('\n');
-      assert.match(lines[0]!, /\bDECOYS\b/);
-      const decoys = proxy.server.connections[0]!.decoysToPeer;
+      assert.match(lines[0], /\bDECOYS\b/);
+      const decoys = proxy.server.connections[0].decoysToPeer;
       assert.ok(decoys > 0);
-      assert.match(lines[1]!, / [0-9]+ \([0-9.]+ (k?B)\) /);
-      assert.match(lines[2]!, /^1 connection: 1 v2; shaping cover at 20000 B\/s per connection: [0-9]+ decoys \(/);
+      assert.match(lines[1], / [0-9]+ \([0-9.]+ (k?B)\) /);
+      assert.match(lines[2], /^1 connection: 1 v2; shaping cover at 20000 B\/s per connection: [0-9]+ decoys \(/);
     } finally {
       socket.destroy();
       await server.close();

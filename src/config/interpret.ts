@@ -183,24 +183,28 @@ export function interpret(cli: RawSource, file: RawSource | undefined, command: 
   const inbound = merged.list('inbound');
   if (inbound !== undefined) {
     config.inbound = inbound.value.map((text) =>
-      withLabel(inbound.label, () => {
-        const eq = text.indexOf('=');
-        if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET`);
-        if (eq === 0) throw configError(`'${text}' has no LISTEN address before the '='`);
-        if (eq === text.length - 1) throw configError(`'${text}' has no TARGET address after the '='`);
-        const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
-        if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
-        // The same rules as when a peer connects and the target is dialed: a target that would fail
-        // there must fail here, at start-up, not on the first peer.
-        let kind;
-        try {
-          kind = makeDestination(rule.target.host, rule.target.port).kind;
-        } catch (err) {
-          throw configError(`'${text}': the target cannot be dialed: ${(err as Error).message}`);
-        }
-        if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
-        return rule;
-      }, EXAMPLE_VALUES.inbound),
+      withLabel(
+        inbound.label,
+        () => {
+          const eq = text.indexOf('=');
+          if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET`);
+          if (eq === 0) throw configError(`'${text}' has no LISTEN address before the '='`);
+          if (eq === text.length - 1) throw configError(`'${text}' has no TARGET address after the '='`);
+          const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
+          if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
+          // The same rules as when a peer connects and the target is dialed: a target that would fail
+          // there must fail here, at start-up, not on the first peer.
+          let kind;
+          try {
+            kind = makeDestination(rule.target.host, rule.target.port).kind;
+          } catch (err) {
+            throw configError(`'${text}': the target cannot be dialed: ${(err as Error).message}`);
+          }
+          if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
+          return rule;
+        },
+        EXAMPLE_VALUES.inbound,
+      ),
     );
   }
 

@@ -143,7 +143,7 @@ export const OPTIONS = {
     type: 'string',
     multiple: true,
     arg: 'LISTEN=TARGET',
-    help: 'accept inbound peers on LISTEN (BIP324, or v1 passed through) and forward them as v1 to TARGET, e.g. a local node\'s P2P port; repeatable',
+    help: "accept inbound peers on LISTEN (BIP324, or v1 passed through) and forward them as v1 to TARGET, e.g. a local node's P2P port; repeatable",
   },
   metrics: {
     type: 'string',

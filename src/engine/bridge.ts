@@ -111,7 +111,8 @@ export interface PassthroughOptions extends CommonOptions {
 
 export type BridgeOptions = InitiatorOptions | ResponderOptions | PassthroughOptions;
 
-type ServerSupplied = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions' | 'v2Peers' | 'guard' | 'shaping';
+type ServerSupplied =
+  'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions' | 'v2Peers' | 'guard' | 'shaping';
 /** What a front end decides for its Bridge; the server supplies the rest (ProxyServer.startBridge). */
 export type BridgeParams = Omit<InitiatorOptions, ServerSupplied> | Omit<ResponderOptions, ServerSupplied> | Omit<PassthroughOptions, ServerSupplied>;
 
@@ -189,7 +190,7 @@ export class Bridge {
   constructor(options: BridgeOptions) {
     this.o = options;
     // A responder learns its peer's network from the handshake (settleNetwork); until then, the first.
-    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0]! : NO_NETWORK;
+    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0] : NO_NETWORK;
     this.record = options.record;
     this.log = options.log;
     this.remote = options.remote;
@@ -543,7 +544,11 @@ export class Bridge {
             // v2 allows 12 bytes more than v1 (a short id saves the 12-byte command): a v1 receiver
             // such as Bitcoin Core disconnects on a header above the limit, so such a message cannot
             // be relayed. The v2 peer misbehaved; its other messages still go through.
-            this.drop('ERR_V1_TOO_LARGE', `v2 ${JSON.stringify(decoded.command)} message with ${decoded.payload.length} payload bytes, above the v1 limit of ${MAX_V1_PAYLOAD}`, 'peer');
+            this.drop(
+              'ERR_V1_TOO_LARGE',
+              `v2 ${JSON.stringify(decoded.command)} message with ${decoded.payload.length} payload bytes, above the v1 limit of ${MAX_V1_PAYLOAD}`,
+              'peer',
+            );
             continue;
           }
           this.record.msgsFromPeer++;
@@ -753,7 +758,7 @@ export class Bridge {
     }
     o.v2Peers?.note(host, port, 'version', 'itself');
     this.o.observer.downgrade(this.record, 'detected');
-    const reason = 'after the v1 fallback the remote\'s own VERSION advertises NODE_P2P_V2: the v2 attempt was cut on the path (a downgrade)';
+    const reason = "after the v1 fallback the remote's own VERSION advertises NODE_P2P_V2: the v2 attempt was cut on the path (a downgrade)";
     if (o.guard === 'known') {
       this.destroy(`${reason}; closed before relaying it`, 'ERR_V2_DOWNGRADE');
       return false;

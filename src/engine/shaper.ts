@@ -74,7 +74,7 @@ export function geometricLadder(first: number, ratio: number, top: number): numb
 export function makeLadder(step: number, linearTop: number, top: number): number[] {
   const out: number[] = [];
   for (let s = step; s <= linearTop; s += step) out.push(s);
-  for (let s = 2 ** Math.ceil(Math.log2(out[out.length - 1]! + 1)); s <= top; s *= 2) out.push(s);
+  for (let s = 2 ** Math.ceil(Math.log2(out[out.length - 1] + 1)); s <= top; s *= 2) out.push(s);
   return out;
 }
 
@@ -95,12 +95,12 @@ export function ladderTarget(n: number, ladder: readonly number[]): number {
   let hi = ladder.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (ladder[mid]! < n) lo = mid + 1;
+    if (ladder[mid] < n) lo = mid + 1;
     else hi = mid;
   }
-  for (let i = lo; i < ladder.length; i++) if (fits(ladder[i]!)) return ladder[i]!;
+  for (let i = lo; i < ladder.length; i++) if (fits(ladder[i])) return ladder[i];
   // Above the last step, multiples of a quarter of it: at most +25 % there too, and a few % on a block.
-  const unit = ladder[ladder.length - 1]! / 4;
+  const unit = ladder[ladder.length - 1] / 4;
   let t = Math.ceil(n / unit) * unit;
   if (!fits(t)) t += unit;
   return t;
@@ -183,6 +183,6 @@ export class CoverClock {
 
   /** The wire size of the cover burst a tick sends. */
   burstSize(): number {
-    return this.sizes[Math.min(this.sizes.length - 1, Math.floor(this.random() * this.sizes.length))]!;
+    return this.sizes[Math.min(this.sizes.length - 1, Math.floor(this.random() * this.sizes.length))];
   }
 }

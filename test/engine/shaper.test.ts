@@ -38,14 +38,18 @@ describe('shaper: ladders', () => {
   });
 
   it('cover: ping, invs of up to 9 items, headers and the usual payment all weigh 384 bytes', () => {
-    for (const n of [wire(8), wire(1 + 36), wire(1 + 9 * 36), wire(82), wire(222), wire(226)]) assert.equal(ladderTarget(n, COVER_LADDER), 384, `${n} wire bytes`);
+    for (const n of [wire(8), wire(1 + 36), wire(1 + 9 * 36), wire(82), wire(222), wire(226)])
+      assert.equal(ladderTarget(n, COVER_LADDER), 384, `${n} wire bytes`);
     assert.equal(ladderTarget(wire(372), COVER_LADDER), 768);
     assert.equal(ladderTarget(wire(1500), COVER_LADDER), 1920);
   });
 
-  for (const [name, ladder] of [['pad', PAD_LADDER], ['cover', COVER_LADDER]] as const) {
+  for (const [name, ladder] of [
+    ['pad', PAD_LADDER],
+    ['cover', COVER_LADDER],
+  ] as const) {
     it(`${name}: every size from 1 to 300,000 bytes is padded up by 0 or at least one decoy's ${MIN_DECOY} bytes, to a step, or above the top step a multiple of a quarter of it`, () => {
-      const top = ladder[ladder.length - 1]!;
+      const top = ladder[ladder.length - 1];
       const unit = top / 4;
       const steps = new Set(ladder);
       for (let n = 1; n <= 300_000; n++) {
@@ -71,7 +75,11 @@ describe('shaper: filling a gap with decoys', () => {
   it('the decoys of a gap add up to it on the wire, none over 64 KiB of contents', () => {
     for (const gap of [0, 20, 21, 100, 384, 65536, 65556, 65557, 131072, 1_000_000]) {
       const lens = decoyContents(gap);
-      assert.equal(lens.reduce((a, l) => a + l + MIN_DECOY, 0), gap, `gap ${gap}`);
+      assert.equal(
+        lens.reduce((a, l) => a + l + MIN_DECOY, 0),
+        gap,
+        `gap ${gap}`,
+      );
       for (const l of lens) assert.ok(l >= 0 && l <= 65536, `gap ${gap}: ${l}`);
     }
     assert.deepEqual(decoyContents(20), [0]);
@@ -103,7 +111,10 @@ describe('shaper: the cover clock', () => {
     const sizes = Array.from({ length: n }, () => clock.burstSize());
     const bytes = sizes.reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(bytes / ((mean * n) / 1000) - rate) < 40, `${bytes / ((mean * n) / 1000)} B/s`);
-    assert.deepEqual([...new Set(sizes)].sort((a, b) => a - b), [384, 768, 1152, 1920]);
+    assert.deepEqual(
+      [...new Set(sizes)].sort((a, b) => a - b),
+      [384, 768, 1152, 1920],
+    );
     const share = (x: number): number => sizes.filter((s) => s === x).length / n;
     assert.ok(Math.abs(share(384) - 0.55) < 0.015, `384 bytes ${share(384)} of the time`);
     assert.ok(Math.abs(share(1920) - 0.05) < 0.01, `1920 bytes ${share(1920)} of the time`);

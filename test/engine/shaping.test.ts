@@ -16,7 +16,18 @@ import type { ConnectionRecord } from '../../src/engine/record.js';
 import type { ShapeMode } from '../../src/engine/shaper.js';
 import { sleep } from '../helpers/fuzz/sockets.js';
 import { expectNoLeaks, liveSockets, resourceCounts } from '../helpers/leaks.js';
-import { IMPLS, type Impl, MessageChannel, type Msg, handshakeV1, implLabel, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import {
+  IMPLS,
+  type Impl,
+  MessageChannel,
+  type Msg,
+  handshakeV1,
+  implLabel,
+  socks5Connect,
+  startTestNode,
+  type TestNode,
+  versionPayload,
+} from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
 import type { Config } from '../../src/config/index.js';
 
@@ -36,22 +47,29 @@ interface Session {
   record: ConnectionRecord;
   /** Bytes the node's socket read since the v1 handshake through the proxy was done. */
   tapped: () => number;
-  close(): Promise<void>;
+  close: () => Promise<void>;
 }
 
 /** A v1 client through a proxy shaping with `mode` to a v2 node (`impl`), version/verack done. */
-async function open(mode: ShapeMode, impl: Impl, config: Partial<Config> = {}, rate = 1024, metrics?: Metrics, onPacket?: (decoy: boolean) => void): Promise<Session> {
+async function open(
+  mode: ShapeMode,
+  impl: Impl,
+  config: Partial<Config> = {},
+  rate = 1024,
+  metrics?: Metrics,
+  onPacket?: (decoy: boolean) => void,
+): Promise<Session> {
   // The independent node sends no decoys of its own here: its decoy counter then counts only ours.
   const node = await startTestNode(MAIN.magic, 'v2', {}, { impl, independentOptions: onPacket === undefined ? {} : { onPacket } });
   const proxy = await startProxy({ logLevel: 'info', shaping: { mode, rate }, ...config }, metrics === undefined ? {} : { observer: metrics });
   const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
   const client = new MessageChannel(socket, MAIN.magic);
   await handshakeV1(client);
-  const nodeCh = node.channels[0]!;
+  const nodeCh = node.channels[0];
   await nodeCh.until(() => nodeCh.received.some((m) => m.command === 'verack'), 10_000, 'verack at the node');
   let tapped = 0;
   nodeCh.socket.on('data', (c: Buffer) => (tapped += c.length));
-  const record = proxy.server.connections[0]!;
+  const record = proxy.server.connections[0];
   return {
     proxy,
     node,
@@ -100,12 +118,12 @@ describe('shaping (issue 13)', function () {
           const commands = ['tx', 'inv', 'headers', 'getdata', 'zzzlongform'];
           const sent: Msg[] = [];
           for (let i = 0; i < 400; i++) {
-            const size = i === 150 ? 1_000_000 : i % 40 === 7 ? 70_000 : [0, 1, 8, 37, 243][i % 5]! + Math.floor(Math.random() * (i % 3 === 0 ? 3000 : 300));
-            sent.push({ command: commands[i % commands.length]!, payload: randomBytes(size) });
+            const size = i === 150 ? 1_000_000 : i % 40 === 7 ? 70_000 : [0, 1, 8, 37, 243][i % 5] + Math.floor(Math.random() * (i % 3 === 0 ? 3000 : 300));
+            sent.push({ command: commands[i % commands.length], payload: randomBytes(size) });
           }
           const stream = Buffer.concat(sent.map((m) => serializeV1(MAIN.magic, m.command, m.payload)));
           // Pieces of 1 byte to 20 kB: a burst may hold several messages, or none (part of one).
-          for (let at = 0; at < stream.length; ) {
+          for (let at = 0; at < stream.length;) {
             const n = 1 + Math.floor(Math.random() * (Math.random() < 0.5 ? 200 : 20_000));
             t.client.socket.write(stream.subarray(at, at + n));
             at += n;
@@ -115,8 +133,8 @@ describe('shaping (issue 13)', function () {
           const got = appMessages(t.nodeCh);
           assert.equal(got.length, sent.length);
           got.forEach((m, i) => {
-            assert.equal(m.command, sent[i]!.command, `message ${i}`);
-            assert.ok(m.payload.equals(sent[i]!.payload), `message ${i}: payload differs (${m.payload.length} vs ${sent[i]!.payload.length} bytes)`);
+            assert.equal(m.command, sent[i].command, `message ${i}`);
+            assert.ok(m.payload.equals(sent[i].payload), `message ${i}: payload differs (${m.payload.length} vs ${sent[i].payload.length} bytes)`);
           });
           if (mode === 'off') assert.equal(t.record.decoysToPeer, 0);
           else assert.ok(t.record.decoysToPeer > 0, 'decoys were sent');
@@ -136,9 +154,36 @@ describe('shaping (issue 13)', function () {
 
   describe('pad', () => {
     for (const [mode, cases] of [
-      ['off', [[8, wire(8)], [37, wire(37)], [222, wire(222)], [1000, wire(1000)], [100_000, wire(100_000)]]],
-      ['pad', [[8, 64], [37, 80], [222, 320], [1000, 1168], [100_000, 7 * 16384]]],
-      ['cover', [[8, 384], [37, 384], [222, 384], [1000, 1152], [100_000, 7 * 16384]]],
+      [
+        'off',
+        [
+          [8, wire(8)],
+          [37, wire(37)],
+          [222, wire(222)],
+          [1000, wire(1000)],
+          [100_000, wire(100_000)],
+        ],
+      ],
+      [
+        'pad',
+        [
+          [8, 64],
+          [37, 80],
+          [222, 320],
+          [1000, 1168],
+          [100_000, 7 * 16384],
+        ],
+      ],
+      [
+        'cover',
+        [
+          [8, 384],
+          [37, 384],
+          [222, 384],
+          [1000, 1152],
+          [100_000, 7 * 16384],
+        ],
+      ],
     ] as [ShapeMode, [number, number][]][]) {
       it(`${mode}: a message written alone reaches the node as ${cases.map(([p, w]) => `${p} B -> ${w}`).join(', ')} wire bytes`, async () => {
         // rate 1 B/s: a cover tick every 512 s on average, so none falls inside this test.
@@ -170,7 +215,7 @@ describe('shaping (issue 13)', function () {
       }
     });
 
-    it('the burst that answers the node\'s key (our version packet and the client\'s VERSION held for it) is padded too', async () => {
+    it("the burst that answers the node's key (our version packet and the client's VERSION held for it) is padded too", async () => {
       // The client writes VERSION as soon as SOCKS5 succeeds, before the node's key is back, so the
       // proxy holds it and sends it with its version packet in one burst: that burst gets its decoy
       // before the client's verack (the last real packet here) is even written.
@@ -202,8 +247,12 @@ describe('shaping (issue 13)', function () {
       const peer = t.nodeCh.independent!;
       assert.equal(appMessages(t.nodeCh).length, 0, 'no real message was sent');
       assert.ok(peer.decoysReceived >= 40);
-      for (const b of bursts) assert.ok(b.bytes === 384 || b.bytes === 768 || b.bytes % 384 === 0, `a burst of ${b.bytes} bytes: not cover sizes (multiples of 384, two when reads coalesce)`);
-      const gaps = bursts.slice(1).map((b, i) => b.at - bursts[i]!.at);
+      for (const b of bursts)
+        assert.ok(
+          b.bytes === 384 || b.bytes === 768 || b.bytes % 384 === 0,
+          `a burst of ${b.bytes} bytes: not cover sizes (multiples of 384, two when reads coalesce)`,
+        );
+      const gaps = bursts.slice(1).map((b, i) => b.at - bursts[i].at);
       const mean = gaps.reduce((a, b) => a + b, 0) / gaps.length;
       const sd = Math.sqrt(gaps.reduce((a, g) => a + (g - mean) ** 2, 0) / gaps.length);
       assert.ok(sd / mean > 0.5, `intervals vary (sd/mean ${sd / mean}): not a fixed period`);
@@ -242,7 +291,7 @@ describe('shaping (issue 13)', function () {
         const client = new MessageChannel(socket, MAIN.magic);
         await handshakeV1(client);
         if (how === 'client') socket.destroy();
-        else node.channels[node.channels.length - 1]!.socket.destroy();
+        else node.channels[node.channels.length - 1].socket.destroy();
         await client.waitClosed();
         await expectNoLeaks(before);
       }
@@ -290,7 +339,7 @@ describe('shaping (issue 13)', function () {
         await t.nodeCh.until(() => appMessages(t.nodeCh).some((m) => m.command === 'headers'), 20_000, 'the last message');
         const got = appMessages(t.nodeCh);
         assert.equal(got.length, sent.length + 1);
-        sent.forEach((p, i) => assert.ok(got[i]!.payload.equals(p), `message ${i}`));
+        sent.forEach((p, i) => assert.ok(got[i].payload.equals(p), `message ${i}`));
         const peer = t.nodeCh.independent;
         if (peer !== undefined) {
           assert.ok(peer.decoysReceived >= 3000, `${peer.decoysReceived} decoys skipped`);
@@ -310,13 +359,13 @@ describe('shaping (issue 13)', function () {
       cleanups.push(() => void socket.destroy());
       let sentBytes = 0;
       const write = socket.write.bind(socket);
-      socket.write = ((chunk: Buffer, ...rest: never[]) => {
+      socket.write = (chunk: Buffer, ...rest: never[]) => {
         sentBytes += chunk.length;
         return write(chunk, ...rest);
-      }) as typeof socket.write;
+      };
       const client = new MessageChannel(socket, MAIN.magic, { v2: 'initiator', impl: 'independent', independentOptions: {} });
       await handshakeV1(client);
-      const nodeCh = node.channels[0]!;
+      const nodeCh = node.channels[0];
       await nodeCh.until(() => nodeCh.received.some((m) => m.command === 'verack'), 10_000, 'verack at the node');
       let nodeBytes = 0;
       nodeCh.socket.on('data', (c: Buffer) => (nodeBytes += c.length));
@@ -328,7 +377,7 @@ describe('shaping (issue 13)', function () {
       await settled(() => nodeBytes);
       assert.equal(nodeBytes - nodeBase, sentBytes - base, 'the node read exactly what the client wrote');
       assert.equal(nodeCh.independent!.decoysReceived, 0);
-      const r = proxy.server.connections[0]!;
+      const r = proxy.server.connections[0];
       assert.equal(r.transport, 'passthrough');
       assert.equal(r.shaping, undefined);
       assert.equal(describeConnection(r).shaping, null);
@@ -348,10 +397,10 @@ describe('shaping (issue 13)', function () {
       const payload = randomBytes(1000);
       client.send('echo', payload);
       assert.ok((await client.next('echo')).payload.equals(payload));
-      const nodeCh = node.channels[node.channels.length - 1]!;
+      const nodeCh = node.channels[node.channels.length - 1];
       assert.ok(!nodeCh.isV2);
       assert.equal(nodeCh.error, undefined, 'the v1 node parsed every byte');
-      const r = proxy.server.connections[0]!;
+      const r = proxy.server.connections[0];
       assert.equal(r.transport, 'v1-fallback');
       assert.equal(r.shaping, undefined);
       assert.equal(r.decoysToPeer, 0);
@@ -370,7 +419,7 @@ describe('shaping (issue 13)', function () {
           inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }],
         });
         cleanups.push(() => proxy.stop());
-        const socket = net.connect(proxy.server.inboundAddresses[0]!.port, '127.0.0.1');
+        const socket = net.connect(proxy.server.inboundAddresses[0].port, '127.0.0.1');
         socket.on('error', () => {});
         cleanups.push(() => void socket.destroy());
         const peer = new MessageChannel(socket, MAIN.magic, { v2: 'initiator', impl, independentOptions: {} });
@@ -381,7 +430,7 @@ describe('shaping (issue 13)', function () {
         const payloads = Array.from({ length: 50 }, (_, i) => randomBytes(i * 97));
         for (const p of payloads) peer.send('echo', p);
         for (const p of payloads) assert.ok((await peer.next('echo')).payload.equals(p));
-        const r = proxy.server.connections[0]!;
+        const r = proxy.server.connections[0];
         assert.equal(r.transport, 'inbound-v2');
         assert.equal(r.shaping, 'cover');
         if (peer.independent !== undefined) {

@@ -124,10 +124,7 @@ export interface PeerOptions {
 }
 
 export type PeerEvent =
-  | { type: 'send'; data: Buffer }
-  | { type: 'v1'; data: Buffer }
-  | { type: 'ready'; sessionId: Buffer }
-  | { type: 'message'; contents: Buffer };
+  { type: 'send'; data: Buffer } | { type: 'v1'; data: Buffer } | { type: 'ready'; sessionId: Buffer } | { type: 'message'; contents: Buffer };
 
 /** The protocol as straight-line code: `yield n` is the BIP's receive(peer, n). */
 type Protocol = Generator<number, void, Uint8Array>;
@@ -261,7 +258,7 @@ export class IndependentV2Peer {
     const out = new Uint8Array(n);
     let got = 0;
     while (got < n) {
-      const head = this.inbox[0]!;
+      const head = this.inbox[0];
       const k = Math.min(head.length, n - got);
       out.set(head.subarray(0, k), got);
       got += k;
@@ -353,7 +350,7 @@ export class IndependentV2Peer {
   private *v2ReceivePacket(aad: Uint8Array): Generator<number, Uint8Array | undefined, Uint8Array> {
     const s = this.session!;
     const lenBytes = s.recvL.crypt(yield LENGTH_FIELD_LEN);
-    const contentsLen = lenBytes[0]! | (lenBytes[1]! << 8) | (lenBytes[2]! << 16);
+    const contentsLen = lenBytes[0] | (lenBytes[1] << 8) | (lenBytes[2] << 16);
     if (contentsLen > this.maxContents) throw new PeerError('too-large', `packet of ${contentsLen} bytes of contents`);
     const aeadCiphertext = yield HEADER_LEN + contentsLen + CHACHA20POLY1305_EXPANSION;
     let plaintext: Uint8Array;
@@ -363,8 +360,8 @@ export class IndependentV2Peer {
       throw new PeerError('bad-tag', (err as Error).message);
     }
     this.packetsReceived++;
-    this.onPacket?.((plaintext[0]! & (1 << IGNORE_BIT_POS)) !== 0);
-    if ((plaintext[0]! & (1 << IGNORE_BIT_POS)) !== 0) {
+    this.onPacket?.((plaintext[0] & (1 << IGNORE_BIT_POS)) !== 0);
+    if ((plaintext[0] & (1 << IGNORE_BIT_POS)) !== 0) {
       this.decoysReceived++;
       this.decoyBytesReceived += LENGTH_FIELD_LEN + aeadCiphertext.length;
       return undefined;
@@ -389,9 +386,9 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
  * every third application packet, so the proxy has to skip decoys at every stage.
  */
 export function noisyPeerOptions(): Partial<PeerOptions> {
-  const small = (): Uint8Array => randomBytes(1 + (randomBytes(1)[0]! % 100));
+  const small = (): Uint8Array => randomBytes(1 + (randomBytes(1)[0] % 100));
   return {
-    decoys: Array.from({ length: randomBytes(1)[0]! % 11 }, small),
+    decoys: Array.from({ length: randomBytes(1)[0] % 11 }, small),
     appDecoys: (n) => (n % 3 === 1 ? [small()] : []),
   };
 }
