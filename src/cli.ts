@@ -54,7 +54,7 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
   // Metrics observe every connection, so they exist before the server; their HTTP listener
   // starts after the proxy's own listeners.
   const metricsModule = config.metrics === undefined ? undefined : await import('./metrics.js');
-  const metrics = metricsModule === undefined ? undefined : new metricsModule.Metrics();
+  const metrics = metricsModule === undefined ? undefined : new metricsModule.Metrics({ shaping: config.shaping });
   const server = new ProxyServer(config, log, metrics === undefined ? {} : { observer: metrics });
   let metricsServer: MetricsServer | undefined;
   const closeAll = async (): Promise<void> => {
@@ -69,6 +69,8 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
     upstream_proxy: config.upstreamProxy === undefined ? undefined : describeProxy(config.upstreamProxy),
     onion_proxy: config.onionProxy === undefined ? undefined : describeProxy(config.onionProxy),
     max_connections: config.maxConnections,
+    shape: config.shaping?.mode ?? 'off',
+    shape_rate: config.shaping?.mode === 'cover' ? config.shaping.rate : undefined,
   });
 
   // Handlers go in before listening: a supervisor may signal as soon as it sees the first
@@ -117,7 +119,14 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
     const where = e.address === undefined ? undefined : formatHostPort({ host: e.address, port: e.port ?? 0 });
-    const hint = e.code === 'EADDRINUSE' ? 'another process is listening there' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : e.code === 'EACCES' ? 'permission denied' : undefined;
+    const hint =
+      e.code === 'EADDRINUSE'
+        ? 'another process is listening there'
+        : e.code === 'EADDRNOTAVAIL'
+          ? 'no local interface has that address'
+          : e.code === 'EACCES'
+            ? 'permission denied'
+            : undefined;
     // The metrics endpoint is on by default, so its port is the one an operator did not choose.
     const isMetrics = listenedProxy && config.metrics !== undefined;
     startupError('cannot listen', {
@@ -176,7 +185,12 @@ async function main(argv: string[]): Promise<number> {
   try {
     // Priority prefixes only where journald reads them: not in a file, not on a terminal.
     const journal = config.logFile === undefined && isJournalStream(process.env, 2);
-    log = createLogger({ level: config.logLevel, file: config.logFile, journal, ...(config.logTimestamps === undefined ? {} : { timestamps: config.logTimestamps }) });
+    log = createLogger({
+      level: config.logLevel,
+      file: config.logFile,
+      journal,
+      ...(config.logTimestamps === undefined ? {} : { timestamps: config.logTimestamps }),
+    });
   } catch (err) {
     if (isProxyError(err)) return fail(err.message, EXIT_CONFIG);
     throw err;
@@ -187,10 +201,12 @@ async function main(argv: string[]): Promise<number> {
     if (starting && config.logFile !== undefined) process.stderr.write(`${NAME}: ${msg}${formatFields(fields)} (log: ${config.logFile})\n`);
   };
   // A daemon's last words belong in its log file, not only on a terminal nobody watches.
-  const die = (what: string) => (err: unknown): void => {
-    startupError(what, { reason: err instanceof Error ? (err.stack ?? err.message).replace(/\n\s*/g, ' | ') : String(err) });
-    process.exit(EXIT_FAILURE);
-  };
+  const die =
+    (what: string) =>
+    (err: unknown): void => {
+      startupError(what, { reason: err instanceof Error ? (err.stack ?? err.message).replace(/\n\s*/g, ' | ') : String(err) });
+      process.exit(EXIT_FAILURE);
+    };
   process.on('uncaughtException', die('uncaught exception'));
   process.on('unhandledRejection', die('unhandled rejection'));
   return run(config, log, parsed.configFile, startupError, () => {

@@ -10,6 +10,8 @@
  * (a Bitcoin peer connection lives for days), so they are not only bumped at close: each scrape
  * adds the live records' counters to the totals of the connections already closed. A record moves
  * from "live" to "closed" exactly once, in closed(), so nothing is counted twice.
+ *
+ * GET /info answers the daemon's own settings that `status` shows (the traffic shaping mode).
  */
 import * as http from 'node:http';
 import { type AddressInfo, isIPv4 } from 'node:net';
@@ -19,6 +21,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { type HostPort, formatHostPort, splitHostPort } from './address.js';
 import type { ErrorCode } from './errors.js';
 import type { ConnectionRecord, ProxyObserver } from './engine/record.js';
+import { SHAPE_MODES, type ShapingOptions } from './engine/shaper.js';
 import type { Logger } from './log.js';
 
 export const METRICS_PREFIX = 'bip324_proxy_';
@@ -34,6 +37,12 @@ const PENDING = 'pending';
 
 type Direction = 'to_peer' | 'from_peer';
 
+/** GET /info: the daemon's settings that `status` shows. */
+export interface ProxyInfo {
+  /** --shape and --shape-rate. */
+  shaping: ShapingOptions;
+}
+
 export class Metrics implements ProxyObserver {
   readonly registry = new Registry();
 
@@ -41,6 +50,8 @@ export class Metrics implements ProxyObserver {
   private readonly live = new Map<number, ConnectionRecord>();
   private readonly closedBytes: Record<Direction, number> = { to_peer: 0, from_peer: 0 };
   private readonly closedMsgs: Record<Direction, number> = { to_peer: 0, from_peer: 0 };
+  private readonly closedDecoys = { packets: 0, bytes: 0 };
+  readonly info: ProxyInfo;
   /** Every {frontend, transport} pair ever reported active, so a pair that empties reads 0 rather than vanishing. */
   private readonly activeSeen = new Map<string, { frontend: string; transport: string }>();
 
@@ -52,10 +63,12 @@ export class Metrics implements ProxyObserver {
   private readonly droppedTotal: Counter<'code'>;
   private readonly downgradeTotal: Counter<'outcome'>;
 
-  constructor(options: { collectDefault?: boolean } = {}) {
+  constructor(options: { collectDefault?: boolean; shaping?: ShapingOptions } = {}) {
     const registers = [this.registry];
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as `this`
     const self = this;
+    const shaping = options.shaping ?? { mode: 'off', rate: 0 };
+    this.info = { shaping: { ...shaping } };
 
     this.openedTotal = new Counter({
       name: `${METRICS_PREFIX}connections_opened_total`,
@@ -124,6 +137,35 @@ export class Metrics implements ProxyObserver {
       },
     });
 
+    new Counter({
+      name: `${METRICS_PREFIX}decoy_packets_total`,
+      help: 'Decoy packets sent to remote peers by traffic shaping (--shape), live connections included.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.closedDecoys.packets + self.liveSums('decoysToPeer', 'decoyBytesToPeer')[0]);
+      },
+    });
+
+    new Counter({
+      name: `${METRICS_PREFIX}decoy_bytes_total`,
+      help: 'Wire bytes of the decoy packets sent to remote peers (also counted in bytes_total), live connections included.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.closedDecoys.bytes + self.liveSums('decoysToPeer', 'decoyBytesToPeer')[1]);
+      },
+    });
+
+    // An enum as Prometheus has it: one series per value, 1 for the one in force.
+    const mode = new Gauge({
+      name: `${METRICS_PREFIX}shaping_mode`,
+      help: 'Traffic shaping mode (--shape): 1 for the one in force.',
+      labelNames: ['mode'],
+      registers,
+    });
+    for (const m of SHAPE_MODES) mode.set({ mode: m }, m === shaping.mode ? 1 : 0);
+
     this.fallbackTotal = new Counter({
       name: `${METRICS_PREFIX}v1_fallbacks_total`,
       help: 'Remote peers taken for v1-only, by whether falling back to v1 was allowed.',
@@ -185,11 +227,13 @@ export class Metrics implements ProxyObserver {
     this.closedBytes.from_peer += record.bytesFromPeer;
     this.closedMsgs.to_peer += record.msgsToPeer;
     this.closedMsgs.from_peer += record.msgsFromPeer;
+    this.closedDecoys.packets += record.decoysToPeer;
+    this.closedDecoys.bytes += record.decoyBytesToPeer;
     this.closedTotal.inc({ frontend: record.frontEnd, transport: record.transport ?? PENDING, reason: code ?? 'normal' });
     if (code !== undefined && record.establishedAt === undefined) this.refusedTotal.inc({ code });
   }
 
-  private liveSums(a: 'bytesToPeer' | 'msgsToPeer', b: 'bytesFromPeer' | 'msgsFromPeer'): [number, number] {
+  private liveSums(a: 'bytesToPeer' | 'msgsToPeer' | 'decoysToPeer', b: 'bytesFromPeer' | 'msgsFromPeer' | 'decoyBytesToPeer'): [number, number] {
     let x = 0;
     let y = 0;
     for (const r of this.live.values()) {
@@ -212,6 +256,11 @@ export interface ConnectionInfo {
   bytes_from_peer: number;
   msgs_to_peer: number;
   msgs_from_peer: number;
+  /** --shape as applied to this connection (null: not shaped, or a relayed connection); absent from older daemons. */
+  shaping?: string | null;
+  /** Decoy packets and their wire bytes sent to the peer (included in bytes_to_peer). */
+  decoys_to_peer?: number;
+  decoy_bytes_to_peer?: number;
   age_seconds: number;
   established: boolean;
 }
@@ -228,6 +277,9 @@ export function describeConnection(r: ConnectionRecord, now: number = Date.now()
     bytes_from_peer: r.bytesFromPeer,
     msgs_to_peer: r.msgsToPeer,
     msgs_from_peer: r.msgsFromPeer,
+    shaping: r.shaping ?? null,
+    decoys_to_peer: r.decoysToPeer,
+    decoy_bytes_to_peer: r.decoyBytesToPeer,
     age_seconds: Math.max(0, now - r.startedAt) / 1000,
     established: r.establishedAt !== undefined,
   };
@@ -243,16 +295,11 @@ export interface MetricsServer {
 }
 
 /**
- * HTTP server on host:port serving GET /metrics (Prometheus text) and GET /connections (JSON array);
- * 404 for other paths, 405 for methods other than GET and HEAD. Rejects with the listen error
+ * HTTP server on host:port serving GET /metrics (Prometheus text), GET /connections (JSON array)
+ * and GET /info (JSON object, ProxyInfo); 404 for other paths, 405 for methods other than GET and HEAD. Rejects with the listen error
  * (EADDRINUSE, ...) so the caller can report it like a --listen failure.
  */
-export function startMetricsServer(
-  address: HostPort,
-  metrics: Metrics,
-  connections: () => ConnectionRecord[],
-  log: Logger,
-): Promise<MetricsServer> {
+export function startMetricsServer(address: HostPort, metrics: Metrics, connections: () => ConnectionRecord[], log: Logger): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
     if (!hostAllowed(req.headers.host, address.host)) {
       // DNS rebinding: a web page on evil.example whose name is made to resolve to 127.0.0.1 reaches
@@ -305,12 +352,7 @@ export function hostAllowed(header: string | undefined, configuredHost: string):
   return isIPv4(host) || host === 'localhost' || host === bare(configuredHost.toLowerCase());
 }
 
-async function respond(
-  req: http.IncomingMessage,
-  res: http.ServerResponse,
-  metrics: Metrics,
-  connections: () => ConnectionRecord[],
-): Promise<void> {
+async function respond(req: http.IncomingMessage, res: http.ServerResponse, metrics: Metrics, connections: () => ConnectionRecord[]): Promise<void> {
   // HEAD is answered like GET (Node drops the body): HTTP requires it wherever GET works.
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
@@ -328,8 +370,10 @@ async function respond(
       .map((r) => describeConnection(r, now))
       .sort((a, b) => a.id - b.id);
     send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(list)}\n`);
+  } else if (path === '/info') {
+    send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify(metrics.info)}\n`);
   } else {
-    send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics or /connections\n');
+    send(res, 404, 'text/plain; charset=utf-8', 'not found: try /metrics, /connections or /info\n');
   }
 }
 

@@ -1,13 +1,15 @@
 /**
  * `bip324-proxy status`: ask a running proxy for its live connections through the --metrics
- * endpoint (GET /connections, see metrics.ts) and print them as a table a person reads at a glance.
+ * endpoint (GET /connections, see metrics.ts) and print them as a table a person reads at a glance,
+ * with the traffic shaping mode (GET /info; an older daemon without it is still shown, without).
  */
 import * as http from 'node:http';
 
 import { type HostPort, formatHostPort } from './address.js';
 import { DEFAULT_METRICS, DEFAULT_METRICS_PORT } from './config/index.js';
 import type { Config } from './config/index.js';
-import type { ConnectionInfo } from './metrics.js';
+import type { ConnectionInfo, ProxyInfo } from './metrics.js';
+import { SHAPE_MODES, type ShapingOptions } from './engine/shaper.js';
 
 /** Where `status` looks when no --metrics is given: the daemon's default metrics address. */
 export { DEFAULT_METRICS_PORT };
@@ -32,18 +34,23 @@ export async function runStatus(
 ): Promise<number> {
   const address = config.metrics;
   if (address === undefined) {
-    await write(err, `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatHostPort(DEFAULT_METRICS)}\n`);
+    await write(
+      err,
+      `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatHostPort(DEFAULT_METRICS)}\n`,
+    );
     return 1;
   }
   const isDefault = address.host === DEFAULT_METRICS.host && address.port === DEFAULT_METRICS.port;
   let list: ConnectionInfo[];
+  // Both at once; /info is optional (a daemon from before it answers 404), so its failure is not one.
+  const info = fetchText(address, '/info', STATUS_TIMEOUT_MS).then(parseInfo, () => undefined);
   try {
     list = parseConnections(await fetchText(address, '/connections', STATUS_TIMEOUT_MS));
   } catch (e) {
     await write(err, `bip324-proxy status: ${describeFailure(e, address, !isDefault)}\n`);
     return 1;
   }
-  await write(out, formatStatus(list, options.full === true));
+  await write(out, formatStatus(list, options.full === true, (await info)?.shaping));
   return 0;
 }
 
@@ -111,13 +118,39 @@ function parseConnections(body: string): ConnectionInfo[] {
   return value as ConnectionInfo[];
 }
 
-/** The table and the summary line, or "no connections"; session ids cut to 16 hex digits unless `full`. */
-export function formatStatus(list: ConnectionInfo[], full = false): string {
-  if (list.length === 0) return 'no connections\n';
+/** GET /info, when it is what a proxy answers; anything else counts as no answer. */
+function parseInfo(body: string): ProxyInfo | undefined {
+  try {
+    const v = JSON.parse(body) as ProxyInfo;
+    const s = v?.shaping;
+    if (s !== undefined && (SHAPE_MODES as readonly string[]).includes(s.mode) && typeof s.rate === 'number') return v;
+  } catch {
+    // not JSON
+  }
+  return undefined;
+}
+
+/** "shaping cover at 1024 B/s per connection", or undefined when shaping is off or unknown. */
+function describeShaping(shaping: ShapingOptions | undefined): string | undefined {
+  if (shaping === undefined || shaping.mode === 'off') return undefined;
+  return shaping.mode === 'cover' ? `shaping cover at ${shaping.rate} B/s per connection` : `shaping ${shaping.mode}`;
+}
+
+/**
+ * The table and the summary line, or "no connections"; session ids cut to 16 hex digits unless
+ * `full`. With traffic shaping on (`shaping`, from GET /info, or any connection shaped), a DECOYS
+ * column (decoy packets and their bytes, per connection) and the mode and totals after the summary.
+ */
+export function formatStatus(list: ConnectionInfo[], full = false, shaping?: ShapingOptions): string {
+  const mode = describeShaping(shaping);
+  if (list.length === 0) return mode === undefined ? 'no connections\n' : `no connections; ${mode}\n`;
   const rows = [...list].sort((a, b) => a.id - b.id);
-  const header = ['ID', 'FRONTEND', 'PEER', 'TRANSPORT', 'SESSION', 'TO PEER', 'FROM PEER', 'MSGS', 'AGE'];
+  const shaped = mode !== undefined || rows.some((c) => (c.shaping ?? null) !== null || (c.decoys_to_peer ?? 0) > 0);
+  const header = ['ID', 'FRONTEND', 'PEER', 'TRANSPORT', 'SESSION', 'TO PEER', 'FROM PEER', 'MSGS', ...(shaped ? ['DECOYS'] : []), 'AGE'];
   // Numbers read best right-aligned, names left-aligned.
-  const right = [true, false, false, false, false, true, true, true, true];
+  const right = [true, false, false, false, false, true, true, true, ...(shaped ? [true] : []), true];
+  const decoys = (c: ConnectionInfo): string =>
+    (c.shaping ?? null) === null && (c.decoys_to_peer ?? 0) === 0 ? '-' : `${c.decoys_to_peer ?? 0} (${humanBytes(c.decoy_bytes_to_peer ?? 0)})`;
   const cells = rows.map((c) => [
     String(c.id),
     c.frontend,
@@ -127,6 +160,7 @@ export function formatStatus(list: ConnectionInfo[], full = false): string {
     humanBytes(c.bytes_to_peer),
     humanBytes(c.bytes_from_peer),
     `${c.msgs_to_peer}/${c.msgs_from_peer}`,
+    ...(shaped ? [decoys(c)] : []),
     humanAge(c.age_seconds),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
@@ -145,7 +179,12 @@ export function formatStatus(list: ConnectionInfo[], full = false): string {
     .filter((t) => counts.has(t))
     .map((t) => `${counts.get(t)} ${t}`)
     .join(', ');
-  const total = `${rows.length} connection${rows.length === 1 ? '' : 's'}: ${summary}`;
+  let total = `${rows.length} connection${rows.length === 1 ? '' : 's'}: ${summary}`;
+  if (shaped) {
+    const packets = rows.reduce((n, c) => n + (c.decoys_to_peer ?? 0), 0);
+    const bytes = rows.reduce((n, c) => n + (c.decoy_bytes_to_peer ?? 0), 0);
+    total += `; ${mode ?? 'shaping'}: ${packets} decoy${packets === 1 ? '' : 's'} (${humanBytes(bytes)})`;
+  }
   return [line(header), ...cells.map(line), total].join('\n') + '\n';
 }
 

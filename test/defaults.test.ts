@@ -29,7 +29,14 @@ interface Documented {
 }
 
 const DEFAULTS: Documented[] = [
-  { option: 'listen', man: '127.0.0.1:1324', help: '127.0.0.1:1324', sample: '127.0.0.1:1324', code: (c) => c.listen, value: [{ host: '127.0.0.1', port: 1324 }] },
+  {
+    option: 'listen',
+    man: '127.0.0.1:1324',
+    help: '127.0.0.1:1324',
+    sample: '127.0.0.1:1324',
+    code: (c) => c.listen,
+    value: [{ host: '127.0.0.1', port: 1324 }],
+  },
   { option: 'max-connections', man: '1024', help: '1024', sample: '1024', code: (c) => c.maxConnections, value: 1024 },
   { option: 'max-inbound', man: '125', help: '125', sample: '125', code: (c) => c.inboundLimits.max, value: 125 },
   { option: 'max-inbound-per-ip', man: '4', help: '4', sample: '4', code: (c) => c.inboundLimits.perIp, value: 4 },
@@ -39,6 +46,9 @@ const DEFAULTS: Documented[] = [
   { option: 'connect-timeout', man: '15', help: '15', sample: '15', code: (c) => c.timeouts.connectMs, value: 15_000 },
   { option: 'handshake-timeout', man: '10', help: '10', sample: '10', code: (c) => c.timeouts.handshakeMs, value: 10_000 },
   { option: 'idle-timeout', man: '1200', help: '1200', sample: '1200', code: (c) => c.timeouts.idleMs, value: 1_200_000 },
+  { option: 'shape', man: 'off', help: 'off', sample: 'off', code: (c) => c.shaping?.mode ?? 'off', value: 'off' },
+  // The rate only lives in a Config with shaping on: the default as --shape cover reads it.
+  { option: 'shape-rate', man: '1024', help: '1024', sample: '1024', code: () => loadConfig(['--shape', 'cover'], {}).config.shaping?.rate, value: 1024 },
   { option: 'log-level', man: 'info', help: 'info', sample: 'info', code: (c) => c.logLevel, value: 'info' },
   // --help words these two as a behaviour ("fall back, like Bitcoin Core"), not as a value.
   { option: 'downgrade-guard', man: 'known', help: 'known', sample: 'known', code: (c) => c.downgradeGuard, value: 'known' },
@@ -48,7 +58,10 @@ const DEFAULTS: Documented[] = [
 
 /** roff -> text: "\-" is a dash, "\fB"... are font changes. */
 function unroff(text: string): string {
-  return text.replace(/\\f[BIRP]/g, '').replace(/\\-/g, '-').replace(/\\(.)/g, '$1');
+  return text
+    .replace(/\\f[BIRP]/g, '')
+    .replace(/\\-/g, '-')
+    .replace(/\\(.)/g, '$1');
 }
 
 /** The man page's OPTIONS entry for --option: from the .B/.BI line after its .TP to the next .TP or section. */

@@ -151,10 +151,7 @@ describe('metrics: live counters of a running proxy', function () {
       assert.equal(c.peer, `127.0.0.1:${node.port}`);
       assert.equal(c.client, r.client);
       assert.equal(c.established, true);
-      assert.deepEqual(
-        [c.bytes_to_peer, c.bytes_from_peer, c.msgs_to_peer, c.msgs_from_peer],
-        [r.bytesToPeer, r.bytesFromPeer, r.msgsToPeer, r.msgsFromPeer],
-      );
+      assert.deepEqual([c.bytes_to_peer, c.bytes_from_peer, c.msgs_to_peer, c.msgs_from_peer], [r.bytesToPeer, r.bytesFromPeer, r.msgsToPeer, r.msgsFromPeer]);
       assert.ok(c.age_seconds >= 0 && c.age_seconds < 60);
     }
 
@@ -215,7 +212,19 @@ describe('metrics: live counters of a running proxy', function () {
 
 describe('metrics: observer bookkeeping', function () {
   function record(id: number, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
-    return { id, frontEnd: 'socks5', client: '127.0.0.1:5000', startedAt: Date.now(), bytesToPeer: 0, bytesFromPeer: 0, msgsToPeer: 0, msgsFromPeer: 0, ...over };
+    return {
+      id,
+      frontEnd: 'socks5',
+      client: '127.0.0.1:5000',
+      startedAt: Date.now(),
+      bytesToPeer: 0,
+      bytesFromPeer: 0,
+      msgsToPeer: 0,
+      msgsFromPeer: 0,
+      decoysToPeer: 0,
+      decoyBytesToPeer: 0,
+      ...over,
+    };
   }
   async function samples(m: Metrics): Promise<Sample[]> {
     return parseProm(await m.registry.metrics());
@@ -291,7 +300,10 @@ describe('metrics: observer bookkeeping', function () {
     assert.match(withDefault, /^process_cpu_user_seconds_total /m);
     assert.match(withDefault, /^nodejs_heap_size_used_bytes /m);
     const without = await samples(new Metrics({ collectDefault: false }));
-    assert.ok(without.every((x) => x.name.startsWith(P)), 'only bip324_proxy_ metrics');
+    assert.ok(
+      without.every((x) => x.name.startsWith(P)),
+      'only bip324_proxy_ metrics',
+    );
   });
 
   it('two Metrics objects do not share a registry (and do not collide on names)', async () => {
@@ -341,7 +353,10 @@ describe('metrics: HTTP endpoint', function () {
   });
 
   it('rejects with EADDRINUSE when the port is taken', async () => {
-    await assert.rejects(startMetricsServer({ host: '127.0.0.1', port: server.address.port }, metrics, () => [], quietLog), { code: 'EADDRINUSE' });
+    await assert.rejects(
+      startMetricsServer({ host: '127.0.0.1', port: server.address.port }, metrics, () => [], quietLog),
+      { code: 'EADDRINUSE' },
+    );
   });
 
   it('close() returns promptly with a keep-alive client connected', async () => {

@@ -135,7 +135,7 @@ describe('status: a live proxy', function () {
 
       const full = await status(server.address, true);
       assert.equal(full.code, 0, full.err);
-      const row = full.out.split('\n')[1]!;
+      const row = full.out.split('\n')[1];
       assert.ok(row.includes(` ${session} `), `--full shows the whole session id: ${row}`);
       assert.ok(!row.includes('…'), row);
     } finally {
@@ -181,7 +181,7 @@ describe('status: failures', function () {
     assert.match(r.err, /e\.g\. --metrics 127\.0\.0\.1:9324/);
   });
 
-  it('a port that does not speak HTTP (the proxy\'s own port, say) names --metrics and a right value, not a parser code alone', async () => {
+  it("a port that does not speak HTTP (the proxy's own port, say) names --metrics and a right value, not a parser code alone", async () => {
     // One server answers with bytes that are not HTTP (Node: HPE_INVALID_CONSTANT), the other
     // resets at once, as the proxy's SOCKS5 port does on "GET" (ERR_UNKNOWN_PROTOCOL).
     const garbage = net.createServer((s) => s.end('SSH-2.0-OpenSSH_9.2\r\n'));
@@ -270,7 +270,10 @@ describe('status: formatting', function () {
     // The last column is right-aligned, so every table line ends at the same column.
     assert.equal(new Set(table.map((l) => l.length)).size, 1, text);
     // Rows come sorted by id; every column header starts where its cells start or (right-aligned) ends where they end.
-    assert.deepEqual(table.slice(1).map((l) => l.trim().split(/\s+/)[0]), ['3', '4', '12']);
+    assert.deepEqual(
+      table.slice(1).map((l) => l.trim().split(/\s+/)[0]),
+      ['3', '4', '12'],
+    );
     const peerCol = lines[0].indexOf('PEER');
     assert.equal(table[3].indexOf('[2001:db8::1]:8333'), peerCol);
     const toEnd = lines[0].indexOf('TO PEER') + 'TO PEER'.length;
@@ -288,5 +291,56 @@ describe('status: formatting', function () {
 
   it('no connections prints one line', () => {
     assert.equal(formatStatus([]), 'no connections\n');
+  });
+
+  it('with shaping on, a DECOYS column (packets and bytes per connection) and the mode and totals on the last line', () => {
+    const text = formatStatus(
+      [
+        info({ id: 1, shaping: 'cover', decoys_to_peer: 12, decoy_bytes_to_peer: 4608 }),
+        info({ id: 2, transport: 'passthrough', session_id: null, shaping: null, decoys_to_peer: 0, decoy_bytes_to_peer: 0 }),
+      ],
+      false,
+      { mode: 'cover', rate: 1024 },
+    );
+    const lines = text.trimEnd().split('\n');
+    assert.match(lines[0], /^ID\s+FRONTEND\s+PEER\s+TRANSPORT\s+SESSION\s+TO PEER\s+FROM PEER\s+MSGS\s+DECOYS\s+AGE$/);
+    assert.match(lines[1], / 12 \(4\.6 kB\) /);
+    assert.match(lines[2], / - /);
+    assert.equal(lines[3], '2 connections: 1 v2, 1 passthrough; shaping cover at 1024 B/s per connection: 12 decoys (4.6 kB)');
+    assert.equal(formatStatus([], false, { mode: 'pad', rate: 1024 }), 'no connections; shaping pad\n');
+    // Off: the table as before.
+    assert.equal(formatStatus([info({})], false, { mode: 'off', rate: 1024 }), formatStatus([info({})]));
+    assert.doesNotMatch(formatStatus([info({})], false, { mode: 'off', rate: 1024 }), /DECOYS|shaping/);
+  });
+});
+
+describe('status: a proxy that shapes its traffic', function () {
+  it('shows the mode from GET /info and the decoys each connection sent', async () => {
+    const node = await startTestNode(main.magic);
+    const metrics = new Metrics({ collectDefault: false, shaping: { mode: 'cover', rate: 20_000 } });
+    const proxy = await startProxy({ shaping: { mode: 'cover', rate: 20_000 } }, { observer: metrics });
+    const server = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics, () => proxy.server.connections, quietLog);
+    const empty = await status(server.address);
+    assert.equal(empty.out, 'no connections; shaping cover at 20000 B/s per connection\n');
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    try {
+      const ch = new MessageChannel(socket, main.magic);
+      ch.send('version', versionPayload());
+      await ch.next('verack');
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await status(server.address);
+      assert.equal(r.code, 0, r.err);
+      const lines = r.out.trimEnd().split('\n');
+      assert.match(lines[0], /\bDECOYS\b/);
+      const decoys = proxy.server.connections[0].decoysToPeer;
+      assert.ok(decoys > 0);
+      assert.match(lines[1], / [0-9]+ \([0-9.]+ (k?B)\) /);
+      assert.match(lines[2], /^1 connection: 1 v2; shaping cover at 20000 B\/s per connection: [0-9]+ decoys \(/);
+    } finally {
+      socket.destroy();
+      await server.close();
+      await proxy.stop();
+      await node.stop();
+    }
   });
 });

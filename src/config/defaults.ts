@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { HostPort } from '../address.js';
 import type { DowngradeGuard } from '../engine/fallback.js';
+import type { ShapingOptions } from '../engine/shaper.js';
 import type { LogLevel } from '../log.js';
 import type { Network } from '../networks.js';
 import type { ProxyEndpoint } from '../upstream/dialer.js';
@@ -42,6 +43,8 @@ export interface Config {
   inbound: InboundRule[];
   /** --metrics HOST:PORT; default 127.0.0.1:9324, undefined after --metrics off */
   metrics?: HostPort;
+  /** --shape and --shape-rate (engine/shaper.ts); undefined = off */
+  shaping?: ShapingOptions;
 }
 
 // Timeouts and connection limits.
@@ -75,6 +78,17 @@ export const DEFAULT_INBOUND_HANDSHAKE_RATE = 20;
  * given up, so --connect-timeout must stay below it.
  */
 export const CORE_SOCKS_TIMEOUT_SECONDS = 20;
+
+// Traffic shaping (engine/shaper.ts).
+
+/**
+ * --shape-rate: average cover bytes per second on each v2 connection under --shape cover. 1 KiB/s
+ * is some 2.5 GB a month per connection: small next to what a listening node relays, and enough
+ * for a cover burst every half second on average (bench/README.md, "Traffic shaping").
+ */
+export const DEFAULT_SHAPE_RATE = 1024;
+/** --shape-rate may not be more: the CPU and bandwidth spent on cover stay bounded per connection. */
+export const MAX_SHAPE_RATE = 1024 * 1024;
 
 // Addresses and files.
 

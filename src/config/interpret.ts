@@ -12,6 +12,7 @@
  */
 import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from '../address.js';
 import { DOWNGRADE_GUARDS, type DowngradeGuard } from '../engine/fallback.js';
+import { SHAPE_MODES, type ShapeMode } from '../engine/shaper.js';
 import { isProxyError } from '../errors.js';
 import { LOG_LEVELS, isLogLevel } from '../log.js';
 import { NETWORKS, customNetwork, networkByName } from '../networks.js';
@@ -28,7 +29,9 @@ import {
   DEFAULT_MAX_INBOUND_HANDSHAKES,
   DEFAULT_MAX_INBOUND_PER_IP,
   DEFAULT_PORT,
+  DEFAULT_SHAPE_RATE,
   DEFAULT_SOCKS_TIMEOUT_MS,
+  MAX_SHAPE_RATE,
   defaultConfig,
 } from './defaults.js';
 import { EXAMPLE_VALUES, type OptionName } from './options.js';
@@ -180,24 +183,28 @@ export function interpret(cli: RawSource, file: RawSource | undefined, command: 
   const inbound = merged.list('inbound');
   if (inbound !== undefined) {
     config.inbound = inbound.value.map((text) =>
-      withLabel(inbound.label, () => {
-        const eq = text.indexOf('=');
-        if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET`);
-        if (eq === 0) throw configError(`'${text}' has no LISTEN address before the '='`);
-        if (eq === text.length - 1) throw configError(`'${text}' has no TARGET address after the '='`);
-        const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
-        if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
-        // The same rules as when a peer connects and the target is dialed: a target that would fail
-        // there must fail here, at start-up, not on the first peer.
-        let kind;
-        try {
-          kind = makeDestination(rule.target.host, rule.target.port).kind;
-        } catch (err) {
-          throw configError(`'${text}': the target cannot be dialed: ${(err as Error).message}`);
-        }
-        if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
-        return rule;
-      }, EXAMPLE_VALUES.inbound),
+      withLabel(
+        inbound.label,
+        () => {
+          const eq = text.indexOf('=');
+          if (eq < 0) throw configError(`'${text}' is not LISTEN=TARGET`);
+          if (eq === 0) throw configError(`'${text}' has no LISTEN address before the '='`);
+          if (eq === text.length - 1) throw configError(`'${text}' has no TARGET address after the '='`);
+          const rule = { listen: parseHostPort(text.slice(0, eq), p2pPort), target: parseHostPort(text.slice(eq + 1), p2pPort) };
+          if (rule.target.port === 0) throw configError(`'${text}': the target needs a port from 1 to 65535`);
+          // The same rules as when a peer connects and the target is dialed: a target that would fail
+          // there must fail here, at start-up, not on the first peer.
+          let kind;
+          try {
+            kind = makeDestination(rule.target.host, rule.target.port).kind;
+          } catch (err) {
+            throw configError(`'${text}': the target cannot be dialed: ${(err as Error).message}`);
+          }
+          if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
+          return rule;
+        },
+        EXAMPLE_VALUES.inbound,
+      ),
     );
   }
 
@@ -235,6 +242,16 @@ export function interpret(cli: RawSource, file: RawSource | undefined, command: 
     handshakeMs: parseSeconds(merged.string('handshake-timeout'), DEFAULT_HANDSHAKE_TIMEOUT_MS),
     idleMs: parseSeconds(merged.string('idle-timeout'), DEFAULT_IDLE_TIMEOUT_MS),
   };
+
+  // Traffic shaping: off leaves config.shaping undefined, whatever the rate (which is checked anyway).
+  const shape = merged.string('shape');
+  if (shape !== undefined && !(SHAPE_MODES as readonly string[]).includes(shape.value)) {
+    throw configError(`${shape.label}: '${shape.value}' is not one of ${SHAPE_MODES.join(', ')} (e.g. --shape ${EXAMPLE_VALUES.shape})`);
+  }
+  const shapeRate = merged.string('shape-rate');
+  const rate = parseCount(shapeRate, DEFAULT_SHAPE_RATE, 1);
+  if (rate > MAX_SHAPE_RATE) throw configError(`${shapeRate!.label}: at most ${MAX_SHAPE_RATE} bytes per second; e.g. ${DEFAULT_SHAPE_RATE}`);
+  if (shape !== undefined && shape.value !== 'off') config.shaping = { mode: shape.value as ShapeMode, rate };
 
   // `status` only dials the metrics address, so listening rules do not apply to it.
   if (command === 'run' && !config.allowRemote) {

@@ -20,7 +20,9 @@ import {
   DEFAULT_MAX_INBOUND_PER_IP,
   DEFAULT_METRICS,
   DEFAULT_METRICS_PORT,
+  DEFAULT_SHAPE_RATE,
   DEFAULT_SOCKS_TIMEOUT_MS,
+  MAX_SHAPE_RATE,
   SAMPLE_CONFIG_FILE,
   SYSTEM_CONFIG_FILE,
 } from './defaults.js';
@@ -127,11 +129,21 @@ export const OPTIONS = {
     arg: 'SECONDS',
     help: `close a connection with no bytes in either direction for this long (default ${DEFAULT_IDLE_TIMEOUT_MS / 1000}, Bitcoin Core's 20 minutes)`,
   },
+  shape: {
+    type: 'string',
+    arg: 'off|pad|cover',
+    help: 'traffic shaping of what the proxy encrypts, against an observer who reads packet sizes and times: pad = decoy packets round each burst up to a size class; cover = coarser classes, and decoy bursts at random moments while a connection is idle, --shape-rate bytes per second (default off, see TRAFFIC SHAPING in bip324-proxy(1))',
+  },
+  'shape-rate': {
+    type: 'string',
+    arg: 'BYTES',
+    help: `with --shape cover: average bytes per second of cover on each v2 connection (default ${DEFAULT_SHAPE_RATE}, at most ${MAX_SHAPE_RATE})`,
+  },
   inbound: {
     type: 'string',
     multiple: true,
     arg: 'LISTEN=TARGET',
-    help: 'accept inbound peers on LISTEN (BIP324, or v1 passed through) and forward them as v1 to TARGET, e.g. a local node\'s P2P port; repeatable',
+    help: "accept inbound peers on LISTEN (BIP324, or v1 passed through) and forward them as v1 to TARGET, e.g. a local node's P2P port; repeatable",
   },
   metrics: {
     type: 'string',
@@ -248,6 +260,8 @@ export const EXAMPLE_VALUES: Partial<Record<OptionName, string>> = {
   'idle-timeout': '1200',
   inbound: '0.0.0.0:8333=127.0.0.1:8334',
   metrics: '127.0.0.1:9324',
+  shape: 'pad',
+  'shape-rate': String(DEFAULT_SHAPE_RATE),
   'log-level': 'debug',
   'log-file': '/var/log/bip324-proxy.log',
   config: SYSTEM_CONFIG_FILE,

@@ -28,6 +28,12 @@
  * Also: the initiator pipelines (the client's VERSION leaves in the same flight as our version
  * packet); backpressure both ways (a socket whose write buffer is full pauses the one feeding it);
  * half-close is passed on in each direction.
+ *
+ * Traffic shaping (--shape, shaper.ts) applies to what we encrypt, in the handshake and session
+ * states only: every burst we write to the remote is padded with decoys to the mode's ladder, and
+ * under cover a timer adds cover bursts while the session is idle. Decoys are never written to a
+ * remote whose write buffer is full, cover never while real data waits to be sent, and neither
+ * refreshes the idle timer: a connection whose client and peer are silent still times out.
  */
 import type { Socket } from 'node:net';
 import { ByteQueue } from '../byte-queue.js';
@@ -42,6 +48,7 @@ import { type DowngradeGuard, type RemoteGone, describeEvidence, fallbackDecisio
 import { parseAddr, parseAddrV2, speaksV2, versionServices } from '../p2p/services.js';
 import type { V2PeerTable } from './v2-peers.js';
 import { type ConnectionRecord, type ProxyObserver, type TransportKind, endpoints } from './record.js';
+import { CoverClock, DECOY_ZEROS, type ShapingOptions, decoyContents, ladderFor, ladderTarget } from './shaper.js';
 
 interface CommonOptions {
   record: ConnectionRecord;
@@ -59,6 +66,8 @@ interface CommonOptions {
    * side: addr/addrv2 gossip, v2 sessions, VERSIONs. Only with --downgrade-guard known.
    */
   v2Peers?: V2PeerTable;
+  /** --shape and --shape-rate; default off. Passthrough connections are never shaped (we hold no keys). */
+  shaping?: ShapingOptions;
 }
 
 /** Outbound: a local v1 client, translated to v2 towards the remote we dialed. */
@@ -102,7 +111,8 @@ export interface PassthroughOptions extends CommonOptions {
 
 export type BridgeOptions = InitiatorOptions | ResponderOptions | PassthroughOptions;
 
-type ServerSupplied = 'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions' | 'v2Peers' | 'guard';
+type ServerSupplied =
+  'record' | 'log' | 'observer' | 'idleTimeoutMs' | 'onEstablished' | 'onDone' | 'handshakeTimeoutMs' | 'transportOptions' | 'v2Peers' | 'guard' | 'shaping';
 /** What a front end decides for its Bridge; the server supplies the rest (ProxyServer.startBridge). */
 export type BridgeParams = Omit<InitiatorOptions, ServerSupplied> | Omit<ResponderOptions, ServerSupplied> | Omit<PassthroughOptions, ServerSupplied>;
 
@@ -171,11 +181,16 @@ export class Bridge {
   private readonly ended = new AbortController();
   /** The network the session is on (magic for v1 framing and the key derivation). */
   private network: Network;
+  /** Shaping: the ladder every burst we encrypt is padded to (undefined: no shaping). */
+  private readonly ladder: readonly number[] | undefined;
+  /** Shaping under cover: when the next cover burst is due, and its size. */
+  private readonly cover: CoverClock | undefined;
+  private coverTimer: NodeJS.Timeout | undefined;
 
   constructor(options: BridgeOptions) {
     this.o = options;
     // A responder learns its peer's network from the handshake (settleNetwork); until then, the first.
-    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0]! : NO_NETWORK;
+    this.network = options.role === 'initiator' ? options.network : options.role === 'responder' ? options.networks[0] : NO_NETWORK;
     this.record = options.record;
     this.log = options.log;
     this.remote = options.remote;
@@ -183,6 +198,12 @@ export class Bridge {
       this.local = options.local;
       this.state = { kind: 'relay' };
     } else {
+      const shaping = options.shaping;
+      if (shaping !== undefined && shaping.mode !== 'off') {
+        this.ladder = ladderFor(shaping.mode);
+        if (shaping.mode === 'cover') this.cover = new CoverClock(shaping.rate);
+        this.record.shaping = shaping.mode;
+      }
       this.local = options.role === 'initiator' ? options.local : undefined;
       this.state = {
         kind: 'handshake',
@@ -245,6 +266,7 @@ export class Bridge {
     this.state = { kind: 'closed' };
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
+    clearTimeout(this.coverTimer);
     this.ended.abort();
     for (const off of this.listeners.values()) off();
     this.listeners.clear();
@@ -266,6 +288,8 @@ export class Bridge {
       bytes_from_peer: r.bytesFromPeer,
       msgs_to_peer: r.msgsToPeer,
       msgs_from_peer: r.msgsFromPeer,
+      decoys_to_peer: r.shaping === undefined ? undefined : r.decoysToPeer,
+      decoy_bytes_to_peer: r.shaping === undefined ? undefined : r.decoyBytesToPeer,
       dropped: this.drops.size === 0 ? undefined : [...this.drops].map(([c, n]) => `${c}:${n}`).join(','),
     };
     // The slot is freed first: nothing an observer does may keep a closed connection counted.
@@ -363,6 +387,58 @@ export class Bridge {
     this.write('remote', buffers);
   }
 
+  // --- shaping (shaper.ts) -----------------------------------------------------------------------
+
+  /** Write a burst of bytes the transport produced; with shaping, decoys after them bring it to a step of the ladder. */
+  private writeEncrypted(transport: V2Transport, buffers: Buffer[]): void {
+    if (this.ladder !== undefined && buffers.length > 0 && transport.canSend && this.mayAddDecoys()) {
+      let n = 0;
+      for (const b of buffers) n += b.length;
+      for (const len of decoyContents(ladderTarget(n, this.ladder) - n)) buffers.push(this.decoy(transport, len));
+    }
+    this.writeRemote(buffers);
+  }
+
+  /**
+   * Backpressure: no decoys into a remote socket whose write buffer is full. (While it is, the local
+   * side is paused and produces no bursts; this holds should that ever change.)
+   */
+  private mayAddDecoys(): boolean {
+    return !this.remote.writableNeedDrain;
+  }
+
+  /** One decoy packet with `len` bytes of contents, through the session's cipher like any packet. */
+  private decoy(transport: V2Transport, len: number): Buffer {
+    const packet = transport.encrypt([DECOY_ZEROS.subarray(0, len)], true);
+    this.record.decoysToPeer++;
+    this.record.decoyBytesToPeer += packet.length;
+    return packet;
+  }
+
+  private scheduleCover(): void {
+    if (this.cover === undefined) return;
+    this.coverTimer = setTimeout(() => this.guard(() => this.onCoverTick()), this.cover.nextDelayMs());
+  }
+
+  /**
+   * A tick of the cover clock. Sent only while idle: nothing of ours still waiting in the socket's
+   * buffer (so cover never piles up behind a transfer, nor into a full buffer). It does not touch()
+   * the idle timer, which is about the client's and the peer's traffic: cover must not keep a dead
+   * connection open. Stopped when either side ends (onEnd) and at teardown (destroy).
+   */
+  private onCoverTick(): void {
+    const s = this.state;
+    if (s.kind !== 'session' || this.cover === undefined) return;
+    const size = this.cover.burstSize();
+    if (this.remote.writableLength === 0) this.writeRemote(decoyContents(size).map((len) => this.decoy(s.transport, len)));
+    this.scheduleCover();
+  }
+
+  private stopCover(): void {
+    clearTimeout(this.coverTimer);
+    this.coverTimer = undefined;
+  }
+
   private touch(): void {
     this.idleTimer?.refresh();
   }
@@ -384,10 +460,10 @@ export class Bridge {
           this.hold(s.held, chunk);
           return;
         }
-        this.writeRemote(this.encryptLocal(s, chunk));
+        this.writeEncrypted(s.transport, this.encryptLocal(s, chunk));
         return;
       case 'session':
-        this.writeRemote(this.encryptLocal(s, chunk));
+        this.writeEncrypted(s.transport, this.encryptLocal(s, chunk));
         return;
       case 'closed':
         return;
@@ -430,11 +506,14 @@ export class Bridge {
         this.resume('local', 'held');
       }
       if (this.localEnded && s.transport.canSend && !this.remote.writableEnded) {
-        this.writeRemote(toRemote);
+        this.writeEncrypted(s.transport, toRemote);
         this.remote.end();
         return;
       }
+      this.writeEncrypted(s.transport, toRemote);
+      return;
     }
+    // The remote spoke v1 (inbound): what is left goes out as it is.
     this.writeRemote(toRemote);
   }
 
@@ -465,7 +544,11 @@ export class Bridge {
             // v2 allows 12 bytes more than v1 (a short id saves the 12-byte command): a v1 receiver
             // such as Bitcoin Core disconnects on a header above the limit, so such a message cannot
             // be relayed. The v2 peer misbehaved; its other messages still go through.
-            this.drop('ERR_V1_TOO_LARGE', `v2 ${JSON.stringify(decoded.command)} message with ${decoded.payload.length} payload bytes, above the v1 limit of ${MAX_V1_PAYLOAD}`, 'peer');
+            this.drop(
+              'ERR_V1_TOO_LARGE',
+              `v2 ${JSON.stringify(decoded.command)} message with ${decoded.payload.length} payload bytes, above the v1 limit of ${MAX_V1_PAYLOAD}`,
+              'peer',
+            );
             continue;
           }
           this.record.msgsFromPeer++;
@@ -504,6 +587,7 @@ export class Bridge {
     if (this.o.role === 'initiator') this.o.v2Peers?.note(this.o.destination.host, this.o.destination.port, 'session', 'itself');
     const handshakeMs = Date.now() - this.startedAt;
     this.established(this.o.role === 'initiator' ? 'v2' : 'inbound-v2', handshakeMs);
+    this.scheduleCover();
   }
 
   /** A responder with several candidate networks: the handshake (or the v1 VERSION) said which. */
@@ -618,6 +702,8 @@ export class Bridge {
   /** From now on both directions are relayed untouched (read along by `watch`, if given). */
   private startRelay(kind: TransportKind, watch?: RemoteWatch): void {
     this.state = watch === undefined ? { kind: 'relay' } : { kind: 'relay', watch };
+    // Relayed bytes are not ours to shape: we hold no keys for them.
+    this.record.shaping = undefined;
     clearTimeout(this.handshakeTimer);
     this.established(kind, undefined);
   }
@@ -672,7 +758,7 @@ export class Bridge {
     }
     o.v2Peers?.note(host, port, 'version', 'itself');
     this.o.observer.downgrade(this.record, 'detected');
-    const reason = 'after the v1 fallback the remote\'s own VERSION advertises NODE_P2P_V2: the v2 attempt was cut on the path (a downgrade)';
+    const reason = "after the v1 fallback the remote's own VERSION advertises NODE_P2P_V2: the v2 attempt was cut on the path (a downgrade)";
     if (o.guard === 'known') {
       this.destroy(`${reason}; closed before relaying it`, 'ERR_V2_DOWNGRADE');
       return false;
@@ -701,6 +787,8 @@ export class Bridge {
   // --- ends ------------------------------------------------------------------------------------
 
   private onEnd(side: Side): void {
+    // Either side closing ends the session: no more cover (the remote may be ended below).
+    this.stopCover();
     if (side === 'remote') {
       if (this.remoteGone({ how: 'closed', detail: 'closed the connection' })) return;
       this.remoteEnded = true;

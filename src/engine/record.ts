@@ -5,6 +5,7 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { LogFields } from '../log.js';
+import type { ShapeMode } from './shaper.js';
 
 /** 'unknown': a connection on the shared port whose first bytes named no front end (refused). */
 export type FrontEndKind = 'socks5' | 'legacy' | 'inbound' | 'unknown';
@@ -29,6 +30,11 @@ export interface ConnectionRecord {
   bytesFromPeer: number;
   msgsToPeer: number;
   msgsFromPeer: number;
+  /** --shape as applied to this connection: set on v2 sessions we encrypt, never on relayed ones. */
+  shaping?: Exclude<ShapeMode, 'off'>;
+  /** Decoy packets sent to the peer, and their wire bytes (counted in bytesToPeer too). */
+  decoysToPeer: number;
+  decoyBytesToPeer: number;
 }
 
 export interface ProxyObserver {

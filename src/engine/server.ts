@@ -84,7 +84,13 @@ export class ProxyServer {
     this.observer = options.observer ?? NO_OBSERVER;
     const l = config.inboundLimits;
     this.admission = new Admission(
-      { maxClients: config.maxConnections, maxInbound: l.max, maxInboundPerSource: l.perIp, maxInboundHandshakes: l.handshakes, inboundHandshakeRate: l.handshakeRate },
+      {
+        maxClients: config.maxConnections,
+        maxInbound: l.max,
+        maxInboundPerSource: l.perIp,
+        maxInboundHandshakes: l.handshakes,
+        inboundHandshakeRate: l.handshakeRate,
+      },
       options.now,
     );
     this.v2Peers = config.downgradeGuard === 'all' ? undefined : new V2PeerTable();
@@ -130,7 +136,10 @@ export class ProxyServer {
     for (const [rule, target] of this.targets) {
       if (this.isSelf(target)) {
         await this.close();
-        throw new ProxyError('ERR_CONFIG', `--inbound ${describeRule(rule)}: the target is this proxy's own listen address; peers would be forwarded back into the proxy`);
+        throw new ProxyError(
+          'ERR_CONFIG',
+          `--inbound ${describeRule(rule)}: the target is this proxy's own listen address; peers would be forwarded back into the proxy`,
+        );
       }
     }
     // The first connections find their ephemeral keys made already (crypto/keypool.ts).
@@ -215,7 +224,9 @@ export class ProxyServer {
         n.deadline(socksMs, () => new ProxyError('ERR_SOCKS_TIMEOUT', `client negotiation not complete after ${socksMs} ms`));
         serveListenPort(n, this.services)
           .catch((err: unknown) => this.refuse(conn, n.reader.failed ?? err))
-          .catch((err: unknown) => this.log.error('internal error refusing a connection', { conn: conn.record.id, code: 'ERR_INTERNAL', reason: describeError(err) }))
+          .catch((err: unknown) =>
+            this.log.error('internal error refusing a connection', { conn: conn.record.id, code: 'ERR_INTERNAL', reason: describeError(err) }),
+          )
           .finally(() => n.clearDeadline());
         return;
       }
@@ -240,6 +251,8 @@ export class ProxyServer {
       bytesFromPeer: 0,
       msgsToPeer: 0,
       msgsFromPeer: 0,
+      decoysToPeer: 0,
+      decoyBytesToPeer: 0,
     };
     const log = this.log.child({ conn: id });
     socket.on('error', () => {}); // errors are handled by whoever owns the socket at the time
@@ -307,6 +320,7 @@ export class ProxyServer {
       observer: this.observer,
       v2Peers: this.v2Peers,
       idleTimeoutMs: this.config.timeouts.idleMs,
+      shaping: this.config.shaping,
       onEstablished: () => this.admission.settled(conn.ticket),
       onDone: () => this.finish(conn),
     };

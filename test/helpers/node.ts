@@ -81,6 +81,11 @@ export class MessageChannel {
     return this.transport !== undefined && !this.detectedV1;
   }
 
+  /** The independent v2 endpoint, when this channel uses it (impl: 'independent'): its counters are the tests' oracle. */
+  get independent(): IndependentV2Peer | undefined {
+    return this.transport instanceof IndependentV2Peer ? this.transport : undefined;
+  }
+
   send(command: string, payload: Buffer = Buffer.alloc(0)): void {
     if (this.transport !== undefined && !this.detectedV1) {
       if (!this.transport.canSend) {

@@ -119,13 +119,12 @@ export interface PeerOptions {
   appDecoys?: (n: number) => readonly Uint8Array[];
   /** Responder: disconnect a v1 VERSION of another network (bytes 4..15 of the key), as Bitcoin Core does. Default true. */
   rejectForeignV1?: boolean;
+  /** Told of every packet decrypted, decoy or not, in the order they arrive (tests of where decoys are placed). */
+  onPacket?: (decoy: boolean) => void;
 }
 
 export type PeerEvent =
-  | { type: 'send'; data: Buffer }
-  | { type: 'v1'; data: Buffer }
-  | { type: 'ready'; sessionId: Buffer }
-  | { type: 'message'; contents: Buffer };
+  { type: 'send'; data: Buffer } | { type: 'v1'; data: Buffer } | { type: 'ready'; sessionId: Buffer } | { type: 'message'; contents: Buffer };
 
 /** The protocol as straight-line code: `yield n` is the BIP's receive(peer, n). */
 type Protocol = Generator<number, void, Uint8Array>;
@@ -140,6 +139,7 @@ export class IndependentV2Peer {
   private readonly maxContents: number;
   private readonly appDecoys: ((n: number) => readonly Uint8Array[]) | undefined;
   private readonly rejectForeignV1: boolean;
+  private readonly onPacket: ((decoy: boolean) => void) | undefined;
   private key: EllswiftKeyPair | undefined;
   private session: SessionState | undefined;
   private started = false;
@@ -159,6 +159,8 @@ export class IndependentV2Peer {
   receivedGarbage: Uint8Array | undefined;
   receivedVersionContents: Uint8Array | undefined;
   decoysReceived = 0;
+  /** Wire bytes of the decoys received (length field, header, contents, tag). */
+  decoyBytesReceived = 0;
   packetsReceived = 0;
   sessionId: Buffer | undefined;
 
@@ -173,6 +175,7 @@ export class IndependentV2Peer {
     this.maxContents = options.maxContents ?? MAX_CONTENTS;
     this.appDecoys = options.appDecoys;
     this.rejectForeignV1 = options.rejectForeignV1 ?? true;
+    this.onPacket = options.onPacket;
     this.key = options.key;
   }
 
@@ -255,7 +258,7 @@ export class IndependentV2Peer {
     const out = new Uint8Array(n);
     let got = 0;
     while (got < n) {
-      const head = this.inbox[0]!;
+      const head = this.inbox[0];
       const k = Math.min(head.length, n - got);
       out.set(head.subarray(0, k), got);
       got += k;
@@ -347,7 +350,7 @@ export class IndependentV2Peer {
   private *v2ReceivePacket(aad: Uint8Array): Generator<number, Uint8Array | undefined, Uint8Array> {
     const s = this.session!;
     const lenBytes = s.recvL.crypt(yield LENGTH_FIELD_LEN);
-    const contentsLen = lenBytes[0]! | (lenBytes[1]! << 8) | (lenBytes[2]! << 16);
+    const contentsLen = lenBytes[0] | (lenBytes[1] << 8) | (lenBytes[2] << 16);
     if (contentsLen > this.maxContents) throw new PeerError('too-large', `packet of ${contentsLen} bytes of contents`);
     const aeadCiphertext = yield HEADER_LEN + contentsLen + CHACHA20POLY1305_EXPANSION;
     let plaintext: Uint8Array;
@@ -357,8 +360,10 @@ export class IndependentV2Peer {
       throw new PeerError('bad-tag', (err as Error).message);
     }
     this.packetsReceived++;
-    if ((plaintext[0]! & (1 << IGNORE_BIT_POS)) !== 0) {
+    this.onPacket?.((plaintext[0] & (1 << IGNORE_BIT_POS)) !== 0);
+    if ((plaintext[0] & (1 << IGNORE_BIT_POS)) !== 0) {
       this.decoysReceived++;
+      this.decoyBytesReceived += LENGTH_FIELD_LEN + aeadCiphertext.length;
       return undefined;
     }
     return plaintext.subarray(HEADER_LEN);
@@ -381,9 +386,9 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
  * every third application packet, so the proxy has to skip decoys at every stage.
  */
 export function noisyPeerOptions(): Partial<PeerOptions> {
-  const small = (): Uint8Array => randomBytes(1 + (randomBytes(1)[0]! % 100));
+  const small = (): Uint8Array => randomBytes(1 + (randomBytes(1)[0] % 100));
   return {
-    decoys: Array.from({ length: randomBytes(1)[0]! % 11 }, small),
+    decoys: Array.from({ length: randomBytes(1)[0] % 11 }, small),
     appDecoys: (n) => (n % 3 === 1 ? [small()] : []),
   };
 }
