@@ -6,17 +6,19 @@
  * child (bench/peers-process.ts) and the clients in the bench process, so that every hop crosses a
  * process boundary as it does in real use. The child reports {port} once listening, then answers
  * requests by id: 'cpu' (process.cpuUsage), 'mem' (process.memoryUsage after global.gc(), which
- * needs --expose-gc), 'conns' (live connections, when the child can count them) and 'stop' (close
- * and exit, so that a --cpu-prof profile gets written).
+ * needs --expose-gc), 'conns' (live connections, when the child can count them), 'stats' (counters
+ * of the child's own, e.g. socket reads or flood connections) and 'stop' (close and exit, so that a
+ * --cpu-prof profile gets written).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 
-export type ChildOp = 'cpu' | 'mem' | 'conns' | 'stop';
+export type ChildOp = 'cpu' | 'mem' | 'conns' | 'stats' | 'stop';
 
 export interface ChildReply {
   cpu?: NodeJS.CpuUsage;
   mem?: NodeJS.MemoryUsage;
   conns?: number;
+  stats?: Record<string, number>;
 }
 
 interface Request {
@@ -30,9 +32,12 @@ type ParentMessage = { type: 'ready'; port: number; ports: Record<string, number
 
 /**
  * Child side: announce the port (and any other named ports) and serve requests. `count` returns
- * live connections; `close` stops listening.
+ * live connections; `stats` any counters of the child's own; `close` stops listening.
  */
-export function serveParent(port: number, hooks: { ports?: Record<string, number>; count?: () => number; close: () => Promise<void> }): void {
+export function serveParent(
+  port: number,
+  hooks: { ports?: Record<string, number>; count?: () => number; stats?: () => Record<string, number>; close: () => Promise<void> },
+): void {
   const send = (m: ParentMessage): void => {
     process.send?.(m);
   };
@@ -52,6 +57,9 @@ export function serveParent(port: number, hooks: { ports?: Record<string, number
       }
       case 'conns':
         send({ type: 'reply', id: req.id, conns: hooks.count?.() ?? -1 });
+        break;
+      case 'stats':
+        send({ type: 'reply', id: req.id, stats: hooks.stats?.() ?? {} });
         break;
       case 'stop':
         void hooks.close().finally(() => {

@@ -1,27 +1,65 @@
 /**
- * The proxy under test, alone in its own process (bench/proxy.ts starts it; see bench/README.md).
+ * The proxy under test, alone in its own process (bench/proxy.ts and bench/exposure.ts start it; see
+ * bench/README.md).
  *
  * Runs the real ProxyServer with the daemon's defaults (network detected per connection, default
  * timeouts), listening on 127.0.0.1 port 0, logging errors only to stderr (BENCH_PROXY_LOG=info to
  * see every connection). The one change is --max-connections: 1000 idle connections are part of
  * the benchmark, and the default is 1024.
  *
- *   node --expose-gc dist/bench/proxy-process.js [max-connections]
+ *   node --expose-gc dist/bench/proxy-process.js [max-connections] [config-json] [count-reads]
  *
- * Then talks to its parent over IPC (bench/child.ts): port, cpu, mem (after gc), conns, stop.
+ * - config-json: fields of the Config replacing the defaults, one level deep for objects, e.g.
+ *   '{"inbound":[{"listen":{"host":"127.0.0.1","port":0},"target":{"host":"127.0.0.1","port":8333}}],
+ *   "inboundLimits":{"perIp":0}}'. The first --inbound port is reported as the named port 'inbound'.
+ * - count-reads: count the socket reads the proxy gets and their bytes (the 'stats' request), to
+ *   show how a trickle arrived: one byte per read, or coalesced.
+ * - BENCH_PROXY_DIST=/path/to/other/tree/dist runs that tree's ProxyServer instead (same Config
+ *   shape assumed; fields it does not know are ignored), for before/after numbers.
+ *
+ * Then talks to its parent over IPC (bench/child.ts): port, cpu, mem (after gc), conns, stats, stop.
  */
-import { defaultConfig } from '../src/config.js';
-import { ProxyServer } from '../src/engine/server.js';
-import { createLogger, isLogLevel } from '../src/log.js';
+import { Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { serveParent } from './child.js';
 
+const dist = process.env.BENCH_PROXY_DIST;
+const src = dist === undefined ? new URL('../src/', import.meta.url) : pathToFileURL(`${resolve(dist)}/src/`);
+const { defaultConfig } = (await import(new URL('config.js', src).href)) as typeof import('../src/config.js');
+const { ProxyServer } = (await import(new URL('engine/server.js', src).href)) as typeof import('../src/engine/server.js');
+const { createLogger, isLogLevel } = (await import(new URL('log.js', src).href)) as typeof import('../src/log.js');
+
+const reads = { reads: 0, bytes: 0 };
+if (process.argv[4] === 'count-reads') {
+  // Every socket read reaches the stream as one push(chunk) (null at EOF).
+  const push = Socket.prototype.push;
+  Socket.prototype.push = function (this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk !== null && chunk !== undefined) {
+      reads.reads++;
+      reads.bytes += (chunk as Buffer).length;
+    }
+    return push.call(this, chunk, encoding);
+  };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const overrides = JSON.parse(process.argv[3] ?? '{}') as Record<string, unknown>;
 const level = process.env.BENCH_PROXY_LOG ?? 'error';
-const config = {
+const config: Record<string, unknown> = {
   ...defaultConfig(),
   listen: [{ host: '127.0.0.1', port: 0 }],
   logLevel: isLogLevel(level) ? level : 'error',
   maxConnections: Number(process.argv[2] ?? 4096),
 };
-const server = new ProxyServer(config, createLogger({ level: config.logLevel }));
+for (const [k, v] of Object.entries(overrides)) config[k] = isObject(v) && isObject(config[k]) ? { ...config[k], ...v } : v;
+
+const server = new ProxyServer(config as unknown as ReturnType<typeof defaultConfig>, createLogger({ level: config.logLevel as 'error' }));
 const [bound] = await server.listen();
-serveParent(bound!.port, { count: () => server.connections.length, close: () => server.close() });
+const inbound = server.inboundAddresses[0];
+serveParent(bound!.port, {
+  ports: inbound === undefined ? {} : { inbound: inbound.port },
+  count: () => server.connections.length,
+  stats: () => ({ ...reads }),
+  close: () => server.close(),
+});
