@@ -92,9 +92,14 @@ export function childFlagsFromEnv(): string[] {
   return (process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter((f) => f !== '');
 }
 
-export async function startChild(script: URL, args: string[], execArgv: string[] = []): Promise<Child> {
+/**
+ * `wrap`: a command the child runs under, e.g. ['valgrind', '--tool=callgrind', ...]: it is
+ * started as `wrap... node execArgv... script args...`.
+ */
+export async function startChild(script: URL, args: string[], execArgv: string[] = [], wrap: string[] = []): Promise<Child> {
+  const flags = [...execArgv, ...childFlagsFromEnv()];
   const proc: ChildProcess = fork(script, args, {
-    execArgv: [...execArgv, ...childFlagsFromEnv()],
+    ...(wrap.length > 0 ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...flags] } : { execArgv: flags }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const forkedAt = performance.now();
