@@ -26,7 +26,11 @@ import { serveParent } from './child.js';
 
 const dist = process.env.BENCH_PROXY_DIST;
 const src = dist === undefined ? new URL('../src/', import.meta.url) : pathToFileURL(`${resolve(dist)}/src/`);
-const { defaultConfig } = (await import(new URL('config.js', src).href)) as typeof import('../src/config.js');
+// The configuration moved from src/config.ts to src/config/; an older tree has the former.
+const configModule = (await import(new URL('config/index.js', src).href).catch(
+  () => import(new URL('config.js', src).href),
+)) as typeof import('../src/config/index.js');
+const { defaultConfig } = configModule;
 const { ProxyServer } = (await import(new URL('engine/server.js', src).href)) as typeof import('../src/engine/server.js');
 const { createLogger, isLogLevel } = (await import(new URL('log.js', src).href)) as typeof import('../src/log.js');
 

@@ -4,9 +4,11 @@
  * Sections: crypto (bench/crypto.ts: v2 packet encrypt/decrypt by size, node:crypto and noble),
  * v1 (bench/v1.ts: parse + checksum), handshake (bench/handshake.ts: in-memory handshakes, CPU per
  * side), proxy (bench/proxy.ts: the daemon end to end on loopback against a plain relay, the crypto
- * alone and a direct connection). Ends with the targets of issues 2 and 5, pass or fail.
+ * alone and a direct connection), exposure (bench/exposure.ts: what hostile peers can make the
+ * proxy hold, and a handshake flood's effect on latency; repeated runs, median and range). Ends
+ * with the targets of issues 2, 5 and 8, pass or fail.
  *
- *   node dist/bench/run.js [crypto] [v1] [handshake] [proxy]     (default: all)
+ *   node dist/bench/run.js [crypto] [v1] [handshake] [proxy] [exposure]     (default: all)
  *
  * Writes bench/results/latest.json: the machine (CPU model, cores, load, node and OpenSSL), the
  * topology, every row, the proxy details and the targets. See bench/README.md.
@@ -15,6 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { benchCrypto } from './crypto.js';
+import { benchExposure, type ExposureResults } from './exposure.js';
 import { benchHandshake } from './handshake.js';
 import { benchProxy, type ProxyResults, TOPOLOGY } from './proxy.js';
 import { benchV1 } from './v1.js';
@@ -24,6 +27,10 @@ interface Row {
   size?: number;
   value: number;
   unit: string;
+  /** Repeated measurements: value is the median, and the range of the runs. */
+  min?: number;
+  max?: number;
+  runs?: number;
 }
 
 interface Target {
@@ -33,7 +40,7 @@ interface Target {
   pass: boolean | undefined;
 }
 
-const SECTIONS = ['crypto', 'v1', 'handshake', 'proxy'] as const;
+const SECTIONS = ['crypto', 'v1', 'handshake', 'proxy', 'exposure'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -84,6 +91,16 @@ function targets(rows: Partial<Record<Section, Row[]>>, proxy: ProxyResults | un
     const what = `handshake CPU, ${side} side (in memory)`;
     const r = rows.handshake && find(rows.handshake, `handshake: CPU, ${side} side`);
     out.push(r ? { what, target: '<= 10 ms', measured: `${formatValue(r.value)} ms`, pass: r.value <= 10 } : notRun(what, '<= 10 ms'));
+  }
+
+  // Issue 8, rule 1: memory held for a connection is at most a small constant factor (2x) of the bytes it buffered, whatever the read pattern.
+  for (const [who, name] of [
+    ['v2 peer', 'v2 trickle (peer): heap + ArrayBuffers per byte buffered'],
+    ['v1 client', 'v1 trickle (client): heap + ArrayBuffers per byte buffered'],
+  ] as const) {
+    const what = `proxy memory per byte trickled one per read, ${who}`;
+    const r = rows.exposure && find(rows.exposure, name);
+    out.push(r ? { what, target: '<= 2 B/B', measured: `${formatValue(r.value)} B/B (median of ${r.runs})`, pass: r.value <= 2 } : notRun(what, '<= 2 B/B'));
   }
 
   if (proxy === undefined) {
@@ -140,6 +157,7 @@ const started = performance.now();
 
 const rows: Partial<Record<Section, Row[]>> = {};
 let proxy: ProxyResults | undefined;
+let exposure: ExposureResults | undefined;
 if (wanted.includes('crypto')) {
   progress('crypto');
   rows.crypto = await benchCrypto();
@@ -156,13 +174,18 @@ if (wanted.includes('proxy')) {
   proxy = await benchProxy(progress);
   rows.proxy = proxy.rows;
 }
+if (wanted.includes('exposure')) {
+  exposure = await benchExposure(progress);
+  rows.exposure = exposure.rows;
+}
 info.loadavgAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
 info.seconds = Math.round((performance.now() - started) / 100) / 10;
 
 console.log('');
 const body: string[][] = [];
-for (const section of SECTIONS) for (const r of rows[section] ?? []) body.push([section, r.name, formatSize(r.size), formatValue(r.value), r.unit]);
-printTable(['section', 'measurement', 'size', 'value', 'unit'], body, [false, false, true, true, false]);
+const spread = (r: Row): string => (r.runs === undefined ? '' : `${formatValue(r.min!)} .. ${formatValue(r.max!)} (${r.runs} runs)`);
+for (const section of SECTIONS) for (const r of rows[section] ?? []) body.push([section, r.name, formatSize(r.size), formatValue(r.value), r.unit, spread(r)]);
+printTable(['section', 'measurement', 'size', 'value', 'unit', 'range'], body, [false, false, true, true, false, false]);
 
 const tg = targets(rows, proxy);
 console.log('');
@@ -177,6 +200,6 @@ mkdirSync(RESULTS, { recursive: true });
 const file = `${RESULTS}latest.json`;
 writeFileSync(
   file,
-  `${JSON.stringify({ machine: info, topology: wanted.includes('proxy') ? TOPOLOGY : undefined, sections: rows, proxy: proxy && { ...proxy, rows: undefined, topology: undefined }, targets: tg }, null, 2)}\n`,
+  `${JSON.stringify({ machine: info, topology: wanted.includes('proxy') ? TOPOLOGY : undefined, sections: rows, proxy: proxy && { ...proxy, rows: undefined, topology: undefined }, exposure: exposure && { ...exposure, rows: undefined }, targets: tg }, null, 2)}\n`,
 );
 console.log(`wrote ${file}`);

@@ -12,8 +12,9 @@
 
 import { readFileSync } from 'node:fs';
 
-import { HELP_TEXT, describeProxy, formatAddress, loadConfig } from './config.js';
-import type { Config, HostPort, ParsedCommand } from './config.js';
+import { type HostPort, formatHostPort } from './address.js';
+import { HELP_TEXT, describeProxy, loadConfig } from './config/index.js';
+import type { Config, ParsedCommand } from './config/index.js';
 import { isProxyError } from './errors.js';
 import { createLogger, formatFields, isJournalStream } from './log.js';
 import type { LogFields, Logger } from './log.js';
@@ -115,7 +116,7 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
     }
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
-    const where = e.address === undefined ? undefined : formatAddress({ host: e.address, port: e.port ?? 0 });
+    const where = e.address === undefined ? undefined : formatHostPort({ host: e.address, port: e.port ?? 0 });
     const hint = e.code === 'EADDRINUSE' ? 'another process is listening there' : e.code === 'EADDRNOTAVAIL' ? 'no local interface has that address' : e.code === 'EACCES' ? 'permission denied' : undefined;
     // The metrics endpoint is on by default, so its port is the one an operator did not choose.
     const isMetrics = listenedProxy && config.metrics !== undefined;
@@ -134,11 +135,11 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
     return done;
   }
   started();
-  for (const address of addresses) log.info('listening', { address: formatAddress(address), mode: 'socks5+legacy' });
+  for (const address of addresses) log.info('listening', { address: formatHostPort(address), mode: 'socks5+legacy' });
   const inbound = (server as { inboundAddresses?: HostPort[] }).inboundAddresses ?? [];
   inbound.forEach((address, i) => {
     const target = config.inbound[i]?.target;
-    log.info('listening', { address: formatAddress(address), mode: 'inbound', target: target === undefined ? undefined : formatAddress(target) });
+    log.info('listening', { address: formatHostPort(address), mode: 'inbound', target: target === undefined ? undefined : formatHostPort(target) });
   });
   return done;
 }

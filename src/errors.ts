@@ -65,7 +65,7 @@ export const ERROR_CODES = {
   ERR_INBOUND_PER_IP: 'inbound peer refused: its address (IPv4, or IPv6 /64) already has --max-inbound-per-ip connections',
   ERR_HANDSHAKE_BUSY: 'inbound peer refused: --max-inbound-handshakes in progress, or new ones above --inbound-handshake-rate',
 
-  // Configuration (src/config.ts)
+  // Configuration (src/config/)
   ERR_CONFIG: 'invalid command-line option or configuration file value',
 
   // Bugs

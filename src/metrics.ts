@@ -12,12 +12,11 @@
  * from "live" to "closed" exactly once, in closed(), so nothing is counted twice.
  */
 import * as http from 'node:http';
-import { type AddressInfo, isIPv4, isIPv6 } from 'node:net';
+import { type AddressInfo, isIPv4 } from 'node:net';
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-import { formatAddress } from './config.js';
-import type { HostPort } from './config.js';
+import { type HostPort, formatHostPort, splitHostPort } from './address.js';
 import type { ErrorCode } from './errors.js';
 import type { ConnectionRecord, ProxyObserver } from './engine/record.js';
 import type { Logger } from './log.js';
@@ -64,8 +63,8 @@ export class Metrics implements ProxyObserver {
       registers,
     });
 
-    // Computed from the live records at scrape time: the engine refines a record's front end
-    // (socks5 -> legacy) and transport after opened(), without telling observers.
+    // Computed from the live records at scrape time: the engine sets a record's transport after
+    // opened(), when the handshake settles (or a v1 fallback), without telling observers.
     new Gauge({
       name: `${METRICS_PREFIX}connections_active`,
       help: `Connections open now, by front end and transport ("${PENDING}" until established).`,
@@ -275,7 +274,7 @@ export function startMetricsServer(
       server.off('error', reject);
       server.on('error', (err) => log.error('metrics listener error', { reason: err.message }));
       const bound: HostPort = { host: address.host, port: (server.address() as AddressInfo).port };
-      log.info('listening', { address: formatAddress(bound), mode: 'metrics' });
+      log.info('listening', { address: formatHostPort(bound), mode: 'metrics' });
       resolve({
         address: bound,
         close: () =>
@@ -291,23 +290,17 @@ export function startMetricsServer(
 
 /**
  * Whether a request's Host header names this endpoint in a way DNS rebinding cannot forge: an IP
- * literal, "localhost", or the host the metrics address was configured with. A request without a
- * Host header (HTTP/1.0) comes from a program, not a browser, and is answered.
+ * literal (IPv6 in brackets, as HTTP writes it), "localhost", or the host the metrics address was
+ * configured with. A request without a Host header (HTTP/1.0) comes from a program, not a browser,
+ * and is answered.
  */
 export function hostAllowed(header: string | undefined, configuredHost: string): boolean {
   if (header === undefined) return true;
-  let host = header.trim().toLowerCase();
-  if (host.startsWith('[')) {
-    const end = host.indexOf(']');
-    return end > 0 && isIPv6(host.slice(1, end)) && /^(:[0-9]*)?$/.test(host.slice(end + 1));
-  }
-  const colon = host.lastIndexOf(':');
-  if (colon >= 0) {
-    if (!/^[0-9]*$/.test(host.slice(colon + 1))) return false;
-    host = host.slice(0, colon);
-  }
+  const split = splitHostPort(header.trim().toLowerCase());
+  if (split.problem !== undefined || !/^[0-9]*$/.test(split.port ?? '')) return false;
+  if (split.bracketed) return true;
   const bare = (h: string): string => (h.endsWith('.') ? h.slice(0, -1) : h);
-  host = bare(host);
+  const host = bare(split.host);
   return isIPv4(host) || host === 'localhost' || host === bare(configuredHost.toLowerCase());
 }
 

@@ -4,8 +4,9 @@
  */
 import * as http from 'node:http';
 
-import { DEFAULT_METRICS, DEFAULT_METRICS_PORT, formatAddress } from './config.js';
-import type { Config, HostPort } from './config.js';
+import { type HostPort, formatHostPort } from './address.js';
+import { DEFAULT_METRICS, DEFAULT_METRICS_PORT } from './config/index.js';
+import type { Config } from './config/index.js';
 import type { ConnectionInfo } from './metrics.js';
 
 /** Where `status` looks when no --metrics is given: the daemon's default metrics address. */
@@ -31,7 +32,7 @@ export async function runStatus(
 ): Promise<number> {
   const address = config.metrics;
   if (address === undefined) {
-    await write(err, `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatAddress(DEFAULT_METRICS)}\n`);
+    await write(err, `bip324-proxy status: metrics are off (--metrics off, or metrics=off in the configuration file), and status reads them; pass the address the daemon serves them on, e.g. --metrics ${formatHostPort(DEFAULT_METRICS)}\n`);
     return 1;
   }
   const isDefault = address.host === DEFAULT_METRICS.host && address.port === DEFAULT_METRICS.port;
@@ -60,7 +61,7 @@ function write(stream: NodeJS.WritableStream, text: string): Promise<void> {
 class StatusError extends Error {}
 
 function describeFailure(e: unknown, address: HostPort, configured: boolean): string {
-  const where = formatAddress(address);
+  const where = formatHostPort(address);
   const code = (e as NodeJS.ErrnoException).code;
   const hint = configured
     ? `Is bip324-proxy running with --metrics ${where}?`
@@ -70,7 +71,7 @@ function describeFailure(e: unknown, address: HostPort, configured: boolean): st
   // Something listens there, but not an HTTP server: most likely the proxy's own SOCKS5 or P2P
   // port given in place of its metrics address (Node reports that as HPE_* or a reset).
   if ((typeof code === 'string' && code.startsWith('HPE_')) || code === 'ECONNRESET') {
-    return `--metrics ${where}: no HTTP answer there (${code}); --metrics is the proxy's metrics address, e.g. --metrics ${formatAddress(DEFAULT_METRICS)}, not its SOCKS5 or P2P port`;
+    return `--metrics ${where}: no HTTP answer there (${code}); --metrics is the proxy's metrics address, e.g. --metrics ${formatHostPort(DEFAULT_METRICS)}, not its SOCKS5 or P2P port`;
   }
   if (e instanceof StatusError) return `${where}: ${e.message}. ${hint}`;
   const reason = code ?? (e instanceof Error ? e.message : String(e));

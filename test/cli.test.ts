@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { OPTIONS, loadConfig } from '../src/config.js';
+import { OPTIONS, loadConfig } from '../src/config/index.js';
 import { ERROR_CODES } from '../src/errors.js';
 
 /** dist/test/cli.test.js -> the repository root. */

@@ -12,12 +12,10 @@ import {
   defaultConfig,
   defaultConfigFiles,
   describeProxy,
-  formatAddress,
-  isLoopback,
   loadConfig,
-  parseHostPort,
-} from '../src/config.js';
-import type { Config } from '../src/config.js';
+} from '../src/config/index.js';
+import type { Config } from '../src/config/index.js';
+import { formatHostPort } from '../src/address.js';
 import { isProxyError } from '../src/errors.js';
 
 const NO_ENV = {};
@@ -176,41 +174,6 @@ describe('config', () => {
       configError(['--listen', ':1324'], /no host/);
       configError(['--listen', 'bad host:1324'], /not a host name/);
     });
-  });
-
-  describe('parseHostPort', () => {
-    it('splits IPv4, [IPv6] and names, without the brackets', () => {
-      assert.deepEqual(parseHostPort('127.0.0.1:1324'), { host: '127.0.0.1', port: 1324 });
-      assert.deepEqual(parseHostPort('[::1]:1324'), { host: '::1', port: 1324 });
-      assert.deepEqual(parseHostPort('[2001:db8::1]:8333'), { host: '2001:db8::1', port: 8333 });
-      assert.deepEqual(parseHostPort('localhost:1324'), { host: 'localhost', port: 1324 });
-      assert.deepEqual(parseHostPort('seed.bitcoin.sipa.be:8333'), { host: 'seed.bitcoin.sipa.be', port: 8333 });
-      assert.deepEqual(parseHostPort('1.2.3.4:65535'), { host: '1.2.3.4', port: 65535 });
-    });
-
-    it('uses the default port only when there is none', () => {
-      assert.deepEqual(parseHostPort('1.2.3.4', 8333), { host: '1.2.3.4', port: 8333 });
-      assert.deepEqual(parseHostPort('1.2.3.4:18444', 8333), { host: '1.2.3.4', port: 18444 });
-      assert.throws(() => parseHostPort('1.2.3.4'), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /no port/.test(e.message));
-    });
-
-    it('refuses a bare IPv6 address even with a default port, as "::1:1324" is ambiguous', () => {
-      assert.throws(() => parseHostPort('::1', 1324), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /brackets/.test(e.message));
-      assert.throws(() => parseHostPort('2001:db8::1:8333'), (e: unknown) => isProxyError(e, 'ERR_CONFIG'));
-    });
-
-    it('round-trips through formatAddress', () => {
-      for (const text of ['127.0.0.1:1324', '[::1]:1324', '[2001:db8::1]:0', 'localhost:9']) {
-        assert.equal(formatAddress(parseHostPort(text)), text);
-      }
-    });
-  });
-
-  describe('isLoopback', () => {
-    const yes = ['127.0.0.1', '127.1.2.3', '127.255.255.255', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:7f00:1', '::ffff:127.9.8.7', 'localhost', 'LocalHost', 'localhost.'];
-    const no = ['0.0.0.0', '128.0.0.1', '126.255.255.255', '10.0.0.1', '::', '::2', '::ffff:128.0.0.1', '::ffff:10.0.0.1', 'fe80::1%lo', '1.127.0.0', 'localhost.example.org', 'mylocalhost', '', '127.0.0.1.nip.io'];
-    for (const host of yes) it(`takes ${host} for loopback`, () => assert.equal(isLoopback(host), true));
-    for (const host of no) it(`does not take '${host}' for loopback`, () => assert.equal(isLoopback(host), false));
   });
 
   describe('--network and --magic', () => {
@@ -501,7 +464,7 @@ describe('config', () => {
 
     it('takes repeated keys and key[]= for repeatable options, in file order', () => {
       const c = config(['--config', file('listen=127.0.0.1:1\nlisten=[::1]:2\nlisten[]=127.0.0.3:3\ninbound[]=127.0.0.1:4=127.0.0.1:5\n')]);
-      assert.deepEqual(c.listen.map(formatAddress), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
+      assert.deepEqual(c.listen.map(formatHostPort), ['127.0.0.1:1', '[::1]:2', '127.0.0.3:3']);
       assert.equal(c.inbound.length, 1);
     });
 

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { type Config, loadConfig } from '../src/config.js';
+import { type Config, loadConfig } from '../src/config/index.js';
 
 /** dist/test/defaults.test.js -> the repository root. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 
 import type { ConnectionRecord } from '../src/engine/record.js';
 import { createLogger } from '../src/log.js';
-import { HANDSHAKE_BUCKETS_SECONDS, Metrics, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
+import { HANDSHAKE_BUCKETS_SECONDS, Metrics, hostAllowed, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
 import { MessageChannel, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
 import { startProxy, type TestProxy } from './helpers/proxy.js';
@@ -354,5 +354,21 @@ describe('metrics: HTTP endpoint', function () {
     assert.ok(Date.now() - started < 1000);
     agent.destroy();
     server = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics, () => [], quietLog);
+  });
+});
+
+describe('metrics: hostAllowed (the Host header check against DNS rebinding)', () => {
+  it('splits the header like every other host:port: an IPv6 address only in brackets, as HTTP writes it', () => {
+    assert.equal(hostAllowed('[::1]:9324', '::1'), true);
+    assert.equal(hostAllowed('[::1]', '::1'), true);
+    assert.equal(hostAllowed('127.0.0.1:9324', '127.0.0.1'), true);
+    assert.equal(hostAllowed('LocalHost.:9324', '127.0.0.1'), true);
+    assert.equal(hostAllowed('metrics.example:9324', 'metrics.example'), true);
+    // Its own splitter used to take everything before the last ':' as the host, so this passed.
+    assert.equal(hostAllowed('::1:9324', '::1'), false);
+    assert.equal(hostAllowed('[::1', '::1'), false);
+    assert.equal(hostAllowed('[::1]x', '::1'), false);
+    assert.equal(hostAllowed('127.0.0.1:port', '127.0.0.1'), false);
+    assert.equal(hostAllowed('evil.example:9324', '127.0.0.1'), false);
   });
 });

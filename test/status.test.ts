@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/config/index.js';
 import { createLogger } from '../src/log.js';
 import { Metrics, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
@@ -211,7 +211,9 @@ describe('status: failures', function () {
       const r = await status({ host: '127.0.0.1', port });
       const took = Date.now() - started;
       assert.equal(r.code, 1);
-      assert.ok(took >= 2900 && took < 5000, `took ${took} ms`);
+      // A timer never fires before its delay, so this bound holds on any machine (an upper bound
+      // would only measure how busy the machine is; the test's own 10 s timeout is the backstop).
+      assert.ok(took >= 2900, `gave up after ${took} ms, before the 3 s timeout`);
       assert.match(r.err, /no answer .* within 3 s/);
     } finally {
       silent.close();

@@ -15,7 +15,7 @@
  *   up, or a v1 peer detected) or it closes.
  * A refused connection is closed before anything is read from it or dialed for it.
  */
-import { isIPv4, isIPv6 } from 'node:net';
+import { sourceKey } from '../address.js';
 import type { ErrorCode } from '../errors.js';
 
 /** One source may hold at most this many inbound handshakes at once (a real peer needs one); off with the per-source cap. */
@@ -41,26 +41,6 @@ export interface Ticket {
   /** Inbound: whether it still counts as a handshake in progress. */
   handshaking: boolean;
   released: boolean;
-}
-
-/**
- * The key a peer's connections are counted under: the IPv4 address (IPv4-mapped IPv6 included), or
- * the first four groups (/64) of an IPv6 address.
- */
-export function sourceKey(address: string | undefined): string {
-  if (address === undefined) return '?';
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped !== null) return mapped[1]!;
-  if (isIPv4(address) || !isIPv6(address)) return address;
-  // Expand "::" so the first four groups are the real /64, whatever the spelling.
-  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
-    .map((g) => parseInt(g, 16).toString(16))
-    .join(':')}::/64`;
 }
 
 export class Admission {

@@ -709,6 +709,12 @@ export class Bridge {
         this.destroy('remote closed during the v2 handshake', 'ERR_V2_PEER_CLOSED');
         return;
       }
+      if (this.state.kind === 'session' && this.state.transport.midPacket) {
+        // A stream cut inside a packet is a failure, not a close (a reset arriving while bytes were
+        // still unread is also reported as an end of stream).
+        this.destroy('peer closed the connection in the middle of a packet', 'ERR_PEER_RESET');
+        return;
+      }
       this.local?.end();
       return;
     }

@@ -3,7 +3,7 @@
  *
  * - classifyFirstBytes: which front end a new connection on the shared port is for (SOCKS5,
  *   SOCKS4, a legacy v1 client, or something to close). A custom signet magic may begin with 0x04
- *   or 0x05, so a configured magic is compared first (socks5-and-clients.md, section 0.8).
+ *   or 0x05 (BIP325 derives it from a hash), so a configured magic is compared first.
  * - classifyClientStream: after the SOCKS5 reply, whether the client speaks v1 (its first 16 bytes
  *   are magic || "version" || 5 NULs, for any magic) or already speaks v2 itself. The decision is
  *   made at the first byte of 4..15 that differs from "version" || 5 NULs; a v2 client sends its
@@ -17,7 +17,7 @@ import { ProxyError } from '../errors.js';
 import { V1_HEADER_LEN, V1_PREFIX_LEN } from '../limits.js';
 import { commandName, isValidCommand } from '../v1/framing.js';
 import { NETWORKS, type Network, VERSION_COMMAND_FIELD, customNetwork } from '../networks.js';
-import { type Destination, makeDestination } from '../socks5/address.js';
+import { type Destination, formatIP, makeDestination } from '../address.js';
 
 export type FrontEnd = 'socks5' | 'socks4' | 'legacy' | 'unknown' | 'more';
 
@@ -104,7 +104,6 @@ export function legacyNetwork(magic: Uint8Array, network?: Network): Network {
 /** Offsets in a VERSION payload: version(4) services(8) time(8), then addr_recv = services(8) ip(16) port(2, big-endian). */
 const ADDR_RECV_IP = 28;
 const ADDR_RECV_PORT = 44;
-const IPV4_MAPPED = Buffer.from('00000000000000000000ffff', 'hex');
 
 /** The destination of a legacy client, from its VERSION's addr_recv (IPv4-mapped or IPv6). */
 export function versionDestination(payload: Buffer): Destination {
@@ -113,41 +112,13 @@ export function versionDestination(payload: Buffer): Destination {
   }
   const ip = payload.subarray(ADDR_RECV_IP, ADDR_RECV_IP + 16);
   const port = payload.readUInt16BE(ADDR_RECV_PORT);
-  let host: string;
-  if (ip.subarray(0, 12).equals(IPV4_MAPPED)) {
-    host = Array.from(ip.subarray(12)).join('.');
-    if (host === '0.0.0.0') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is 0.0.0.0 (the client did not say where to connect)');
-  } else {
-    if (ip.every((b) => b === 0)) throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is all zero (the client did not say where to connect)');
-    const groups: string[] = [];
-    for (let i = 0; i < 16; i += 2) groups.push(ip.readUInt16BE(i).toString(16));
-    host = compressIPv6(groups);
-  }
+  const host = formatIP(ip);
+  if (host === '0.0.0.0') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is 0.0.0.0 (the client did not say where to connect)');
+  if (host === '::') throw new ProxyError('ERR_LEGACY_BAD_ADDR', 'addr_recv is all zero (the client did not say where to connect)');
   if (port === 0) throw new ProxyError('ERR_LEGACY_BAD_ADDR', `addr_recv ${host} has port 0`);
   try {
     return makeDestination(host, port);
   } catch (err) {
     throw new ProxyError('ERR_LEGACY_BAD_ADDR', `addr_recv ${host}:${port} is not usable: ${(err as Error).message}`);
   }
-}
-
-/** RFC 5952 text form: the longest run (>= 2) of zero groups becomes "::". */
-function compressIPv6(groups: string[]): string {
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < groups.length; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestStart < 0) return groups.join(':');
-  return `${groups.slice(0, bestStart).join(':')}::${groups.slice(bestStart + bestLen).join(':')}`;
 }

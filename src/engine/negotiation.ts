@@ -9,10 +9,10 @@
  * SOCKS5 reply; the dial has --connect-timeout of its own).
  */
 import type { Socket } from 'node:net';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { ProxyError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Destination } from '../socks5/address.js';
+import type { Destination } from '../address.js';
 import type { Credentials } from '../upstream/dialer.js';
 import type { Ticket } from './admission.js';
 import { type Bridge, type BridgeParams, MAX_HELD } from './bridge.js';

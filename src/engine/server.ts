@@ -27,14 +27,12 @@
  * refusals and the dialing they share (negotiation.ts Services).
  */
 import * as net from 'node:net';
-import { networkInterfaces } from 'node:os';
 import type { Socket } from 'node:net';
 import { ephemeralKeys } from '../crypto/keypool.js';
 import { ProxyError, isProxyError, type ErrorCode } from '../errors.js';
-import type { Config, HostPort, InboundRule } from '../config.js';
-import { isLoopback } from '../config.js';
+import type { Config, InboundRule } from '../config/index.js';
 import type { Logger } from '../log.js';
-import { type Destination, formatHostPort, makeDestination } from '../socks5/address.js';
+import { type Destination, type HostPort, formatHostPort, isLoopback, isOwnAddress, makeDestination } from '../address.js';
 import { type Credentials, dial } from '../upstream/dialer.js';
 import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
 import { Bridge, type BridgeParams, type InitiatorOptions } from './bridge.js';
@@ -155,7 +153,7 @@ export class ProxyServer {
       server.once('error', reject);
       server.listen({ host: address.host, port: address.port }, () => {
         server.off('error', reject);
-        server.on('error', (err) => this.log.error('listener error', { listen: formatHostPort(address.host, address.port), reason: err.message }));
+        server.on('error', (err) => this.log.error('listener error', { listen: formatHostPort(address), reason: err.message }));
         const bound = server.address() as net.AddressInfo;
         this.listeners.push({ server, address: { host: address.host, port: bound.port }, inbound });
         resolve();
@@ -236,7 +234,7 @@ export class ProxyServer {
     const record: ConnectionRecord = {
       id,
       frontEnd,
-      client: formatHostPort(socket.remoteAddress ?? '?', socket.remotePort ?? 0),
+      client: formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }),
       startedAt: Date.now(),
       bytesToPeer: 0,
       bytesFromPeer: 0,
@@ -326,7 +324,7 @@ export class ProxyServer {
    */
   private async dial(destination: Destination, options: { credentials?: Credentials; signal: AbortSignal; viaProxy: boolean }): Promise<Socket> {
     if (this.isSelf(destination)) {
-      throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination.host, destination.port)} is this proxy's own listen address`);
+      throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination)} is this proxy's own listen address`);
     }
     const upstream = options.viaProxy ? this.config.upstreamProxy : undefined;
     const socket = await dial({
@@ -343,7 +341,7 @@ export class ProxyServer {
     if (upstream === undefined && destination.kind !== 'onion' && landed !== undefined) {
       if (this.isSelf({ host: landed, port: socket.remotePort ?? 0, kind: net.isIPv6(landed) ? 'ipv6' : 'ipv4' })) {
         socket.destroy();
-        throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination.host, destination.port)} leads back to this proxy's own listen address`);
+        throw new ProxyError('ERR_DIAL_NOT_ALLOWED', `${formatHostPort(destination)} leads back to this proxy's own listen address`);
       }
     }
     return socket;
@@ -377,24 +375,9 @@ export class ProxyServer {
 }
 
 function describeRule(rule: InboundRule): string {
-  return `${formatHostPort(rule.listen.host, rule.listen.port)}=${formatHostPort(rule.target.host, rule.target.port)}`;
+  return `${formatHostPort(rule.listen)}=${formatHostPort(rule.target)}`;
 }
 
 function describeError(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message).replace(/\n\s*/g, ' | ') : String(err);
-}
-
-/** Whether an IP literal is an address of one of this machine's interfaces (IPv4-mapped IPv6 included). */
-function isOwnAddress(host: string): boolean {
-  let h = host.toLowerCase();
-  if (net.isIPv6(h)) {
-    h = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-    if (mapped !== null) {
-      const hi = parseInt(mapped[1], 16);
-      const lo = parseInt(mapped[2], 16);
-      h = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-    }
-  } else if (!net.isIPv4(h)) return false;
-  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
 }

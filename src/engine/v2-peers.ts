@@ -17,8 +17,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
-import { isIPv4, isIPv6 } from 'node:net';
-import { formatHostPort, makeDestination } from '../socks5/address.js';
+import { canonicalIP, formatHostPort, makeDestination } from '../address.js';
 
 export type V2Evidence = 'session' | 'version' | 'gossip';
 
@@ -40,21 +39,12 @@ const FILE_FORMAT = 'bip324-proxy v2 peers 1';
 
 /**
  * The key a destination is known under: "host:port" with the host as a SOCKS client would ask
- * for it (IPv4 dotted, IPv6 in canonical RFC 5952 form, names lower-case without a trailing dot).
+ * for it (canonicalIP: IPv4 dotted, IPv4-mapped IPv6 as that IPv4, other IPv6 in canonical RFC 5952
+ * form; names lower-case without a trailing dot).
  */
 export function peerKey(host: string, port: number): string {
-  let h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  if (isIPv6(h)) {
-    // WHATWG's serialiser compresses and lower-cases (::ffff:a.b.c.d comes out as hex groups).
-    h = new URL(`http://[${h}]/`).hostname.slice(1, -1);
-    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h);
-    if (mapped !== null) {
-      const hi = parseInt(mapped[1]!, 16);
-      const lo = parseInt(mapped[2]!, 16);
-      h = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
-    }
-  } else if (!isIPv4(h)) h = h.toLowerCase().replace(/\.$/, '');
-  return formatHostPort(h, port);
+  const h = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return formatHostPort({ host: canonicalIP(h) ?? h.toLowerCase().replace(/\.$/, ''), port });
 }
 
 export class V2PeerTable {

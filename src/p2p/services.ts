@@ -13,7 +13,7 @@
  * exception (the message is relayed to the client either way; this only reads along).
  */
 import { createHash } from 'node:crypto';
-import { ipv6ToString } from '../socks5/negotiation.js';
+import { formatIP } from '../address.js';
 
 export const NODE_P2P_V2 = 1n << 11n;
 /** Both formats cap a message at 1000 addresses (Core's MAX_ADDR_TO_SEND). */
@@ -72,7 +72,7 @@ export function parseAddr(payload: Buffer): Announced[] {
     const services = r.bytes(8).readBigUInt64LE(0);
     const ip = r.bytes(16);
     const port = r.bytes(2).readUInt16BE(0);
-    out.push({ host: ip16ToString(ip), port, services });
+    out.push({ host: formatIP(ip), port, services });
   }
   return out;
 }
@@ -101,17 +101,11 @@ export function parseAddrV2(payload: Buffer): Announced[] {
 
 function addrV2Host(network: number, addr: Buffer): string | undefined {
   if (network === 1 && addr.length === 4) return Array.from(addr).join('.');
-  if ((network === 2 || network === 6) && addr.length === 16) return ip16ToString(addr);
+  if ((network === 2 || network === 6) && addr.length === 16) return formatIP(addr);
   if (network === 4 && addr.length === 32) return onionV3(addr);
   return undefined;
 }
 
-/** A 16-byte address as text: dotted IPv4 for ::ffff:a.b.c.d, RFC 5952 IPv6 otherwise. */
-export function ip16ToString(ip: Buffer): string {
-  return ip.subarray(0, 12).equals(IPV4_MAPPED) ? Array.from(ip.subarray(12)).join('.') : ipv6ToString(ip);
-}
-
-const IPV4_MAPPED = Buffer.from('00000000000000000000ffff', 'hex');
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
 /** rend-spec-v3 "Encoding onion addresses": base32(pubkey || SHA3-256(".onion checksum" || pubkey || 03)[:2] || 03) + ".onion". */

@@ -3,7 +3,7 @@
  * (username/password), RFC 1928 §4-§6 (CONNECT request and reply).
  *
  * The caller feeds bytes as they arrive and writes out what comes back; sockets live elsewhere.
- * Choices, each from the research notes (reference/socks5-and-clients.md):
+ * Choices, each from how the clients (Bitcoin Core's Socks5() in netbase.cpp, NBitcoin) and Tor behave:
  * - Method 0x02 wins when offered, as Tor does, so the client's credentials (Core's per-connection
  *   stream-isolation tokens) reach us and can be passed on to an upstream Tor. Any username and
  *   password are accepted, empty ones included (Tor accepts those since 0.3.5). A method the client
@@ -22,7 +22,7 @@
  */
 
 import { ProxyError } from '../errors.js';
-import { makeDestination, type Destination } from './address.js';
+import { formatIPv6, makeDestination, type Destination } from '../address.js';
 import { REP, SOCKS4_REJECT, socks5Reply } from './reply.js';
 
 /** Largest message of each phase: VER NMETHODS + 255 methods; VER ULEN 255 PLEN 255; 4 + LEN + 255 + port. */
@@ -64,30 +64,6 @@ const REPLY_USER_PASS = Buffer.from([SOCKS5, METHOD_USER_PASS]);
 const REPLY_NO_METHOD = Buffer.from([SOCKS5, METHOD_NONE_ACCEPTABLE]);
 const AUTH_OK = Buffer.from([RFC1929_VERSION, 0x00]);
 const AUTH_FAILED = Buffer.from([RFC1929_VERSION, 0x01]);
-
-/** RFC 5952 text for 16 raw bytes: lowercase, no leading zeros, the longest run (>= 2) of zero groups as "::". */
-export function ipv6ToString(b: Buffer): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');
-  if (bestStart < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLen))}`;
-}
 
 /** Negotiation state of one client connection. */
 export class Socks5Negotiation {
@@ -224,7 +200,7 @@ export class Socks5Negotiation {
     if (cmd !== CMD_CONNECT) return this.#fail(steps, badCommand(cmd), socks5Reply(REP.COMMAND_NOT_SUPPORTED));
 
     const addr = buf.subarray(addrStart, addrStart + addrLen);
-    const host = atyp === ATYP_IPV4 ? `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}` : atyp === ATYP_IPV6 ? ipv6ToString(addr) : addr.toString('latin1');
+    const host = atyp === ATYP_IPV4 ? `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}` : atyp === ATYP_IPV6 ? formatIPv6(addr) : addr.toString('latin1');
     const port = buf.readUInt16BE(addrStart + addrLen);
     let destination: Destination;
     try {

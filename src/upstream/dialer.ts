@@ -2,7 +2,7 @@
  * Outbound connections to the remote peer: direct TCP, or CONNECT through an upstream SOCKS5 proxy
  * (RFC 1928 §4, RFC 1929; in practice Tor's SOCKSPort) using the npm `socks` client.
  *
- * What the research notes (reference/socks5-and-clients.md §3, §5.1) make us do:
+ * What Tor's SOCKSPort and the `socks` client (SocksClient.createConnection) make us do:
  * - We open the TCP connection to the proxy ourselves and hand it to `socks` as `existing_socket`:
  *   `socks` has no AbortSignal and its own timer is never cleared, so owning the socket is the only
  *   way to cancel, and our one timer covers the whole dial (TCP connect + SOCKS handshake).
@@ -11,18 +11,19 @@
  * - Credentials are Tor stream-isolation tokens: pass the client's on unchanged, or make fresh random
  *   ones per dial, never a `<torS0X>`-prefixed name (Tor prop 351 gives those a meaning).
  * - `socks` reports failures as message strings only; they are mapped back to our stable codes here.
- * - `socks` re-emits bytes that arrived with the CONNECT reply via setImmediate and then resumes the
- *   socket: the caller must attach its 'data' listener in the same tick as the await, which holds
- *   because nothing here awaits anything after the handshake.
+ * - `socks` re-emits bytes that arrived with the CONNECT reply on a setImmediate of its own and then
+ *   resumes the socket. dial() catches them and hands the socket over paused with them unshifted,
+ *   so the caller may attach its reader whenever it is ready and loses nothing.
  */
 
 import { createHash, randomBytes } from 'node:crypto';
-import { isIPv6, connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 
 import { SocksClient, SocksClientError } from 'socks';
 
 import { ProxyError, type ErrorCode } from '../errors.js';
-import { classifyHost, formatHostPort, type Destination } from '../socks5/address.js';
+import { MAX_CREDENTIAL_BYTES } from '../limits.js';
+import { formatHostPort, type Destination } from '../address.js';
 
 export interface ProxyEndpoint {
   host: string;
@@ -48,7 +49,7 @@ export interface DialOptions {
    * fields are empty) randomCredentials() is used for this dial.
    */
   credentials?: Credentials;
-  /** Whole dial, TCP connect + SOCKS handshake (callers pass 15 s: below Core's 20 s). */
+  /** Whole dial, TCP connect + SOCKS handshake (callers pass --connect-timeout: below Core's 20 s). */
   timeoutMs: number;
   /** Abort destroys the socket and rejects. */
   signal?: AbortSignal;
@@ -56,119 +57,6 @@ export interface DialOptions {
 
 /** TCP keepalive probe delay: a dead peer behind NAT is noticed in minutes, not the OS default of 2 h. */
 const KEEPALIVE_DELAY_MS = 60_000;
-/** RFC 1929: ULEN and PLEN are one byte. */
-const MAX_CREDENTIAL_BYTES = 255;
-
-function configError(url: string, reason: string): ProxyError {
-  return new ProxyError('ERR_CONFIG', redactProxySecret(`bad proxy URL ${JSON.stringify(redactProxyUrl(url))}: ${reason}`, url));
-}
-
-/**
- * Where the password of a proxy URL sits: whatever follows "user:" up to the last "@". Without an
- * "@" (a URL cut short, e.g. by a comment in a config file), a non-numeric part after the colon is
- * taken for a password too, since it cannot be a port.
- */
-function secretSpan(url: string): [number, number] | undefined {
-  const start = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0].length ?? 0;
-  const at = url.lastIndexOf('@');
-  const colon = url.indexOf(':', start);
-  if (colon < 0) return undefined;
-  if (at > colon) return [colon + 1, at];
-  if (at < 0 && !/^[0-9]*\/?$/.test(url.slice(colon + 1))) return [colon + 1, url.length];
-  return undefined;
-}
-
-/** The URL with its password (see secretSpan) replaced by "***": what may appear in logs and messages. */
-export function redactProxyUrl(url: string): string {
-  const span = secretSpan(url);
-  return span === undefined ? url : `${url.slice(0, span[0])}***${url.slice(span[1])}`;
-}
-
-/** `message` with every occurrence of the URL's password, raw or %-decoded, replaced by "***". */
-export function redactProxySecret(message: string, url: string): string {
-  const span = secretSpan(url);
-  if (span === undefined) return message;
-  const raw = url.slice(span[0], span[1]);
-  const secrets = [raw];
-  try {
-    secrets.push(decodeURIComponent(raw));
-  } catch {
-    // not percent-encoded: the raw form is enough
-  }
-  let out = message;
-  for (const secret of secrets) if (secret !== '') out = out.split(secret).join('***');
-  return out;
-}
-
-function decodeUserinfo(url: string, part: string, what: string): string {
-  let value: string;
-  try {
-    value = decodeURIComponent(part);
-  } catch {
-    throw configError(url, `${what} has a malformed %-escape`);
-  }
-  if (Buffer.byteLength(value) > MAX_CREDENTIAL_BYTES) throw configError(url, `${what} is longer than ${MAX_CREDENTIAL_BYTES} bytes`);
-  return value;
-}
-
-/**
- * socks5://[user:pass@]host:port (also socks5h://; a bare host:port is read as socks5://). IPv6 host in
- * brackets; user and password may be %-encoded. Throws ProxyError ERR_CONFIG with the reason.
- */
-export function parseProxyUrl(url: string): ProxyEndpoint {
-  if (typeof url !== 'string' || url.length === 0) throw configError(String(url), 'empty');
-  let rest: string;
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  if (scheme) {
-    const name = scheme[1]!.toLowerCase();
-    if (name !== 'socks5' && name !== 'socks5h') throw configError(url, `unsupported scheme "${name}://" (only socks5:// and socks5h://)`);
-    rest = url.slice(scheme[0].length);
-  } else {
-    rest = url;
-  }
-  if (rest.endsWith('/')) rest = rest.slice(0, -1);
-  const at = rest.lastIndexOf('@');
-  const userinfo = at >= 0 ? rest.slice(0, at) : undefined;
-  const hostPort = rest.slice(at + 1);
-  if (/[/?#]/.test(hostPort)) throw configError(url, 'a proxy URL has no path, query or fragment');
-
-  let host: string;
-  let portText: string | undefined;
-  if (hostPort.startsWith('[')) {
-    const close = hostPort.indexOf(']');
-    if (close < 0) throw configError(url, 'unclosed "[" around the IPv6 address');
-    host = hostPort.slice(1, close);
-    if (!isIPv6(host)) throw configError(url, `brackets are only for an IPv6 address, not ${JSON.stringify(host)}`);
-    const after = hostPort.slice(close + 1);
-    if (after !== '' && !after.startsWith(':')) throw configError(url, `unexpected ${JSON.stringify(after)} after the IPv6 address`);
-    portText = after === '' ? undefined : after.slice(1);
-  } else {
-    const colon = hostPort.lastIndexOf(':');
-    host = colon < 0 ? hostPort : hostPort.slice(0, colon);
-    portText = colon < 0 ? undefined : hostPort.slice(colon + 1);
-    if (host.includes(':')) throw configError(url, 'an IPv6 proxy address must be in brackets: socks5://[::1]:9050');
-  }
-  if (host === '') throw configError(url, 'missing host');
-  if (portText === undefined || portText === '') throw configError(url, 'missing port (Tor listens on 9050)');
-  if (!/^[0-9]{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
-    throw configError(url, `port ${JSON.stringify(portText)} is not 1-65535`);
-  }
-  let kind;
-  try {
-    kind = classifyHost(host);
-  } catch (err) {
-    throw configError(url, err instanceof Error ? err.message : String(err));
-  }
-  if (kind === 'onion') throw configError(url, 'the proxy itself cannot be an onion address');
-
-  const endpoint: ProxyEndpoint = { host, port: Number(portText) };
-  if (userinfo !== undefined) {
-    const colon = userinfo.indexOf(':');
-    endpoint.username = decodeUserinfo(url, colon < 0 ? userinfo : userinfo.slice(0, colon), 'username');
-    endpoint.password = colon < 0 ? '' : decodeUserinfo(url, userinfo.slice(colon + 1), 'password');
-  }
-  return endpoint;
-}
 
 /** 16 random bytes as hex for both, like lnd/btcd (hex never starts with "<torS0X>"). */
 export function randomCredentials(): Credentials {
@@ -286,13 +174,13 @@ function abortError(signal: AbortSignal, where: string): ProxyError {
  */
 export function dial(options: DialOptions): Promise<Socket> {
   const { destination, signal, timeoutMs } = options;
-  const where = formatHostPort(destination.host, destination.port);
+  const where = formatHostPort(destination);
   const proxy = destination.kind === 'onion' ? (options.onionProxy ?? options.upstreamProxy) : options.upstreamProxy;
   if (destination.kind === 'onion' && proxy === undefined) {
     return Promise.reject(new ProxyError('ERR_ONION_NO_PROXY', `${where} needs --onion-proxy or --upstream-proxy (Tor); it is never dialed or resolved directly`));
   }
   if (signal?.aborted) return Promise.reject(abortError(signal, where));
-  const proxyName = proxy ? `upstream proxy ${formatHostPort(proxy.host, proxy.port)}` : '';
+  const proxyName = proxy ? `upstream proxy ${formatHostPort(proxy)}` : '';
   const started = Date.now();
 
   return new Promise<Socket>((resolve, reject) => {

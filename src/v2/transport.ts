@@ -244,6 +244,11 @@ export class V2Transport {
     return this.candidates.length === 1 || this.phase === 'v1' || this.encryptor !== undefined ? this.magicInUse : undefined;
   }
 
+  /** Whether bytes of a packet not yet complete are held: a stream that ends now was cut short. */
+  get midPacket(): boolean {
+    return (this.phase === 'version' || this.phase === 'app') && (this.queue.length > 0 || this.pendingLen >= 0);
+  }
+
   get bytesReceived(): number {
     return this.received;
   }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/index.js';
 import { networkByName } from '../../src/networks.js';
 import { MessageChannel, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';

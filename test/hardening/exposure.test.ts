@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Config, loadConfig } from '../../src/config.js';
+import { type Config, loadConfig } from '../../src/config/index.js';
 import { isProxyError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics, startMetricsServer } from '../../src/metrics.js';
@@ -640,5 +640,47 @@ describe('hardening: safe to expose (issue 8)', function () {
       assert.match(await proxy.waitLog(/ closed /), /dropped=ERR_V2_UNKNOWN_SHORT_ID:20000/);
       assert.ok(proxy.logs.length < 10, `${proxy.logs.length} log lines`);
     });
+  });
+});
+
+describe('hardening: a stream cut in the middle of a packet', function () {
+  this.timeout(30_000);
+  it('a v2 peer that ends its stream inside a packet is closed with ERR_PEER_RESET, not as a normal close', async () => {
+    const node = await startRawV2Node((t, socket) => {
+      socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
+      socket.write(t.encrypt([contentsPrefix('verack')]));
+      const ping = t.encrypt([contentsPrefix('ping'), Buffer.alloc(8)]);
+      socket.end(ping.subarray(0, 10));
+    });
+    const proxy = await startProxy({ logLevel: 'info' });
+    try {
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      const ch = new MessageChannel(socket, MAIN.magic);
+      ch.send('version', versionPayload());
+      await ch.next('verack');
+      assert.match(await proxy.waitLog(/ closed /), /reason="peer closed the connection in the middle of a packet" code=ERR_PEER_RESET/);
+    } finally {
+      await proxy.stop();
+      await node.stop();
+    }
+  });
+
+  it('a v2 peer that ends its stream between packets is a normal close', async () => {
+    const node = await startRawV2Node((t, socket) => {
+      socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
+      socket.end(t.encrypt([contentsPrefix('verack')]));
+    });
+    const proxy = await startProxy({ logLevel: 'info' });
+    try {
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      const ch = new MessageChannel(socket, MAIN.magic);
+      ch.send('version', versionPayload());
+      await ch.next('verack');
+      socket.end();
+      assert.match(await proxy.waitLog(/ closed /), /INFO .*closed reason="both sides closed"/);
+    } finally {
+      await proxy.stop();
+      await node.stop();
+    }
   });
 });

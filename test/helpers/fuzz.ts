@@ -22,12 +22,11 @@
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { ERROR_CODES } from '../../src/errors.js';
-import { isLoopback } from '../../src/config.js';
 import { classifyFirstBytes, legacyNetwork, versionDestination } from '../../src/engine/detect.js';
 import { ellswiftCreate } from '../../src/crypto/ellswift.js';
 import { MAX_V1_PAYLOAD, V1_HEADER_LEN } from '../../src/limits.js';
 import { NETWORKS, networkByName, type Network } from '../../src/networks.js';
-import type { Destination } from '../../src/socks5/address.js';
+import { type Destination, isLoopback } from '../../src/address.js';
 import { Socks5Negotiation } from '../../src/socks5/negotiation.js';
 import { SOCKS4_REJECT, socks5Reply } from '../../src/socks5/reply.js';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';

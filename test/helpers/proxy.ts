@@ -1,6 +1,6 @@
 /** Start a ProxyServer on a free loopback port with test-friendly settings, capturing its log lines. */
 import { Writable } from 'node:stream';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
 import { ProxyServer, type ProxyServerOptions } from '../../src/engine/server.js';
 

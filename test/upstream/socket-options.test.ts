@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
-import { makeDestination } from '../../src/socks5/address.js';
+import { makeDestination } from '../../src/address.js';
 import { dial } from '../../src/upstream/dialer.js';
 import { startMicrosocks, type Microsocks } from '../helpers/microsocks.js';
 import { skipBecause } from '../helpers/skip.js';

@@ -8,12 +8,12 @@
  */
 import type { Socket } from 'node:net';
 import { NETWORKS } from '../../networks.js';
-import { type Destination, formatHostPort } from '../../socks5/address.js';
+import { type Destination, formatHostPort } from '../../address.js';
 import type { Conn, Services } from '../negotiation.js';
 
 export function serveInbound(conn: Conn, socket: Socket, target: Destination, services: Services): void {
   conn.record.peer = conn.record.client;
-  conn.record.node = formatHostPort(target.host, target.port);
+  conn.record.node = formatHostPort(target);
   services.startBridge(conn, {
     role: 'responder',
     remote: socket,

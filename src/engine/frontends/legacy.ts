@@ -9,7 +9,7 @@
 import { ByteQueue } from '../../byte-queue.js';
 import { ProxyError } from '../../errors.js';
 import { V1_HEADER_LEN } from '../../limits.js';
-import { formatHostPort } from '../../socks5/address.js';
+import { formatHostPort } from '../../address.js';
 import { randomCredentials } from '../../upstream/dialer.js';
 import { V1Parser } from '../../v1/framing.js';
 import { MAX_LEGACY_VERSION, checkLegacyHeader, legacyNetwork, versionDestination } from '../detect.js';
@@ -40,7 +40,7 @@ export async function serveLegacy(n: Negotiation, head: Buffer, services: Servic
   if (first.type === 'dropped') throw new ProxyError('ERR_V1_BAD_CHECKSUM', 'the first message (VERSION) has a bad checksum');
   n.sent = true;
   const destination = versionDestination(first.payload);
-  n.conn.record.peer = formatHostPort(destination.host, destination.port);
+  n.conn.record.peer = formatHostPort(destination);
   n.clearDeadline();
   const credentials = randomCredentials();
   const remote = await services.dialFor(n, destination, credentials);

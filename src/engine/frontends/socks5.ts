@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import { ProxyError } from '../../errors.js';
-import { formatHostPort } from '../../socks5/address.js';
+import { formatHostPort } from '../../address.js';
 import { Socks5Negotiation, type Socks5Step } from '../../socks5/negotiation.js';
 import { REP, repForError, socks5Reply } from '../../socks5/reply.js';
 import { randomCredentials } from '../../upstream/dialer.js';
@@ -35,7 +35,7 @@ async function connect(n: Negotiation, step: Extract<Socks5Step, { type: 'reques
   n.clearDeadline();
   n.reader.unshift(step.rest);
   const destination = step.destination;
-  n.conn.record.peer = formatHostPort(destination.host, destination.port);
+  n.conn.record.peer = formatHostPort(destination);
   const given = step.username !== undefined && (step.username !== '' || (step.password ?? '') !== '');
   const credentials = given ? { username: step.username!, password: step.password ?? '' } : randomCredentials();
   let remote: Socket;
