@@ -52,6 +52,15 @@ export class FSChaCha20 {
     return out;
   }
 
+  /** crypt() in place: XORs buf[start..end) with the next keystream bytes; counts one chunk. No allocation (the packet length, per packet). */
+  cryptInPlace(buf: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    const ks = this.take(n);
+    for (let i = 0; i < n; i++) buf[start + i]! ^= ks[i]!;
+    ks.fill(0);
+    if (++this.chunkCounter === REKEY_INTERVAL) this.rekey();
+  }
+
   /** The next n keystream bytes, as a view of the buffer (the caller wipes them). */
   private take(n: number): Buffer {
     if (this.ks.length - this.pos < n) {
