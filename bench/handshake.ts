@@ -1,5 +1,5 @@
 /**
- * BIP324 handshake cost (notes §5-§7, §11): full in-memory handshakes between two V2Transports,
+ * BIP324 handshake cost (key creation, ECDH, key derivation, the handshake): full in-memory handshakes between two V2Transports,
  * CPU time per side with the key made on the spot and with a key from the pool, and the cost of
  * each crypto step on each scalar-multiplication backend (OpenSSL, @noble/curves), so a slow one
  * is visible: key generation (scalar multiplication + ElligatorSwift encoding), decoding, the x-only

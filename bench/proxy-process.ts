@@ -41,6 +41,7 @@ const { createLogger, isLogLevel } = (await import(new URL('log.js', src).href))
 const reads = { reads: 0, bytes: 0 };
 if (process.argv[4] === 'count-reads') {
   // Every socket read reaches the stream as one push(chunk) (null at EOF).
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the socket as `this`
   const push = Socket.prototype.push;
   Socket.prototype.push = function (this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk !== null && chunk !== undefined) {

@@ -46,7 +46,22 @@ type Section = (typeof SECTIONS)[number];
 const RESULTS = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const MIB = 1 << 20;
 
-function machine(): Record<string, unknown> {
+/** The machine a run was on, written into the JSON results; the last two fields are set when the run ends. */
+interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  v8: string;
+  openssl: string;
+  date: string;
+  loadavgAtStart: number[];
+  loadavgAtEnd?: number[];
+  seconds?: number;
+}
+
+function machine(): Machine {
   return {
     cpu: cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,

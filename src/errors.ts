@@ -12,14 +12,14 @@ export const ERROR_CODES = {
   // v1 framing (src/v1/framing.ts)
   ERR_V1_BAD_MAGIC: 'v1 header with the wrong network magic',
   ERR_V1_BAD_COMMAND: 'v1 header whose 12-byte command field is not printable ASCII padded with NULs',
-  ERR_V1_TOO_LARGE: 'v1 header announcing a payload above 4,000,000 bytes',
+  ERR_V1_TOO_LARGE: 'v1 header announcing a payload above 4,000,000 bytes, or above 4,096 for a legacy client\'s VERSION; a v2 message whose payload is above 4,000,000 bytes is dropped',
   ERR_V1_BAD_CHECKSUM: 'v1 message whose checksum does not match its payload (the message is dropped)',
   ERR_V1_NOT_VERSION: 'the first v1 message of a connection is not a VERSION',
   ERR_V1_WRONG_NETWORK: 'a v1 VERSION for another network than the one configured',
 
   // v2 packets and handshake (src/crypto/*, src/v2/*)
   ERR_V2_BAD_TAG: 'v2 packet failed authentication (wrong keys, garbage or tampering)',
-  ERR_V2_TOO_LARGE: 'v2 packet length above 4,000,013 bytes of contents',
+  ERR_V2_TOO_LARGE: 'v2 packet length above 4,000,013 bytes of contents (on sending: above 16,777,215, what the 3-byte length can carry)',
   ERR_V2_NO_TERMINATOR: 'no garbage terminator within 4095 bytes of garbage',
   ERR_V2_EMPTY_CONTENTS: 'v2 application packet with empty contents (the message is dropped)',
   ERR_V2_UNKNOWN_SHORT_ID: 'v2 message with an unknown short message type id (the message is dropped)',

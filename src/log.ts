@@ -64,6 +64,7 @@ export function isLogLevel(value: string): value is LogLevel {
 
 // Anything that would split a line or make `key=value` ambiguous is quoted, so `grep conn=12`
 // and `cut -d' '` keep working whatever a peer put into a user agent or an error message.
+// eslint-disable-next-line no-control-regex -- control characters are exactly what this looks for
 const NEEDS_QUOTES = /[\s="\\\u0000-\u001f\u007f]/;
 
 function formatValue(value: string | number | boolean | null): string {

@@ -54,6 +54,7 @@ export class Metrics implements ProxyObserver {
 
   constructor(options: { collectDefault?: boolean } = {}) {
     const registers = [this.registry];
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as `this`
     const self = this;
 
     this.openedTotal = new Counter({

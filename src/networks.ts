@@ -1,6 +1,6 @@
 /**
  * Bitcoin networks: magic bytes (wire order) and default P2P ports.
- * Source: Bitcoin Core src/kernel/chainparams.cpp; BIP324 notes section 13.
+ * Source: Bitcoin Core src/kernel/chainparams.cpp (pchMessageStart and nDefaultPort of each network).
  * A custom signet has its own magic: the first 4 bytes of sha256d(compact-size length || challenge).
  */
 

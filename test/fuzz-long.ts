@@ -2,13 +2,16 @@
  * `npm run fuzz -- [--seconds N] [--cases N] [--seed N] [--batch N] [--concurrency N] [--target NAME]...`
  * `npm run fuzz -- --replay TARGET:INDEX:SEED` (the line every problem ends with)
  *
- * The fuzz of test/hardening/fuzz.test.ts without its CI bound: the same targets (test/helpers/fuzz.ts),
+ * The fuzz of test/hardening/fuzz.test.ts without its CI bound: the same targets (test/helpers/fuzz/targets.ts),
  * round robin in batches until the time (default 60 s) or case budget runs out. After every batch, as
  * in the test: a good connection end to end through each proxy, no leaked sockets or timers, every
  * refusal logged with code and reason. Prints a summary of outcomes per target and every problem;
  * exits 1 when there was any.
  */
-import { checkHealthy, type CaseReport, FUZZ_TARGETS, fuzzTarget, logProblems, Rng, runBatch, startFuzzEnv, tally } from './helpers/fuzz.js';
+import { checkHealthy, startFuzzEnv } from './helpers/fuzz/env.js';
+import { logProblems } from './helpers/fuzz/log-index.js';
+import { Rng } from './helpers/fuzz/rng.js';
+import { type CaseReport, FUZZ_TARGETS, fuzzTarget, runBatch, tally } from './helpers/fuzz/targets.js';
 import { expectNoLeaks, settle } from './helpers/leaks.js';
 
 interface Args {

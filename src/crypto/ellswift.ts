@@ -16,9 +16,9 @@
  *   generateKeyPairSync holds the key's mutex while allocating, a garbage collection then destroys
  *   the finished key-generation job, whose destructor takes the same mutex.
  * - The ElligatorSwift maps are ours, in bigint arithmetic mod p (field.ts), written for speed:
- *   decoding takes at most two Legendre symbols and one inversion (the fraction form of notes §3);
- *   encoding screens each try with Legendre symbols and takes square roots (one or two powers,
- *   no inversion) only for the try that succeeds.
+ *   decoding takes at most two Legendre symbols and one inversion (XSwiftEC in fraction form, see
+ *   xswiftec below); encoding screens each try with Legendre symbols and takes square roots (one or
+ *   two powers, no inversion) only for the try that succeeds.
  * - Lifting x to a point: OpenSSL gets 02 ‖ x. Either point with that x gives the same result,
  *   because d·(-Q) = -(d·Q) and negation keeps x; so the parity of y never needs deciding. x comes
  *   from XSwiftEC, which always yields a valid x, and d is in 1..n-1 on a curve of prime order n, so
@@ -60,7 +60,7 @@ const Point = secp256k1.Point;
 
 const ECDH_TAG_HASH = createHash('sha256').update('bip324_ellswift_xonly_ecdh', 'utf8').digest();
 
-/** c = sqrt(-3), the root that is itself a square (it is (-3)^((p+1)/4), notes §1). */
+/** c = sqrt(-3), the root that is itself a square (it is (-3)^((p+1)/4), as the BIP's reference code computes it). */
 const C = sqrt(P - 3n)!;
 /** (1-c)/2 and (1+c)/2 for XSwiftECInv, (c-1)/2 and (-c-1)/2 for the fraction form of XSwiftEC. */
 const HALF = inv(2n);
@@ -144,7 +144,7 @@ export function xswiftecInv(x: bigint, u: bigint, ellCase: number): bigint | nul
     if (isSquare(curveRhs(mod(-x - u)))) return null; // it would decode through x3 instead
     // s = -(u^3 + 7) / (u^2 + u·x + x^2), whose square root w is taken without forming s.
     const num = mod(-g);
-    const den = (u2 + u * x + x * x) % P; // non-zero here (notes §4); guard anyway
+    const den = (u2 + u * x + x * x) % P; // non-zero here (XSwiftECInv's case analysis); guard anyway
     if (den === 0n) return null;
     if (legendre((num * den) % P) === -1) return null; // s is no square: w fails
     w = sqrtRatioUnchecked(num, den);
@@ -190,7 +190,7 @@ function xswiftec(u: bigint, t: bigint): bigint {
   const g = (u2 * u + 7n) % P; // u^3 + 7
   let s = (t * t) % P;
   if ((g + s) % P === 0n) s = (4n * s) % P; // u^3 + t^2 + 7 = 0: t = 2t
-  // The fraction form of notes §3: x3 = u + 4Y^2 = (3su^3 - (g+s)^2) / (3su^2),
+  // XSwiftEC in fraction form: x3 = u + 4Y^2 = (3su^3 - (g+s)^2) / (3su^2),
   // x2 = (-X/Y - u)/2 = u((c-1)/2·s + (-c-1)/2·g) / (g+s), x1 = (X/Y - u)/2 = -(x2 + u).
   // Denominators: s, u != 0 after the remaps, and g+s != 0 after the t = 2t remap.
   const gs = (g + s) % P;

@@ -50,7 +50,7 @@ export function powP34(a: bigint): bigint {
 /**
  * a^((p+1)/4) mod p for a in 0..p-1: the square root of a when a is a square (check with
  * isSquare first, or square the result). It is the exact root BIP324's reference code returns (its
- * FE.sqrt is this power), which XSwiftECInv's output depends on (notes §2).
+ * FE.sqrt is this power), which XSwiftECInv's output depends on.
  */
 export function sqrtUnchecked(a: bigint): bigint {
   return (a * powP34(a)) % P;

@@ -1,5 +1,5 @@
 /**
- * FSChaCha20: the forward-secure length cipher of BIP324 (notes §8).
+ * FSChaCha20: the forward-secure length cipher of BIP324.
  *
  * One continuous RFC 8439 ChaCha20 keystream per epoch under nonce LE32(0) ‖ LE64(epoch); each
  * chunk (a 3-byte packet length) takes the next unused keystream bytes, never restarting at a

@@ -1,5 +1,5 @@
 /**
- * FSChaCha20Poly1305: the forward-secure packet AEAD of BIP324 (notes §9).
+ * FSChaCha20Poly1305: the forward-secure packet AEAD of BIP324.
  *
  * Packet i is sealed with RFC 8439 AEAD_CHACHA20_POLY1305 under nonce LE32(i mod 224) ‖
  * LE64(floor(i / 224)). After every 224th packet the key is replaced by the first 32 bytes of

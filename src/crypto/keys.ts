@@ -1,7 +1,7 @@
 /**
  * BIP324 key derivation: HKDF-SHA256 (RFC 5869) from the ECDH shared secret.
  *
- * Implements BIP324 "Keys and session ID derivation" (notes §7): salt = "bitcoin_v2_shared_secret" ‖
+ * Implements BIP324 "Keys and session ID derivation": salt = "bitcoin_v2_shared_secret" ‖
  * network magic, six 32-byte outputs labelled by role (initiator_L/P, responder_L/P,
  * garbage_terminators, session_id). The magic in the salt is what makes peers on different
  * networks fail at the first packet instead of talking past each other.

@@ -1,5 +1,5 @@
 /**
- * BIP324 packet encryption and decryption (notes §10).
+ * BIP324 packet encryption and decryption (BIP324 "Packet encryption").
  *
  * wire packet = FSChaCha20_L.crypt(LE24(len(contents))) ‖ FSChaCha20Poly1305_P.encrypt(aad, header ‖ contents)
  *

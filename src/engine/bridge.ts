@@ -165,7 +165,8 @@ export class Bridge {
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
-  private readonly listeners = new Map<Socket, [string, (...args: any[]) => void][]>();
+  /** For each socket we listen on, the function that removes our listeners again. */
+  private readonly listeners = new Map<Socket, () => void>();
   /** Aborts a redial or a node connection still in progress when the Bridge ends. */
   private readonly ended = new AbortController();
   /** The network the session is on (magic for v1 framing and the key derivation). */
@@ -245,7 +246,7 @@ export class Bridge {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.idleTimer);
     this.ended.abort();
-    for (const [socket, list] of this.listeners) for (const [ev, fn] of list) socket.off(ev, fn);
+    for (const off of this.listeners.values()) off();
     this.listeners.clear();
     // Keep a no-op error listener: a destroyed socket may still report an error, which must not crash the daemon.
     for (const s of [this.local, this.remote]) {
@@ -277,18 +278,16 @@ export class Bridge {
   // --- socket plumbing -------------------------------------------------------------------------
 
   private attach(socket: Socket, side: Side): void {
-    const list: [string, (...args: any[]) => void][] = [
-      ['data', (chunk: Buffer) => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)))],
-      ['end', () => this.guard(() => this.onEnd(side))],
-      ['error', (err: NodeJS.ErrnoException) => this.guard(() => this.onSocketError(side, err))],
-      ['close', () => this.guard(() => this.onClose(socket, side))],
-    ];
-    for (const [ev, fn] of list) socket.on(ev, fn);
-    this.listeners.set(socket, list);
+    const onData = (chunk: Buffer): void => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
+    const onEnd = (): void => this.guard(() => this.onEnd(side));
+    const onError = (err: NodeJS.ErrnoException): void => this.guard(() => this.onSocketError(side, err));
+    const onClose = (): void => this.guard(() => this.onClose(socket, side));
+    socket.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+    this.listeners.set(socket, () => socket.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose));
   }
 
   private detach(socket: Socket): void {
-    for (const [ev, fn] of this.listeners.get(socket) ?? []) socket.off(ev, fn);
+    this.listeners.get(socket)?.();
     this.listeners.delete(socket);
   }
 

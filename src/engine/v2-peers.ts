@@ -109,7 +109,7 @@ export class V2PeerTable {
     try {
       doc = JSON.parse(text);
     } catch (err) {
-      throw new Error(`not JSON (${(err as Error).message})`);
+      throw new Error(`not JSON (${(err as Error).message})`, { cause: err });
     }
     const d = doc as { format?: unknown; peers?: unknown };
     if (d === null || typeof d !== 'object' || d.format !== FILE_FORMAT || !Array.isArray(d.peers)) {
@@ -151,13 +151,13 @@ export class V2PeerTable {
       size = statSync(file).size;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw new Error(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(`${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     }
     if (size > MAX_V2_PEERS_FILE_BYTES) throw new Error(`${file}: ${size} bytes, more than the ${MAX_V2_PEERS_FILE_BYTES} a peers file may have`);
     try {
       return this.load(readFileSync(file, 'utf8'));
     } catch (err) {
-      throw new Error(`${file}: ${(err as Error).message}`);
+      throw new Error(`${file}: ${(err as Error).message}`, { cause: err });
     }
   }
 

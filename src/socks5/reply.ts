@@ -46,7 +46,7 @@ function hasErrno(err: unknown, codes: readonly string[]): boolean {
 }
 
 /**
- * Which REP code reports an error from dialing (the table in the notes, after Tor's
+ * Which REP code reports an error from dialing (modelled on Tor's
  * stream_end_reason_to_socks5_response). Core's behaviour does not depend on the value (only its debug
  * log does), so the point is an honest message.
  */

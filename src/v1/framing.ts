@@ -1,5 +1,5 @@
 /**
- * Bitcoin P2P v1 message framing (BIP324 notes section 13; Bitcoin Core V1Transport, net.cpp).
+ * Bitcoin P2P v1 message framing (Bitcoin Core V1Transport and CMessageHeader, net.cpp and protocol.h).
  *
  * A v1 message is `magic(4) || command(12, printable ASCII, NUL padded) || LE32 length || checksum(4)`
  * followed by the payload, where the checksum is the first 4 bytes of SHA256(SHA256(payload)).
@@ -10,9 +10,9 @@
  * Every header limit is checked as soon as the 24 header bytes are in, before any payload is buffered.
  *
  * Error policy mirrors Core: a wrong magic or an oversized length closes the connection (fatal); a
- * bad checksum drops only that message (Core net.cpp L829-836). A malformed command field is fatal
- * here by design of this API, although Core merely drops such a message: the proxy cannot carry a
- * command it cannot name, and a client that sends one is broken.
+ * bad checksum drops only that message (Core's V1Transport::GetReceivedMessage sets reject_message).
+ * A malformed command field is fatal here by design of this API, although Core merely drops such a
+ * message: the proxy cannot carry a command it cannot name, and a client that sends one is broken.
  */
 
 import * as nodeCrypto from 'node:crypto';

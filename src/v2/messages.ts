@@ -1,6 +1,6 @@
 /**
  * BIP324 message type encoding inside v2 packet contents (BIP324 "v2 Bitcoin P2P message
- * structure"; BIP324 notes section 12; Bitcoin Core V2Transport::GetMessageType, net.cpp).
+ * structure"; Bitcoin Core V2Transport::GetMessageType, net.cpp).
  *
  * contents = short_id(1..255) || payload, or 0x00 || 12-byte NUL-padded command || payload.
  * Ids 1..28 are the BIP324 table. Core additionally maps 37 to `feature` (BIP434) on receipt; we

@@ -3,9 +3,9 @@
  * encrypted packet stream. Bytes go in through receive(), events (bytes to send, the v1 fallback,
  * 'ready', application packets) come out; sockets and timers belong to the session engine.
  *
- * Implements BIP324 "Handshake" and "Packet encryption" as summarised in BIP324-NOTES.md §10
- * (packet format, AAD = garbage on the first packet only), §11 (initiator and responder steps,
- * v1 prefix detection, §11a garbage terminator scan) and §16 (pitfalls), matching Bitcoin Core's
+ * Implements BIP324 "Handshake" and "Packet encryption" (packet format, AAD = garbage on the first
+ * packet only; initiator and responder steps, v1 prefix detection, the garbage terminator scan),
+ * matching Bitcoin Core's
  * V2Transport (net.cpp: ProcessReceivedMaybeV1Bytes, ProcessReceivedKeyBytes,
  * ProcessReceivedGarbageBytes, ProcessReceivedPacketBytes).
  *

@@ -1,5 +1,5 @@
 /**
- * ElligatorSwift keys and the BIP324 shared secret (notes §5-§6).
+ * ElligatorSwift keys and the BIP324 shared secret (ellswift_create, ellswift_ecdh_xonly).
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * FSChaCha20, the BIP324 length cipher (notes §8), checked against raw @noble/ciphers ChaCha20 keystream.
+ * FSChaCha20, the BIP324 length cipher, checked against raw @noble/ciphers ChaCha20 keystream.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * FSChaCha20Poly1305, the BIP324 packet AEAD (notes §9), checked against @noble/ciphers.
+ * FSChaCha20Poly1305, the BIP324 packet AEAD, checked against @noble/ciphers.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';

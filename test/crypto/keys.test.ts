@@ -1,5 +1,5 @@
 /**
- * BIP324 key derivation (notes §7): HKDF-SHA256 with the network magic in the salt.
+ * BIP324 key derivation: HKDF-SHA256 with the network magic in the salt.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';

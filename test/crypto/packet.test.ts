@@ -1,5 +1,5 @@
 /**
- * BIP324 packet encryption/decryption (notes §10): framing, limits, decoys, failed-tag recovery.
+ * BIP324 packet encryption/decryption: framing, limits, decoys, failed-tag recovery.
  */
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';

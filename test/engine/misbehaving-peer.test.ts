@@ -197,7 +197,8 @@ for (const impl of IMPLS) {
     function initiator(socket: net.Socket): MessageChannel {
       const key = keyStartingWith(head);
       assert.ok(key.ellswift.subarray(0, 16).equals(head));
-      const write = socket.write.bind(socket) as (data: Uint8Array) => boolean;
+      const original = socket.write.bind(socket);
+      const write = (data: Uint8Array): boolean => original(data);
       let first = true;
       socket.write = ((data: Uint8Array) => {
         if (!first) return write(data);

@@ -26,33 +26,33 @@ interface UpstreamRequest {
 async function startScriptedUpstream(rep: number | 'silent'): Promise<{ port: number; requests: UpstreamRequest[]; stop(): Promise<void> }> {
   const requests: UpstreamRequest[] = [];
   const sockets = new Set<net.Socket>();
-  const server = net.createServer(async (socket) => {
+  // A read that fails (the proxy left mid-request) ends the connection.
+  const answer = async (socket: net.Socket): Promise<void> => {
+    const read = byteReader(socket);
+    const [, n] = await read(2);
+    const methods = [...(await read(n))];
+    const req: Partial<UpstreamRequest> = { methods };
+    if (methods.includes(2)) {
+      socket.write(Buffer.from([5, 2]));
+      const [, ulen] = await read(2);
+      req.user = (await read(ulen)).toString();
+      const [plen] = await read(1);
+      req.pass = (await read(plen)).toString();
+      socket.write(Buffer.from([1, 0]));
+    } else socket.write(Buffer.from([5, 0]));
+    const [, , , atyp] = await read(4);
+    req.atyp = atyp;
+    if (atyp === 3) req.host = (await read((await read(1))[0])).toString();
+    else req.host = [...(await read(atyp === 1 ? 4 : 16))].join('.');
+    req.port = (await read(2)).readUInt16BE(0);
+    requests.push(req as UpstreamRequest);
+    if (rep !== 'silent') socket.end(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
+  };
+  const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('error', () => {});
     socket.on('close', () => sockets.delete(socket));
-    const read = byteReader(socket);
-    try {
-      const [, n] = await read(2);
-      const methods = [...(await read(n))];
-      const req: Partial<UpstreamRequest> = { methods };
-      if (methods.includes(2)) {
-        socket.write(Buffer.from([5, 2]));
-        const [, ulen] = await read(2);
-        req.user = (await read(ulen)).toString();
-        const [plen] = await read(1);
-        req.pass = (await read(plen)).toString();
-        socket.write(Buffer.from([1, 0]));
-      } else socket.write(Buffer.from([5, 0]));
-      const [, , , atyp] = await read(4);
-      req.atyp = atyp;
-      if (atyp === 3) req.host = (await read((await read(1))[0])).toString();
-      else req.host = [...(await read(atyp === 1 ? 4 : 16))].join('.');
-      req.port = (await read(2)).readUInt16BE(0);
-      requests.push(req as UpstreamRequest);
-      if (rep !== 'silent') socket.end(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
-    } catch {
-      socket.destroy();
-    }
+    answer(socket).catch(() => socket.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {

@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
-import { MAIN, type ScriptedConn, type ScriptedNode, sleep, startScriptedNode } from '../helpers/fuzz.js';
+import { MAIN } from '../helpers/fuzz/inputs.js';
+import { type ScriptedConn, type ScriptedNode, startScriptedNode } from '../helpers/fuzz/scripted-node.js';
+import { sleep } from '../helpers/fuzz/sockets.js';
 import { expectNoLeaks, proxyBuffered, settle } from '../helpers/leaks.js';
 import { type Msg, socks5Connect, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
@@ -86,7 +88,12 @@ describe('hardening: backpressure', function () {
         }
       }
     };
-    node = await startScriptedNode({ recordSent: false, onMessage: (conn, m) => m.command === 'blast' && (blasting = blast(conn)) });
+    node = await startScriptedNode({
+      recordSent: false,
+      onMessage: (conn, m) => {
+        if (m.command === 'blast') blasting = blast(conn);
+      },
+    });
     proxy = await startProxy({ timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 3000, idleMs: 60_000 } });
     const before = await settle();
 

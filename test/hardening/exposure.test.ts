@@ -24,7 +24,7 @@ import { customNetwork, networkByName } from '../../src/networks.js';
 import { serializeV1 } from '../../src/v1/framing.js';
 import { contentsPrefix } from '../../src/v2/messages.js';
 import { V2Transport } from '../../src/v2/transport.js';
-import { sleep } from '../helpers/fuzz.js';
+import { sleep } from '../helpers/fuzz/sockets.js';
 import { MessageChannel, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy, testConfig } from '../helpers/proxy.js';
 

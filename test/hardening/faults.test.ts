@@ -8,10 +8,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { serializeV1 } from '../../src/v1/framing.js';
-import { LogIndex, MAIN, type ScriptedNode, connectTo, handshakeV1, sleep, startFakeUpstream, startScriptedNode } from '../helpers/fuzz.js';
+import { startFakeUpstream } from '../helpers/fuzz/fake-upstream.js';
+import { MAIN } from '../helpers/fuzz/inputs.js';
+import { LogIndex } from '../helpers/fuzz/log-index.js';
+import { type ScriptedNode, startScriptedNode } from '../helpers/fuzz/scripted-node.js';
+import { connectTo, sleep } from '../helpers/fuzz/sockets.js';
 import { expectNoLeaks, proxyBuffered, settle } from '../helpers/leaks.js';
 import { startMicrosocks } from '../helpers/microsocks.js';
-import { MessageChannel, type Msg, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
+import { MessageChannel, type Msg, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 import { tcpQueueUnavailable, untilAllRead } from '../helpers/tcpqueue.js';
@@ -263,7 +267,7 @@ describe('hardening: faults end only the connection they hit', function () {
     const clientHash = createHash('sha256');
     const base = randomBytes(SIZE);
     let sent = 0;
-    let stalledAt = 0;
+    let stalledAt: number;
     let maxBuffered = 0;
     const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, proxyBuffered(proxyPort, nodePort))), 10);
     try {

@@ -6,28 +6,19 @@
  *
  * After every batch: the proxy still carries good connections end to end, no socket or timer is
  * left behind, every refusal in the log has code=ERR_... and reason=, and every case's connection
- * logged exactly the code its input calls for (see the targets in test/helpers/fuzz.ts).
+ * logged exactly the code its input calls for (see the targets in test/helpers/fuzz/targets.ts).
  * FUZZ_SEED=<n> runs other cases; `npm run fuzz` runs the same targets without the bound.
  */
 import assert from 'node:assert/strict';
 import { ellswiftFromPrivate } from '../../src/crypto/ellswift.js';
-import {
-  type CaseReport,
-  type FuzzEnv,
-  type FuzzTarget,
-  MAIN,
-  checkHealthy,
-  connectTo,
-  fuzzTarget,
-  handshakeV1,
-  logProblems,
-  runBatch,
-  startFuzzEnv,
-  tally,
-  tapWrites,
-} from '../helpers/fuzz.js';
+import { type FuzzEnv, checkHealthy, startFuzzEnv } from '../helpers/fuzz/env.js';
+import { MAIN } from '../helpers/fuzz/inputs.js';
+import { logProblems } from '../helpers/fuzz/log-index.js';
+import { connectTo } from '../helpers/fuzz/sockets.js';
+import { type CaseReport, type FuzzTarget, fuzzTarget, runBatch, tally } from '../helpers/fuzz/targets.js';
+import { tapWrites } from '../helpers/fuzz/write-tap.js';
 import { expectNoLeaks, settle } from '../helpers/leaks.js';
-import { MessageChannel, socks5Connect, versionPayload } from '../helpers/node.js';
+import { MessageChannel, handshakeV1, socks5Connect, versionPayload } from '../helpers/node.js';
 import { serializeV1 } from '../../src/v1/framing.js';
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';

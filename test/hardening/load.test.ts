@@ -10,8 +10,9 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { MAIN, handshakeV1, sleep } from '../helpers/fuzz.js';
-import { MessageChannel, socks5Connect } from '../helpers/node.js';
+import { MAIN } from '../helpers/fuzz/inputs.js';
+import { sleep } from '../helpers/fuzz/sockets.js';
+import { MessageChannel, handshakeV1, socks5Connect } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
 
 const CONNECTIONS = 1000;

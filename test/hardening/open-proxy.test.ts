@@ -11,9 +11,11 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import * as net from 'node:net';
 import * as os from 'node:os';
-import { MAIN, type FakeUpstream, connectTo, handshakeV1, socks5Request, startFakeUpstream } from '../helpers/fuzz.js';
+import { type FakeUpstream, startFakeUpstream } from '../helpers/fuzz/fake-upstream.js';
+import { MAIN, socks5Request } from '../helpers/fuzz/inputs.js';
+import { connectTo } from '../helpers/fuzz/sockets.js';
 import { expectNoLeaks, settle } from '../helpers/leaks.js';
-import { MessageChannel, byteReader, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 
@@ -47,6 +49,7 @@ async function watchNetwork<T>(fn: () => Promise<T>): Promise<{ result: T; looku
   const lookups: string[] = [];
   const connects: unknown[] = [];
   const lookup = dns.lookup;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the socket as `this`, and put back afterwards
   const connect = net.Socket.prototype.connect;
   (dns as { lookup: unknown }).lookup = function (this: unknown, hostname: string, ...rest: unknown[]) {
     lookups.push(hostname);

@@ -205,7 +205,7 @@ function ipv6Bytes(host: string): Buffer {
   const [head, tail] = host.includes('::') ? host.split('::') : [host, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
   const b = Buffer.alloc(16);
   groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
   return b;

@@ -33,7 +33,7 @@ export async function startProxy(overrides: Partial<Config> = {}, options: Proxy
   const config = testConfig(overrides);
   const logs: string[] = [];
   const stream = new Writable({
-    write(chunk, _enc, cb) {
+    write(chunk: Buffer, _enc, cb) {
       for (const line of String(chunk).split('\n')) if (line !== '') logs.push(line);
       if (process.env.PROXY_TEST_LOG) process.stderr.write(chunk);
       cb();

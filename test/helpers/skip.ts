@@ -5,7 +5,7 @@
  * check anything.
  */
 export function skipBecause(ctx: Mocha.Context, reason: string): never {
-  const runnable = ctx.test as (Mocha.Runnable & { type?: string; originalTitle?: string }) | undefined;
+  const runnable = ctx.test as Mocha.Test | Mocha.Hook | undefined;
   const mark = (t: Mocha.Runnable): void => {
     if (!t.title.includes('[skipped: ')) t.title += ` [skipped: ${reason}]`;
   };

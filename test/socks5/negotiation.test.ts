@@ -30,7 +30,7 @@ function auth(user: string | Buffer, pass: string | Buffer): Buffer {
 const GREET_CORE_CREDS = h('05 02 00 02');
 const GREET_NO_AUTH = h('05 01 00');
 const GREET_NBITCOIN = h('05 01 02');
-/** Core's CONNECT for 1.2.3.4:8333, byte for byte from the research notes §1.1. */
+/** Core's CONNECT for 1.2.3.4:8333, byte for byte as netbase.cpp Socks5() sends it (ATYP 03, the IP as text). */
 const CORE_CONNECT_1234 = h('05 01 00 03 07 31 2e 32 2e 33 2e 34 20 8d');
 
 /** Steps in a comparable form: buffers as hex, errors as their code. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { inspect } from 'node:util';
 
 import { isProxyError, type ErrorCode } from '../../src/errors.js';
 import { makeDestination, type Destination } from '../../src/address.js';
@@ -119,7 +120,7 @@ async function assertRejects(promise: Promise<unknown>, code: ErrorCode): Promis
     caught = err;
   }
   assert.ok(caught !== undefined, `expected ${code}, but the dial succeeded`);
-  assert.ok(isProxyError(caught, code), `expected ${code}, got ${String((caught as { code?: string }).code)}: ${String(caught)}`);
+  assert.ok(isProxyError(caught, code), `expected ${code}, got ${String((caught as { code?: string }).code)}: ${inspect(caught)}`);
   return caught as Error;
 }
 

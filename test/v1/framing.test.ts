@@ -1,5 +1,5 @@
 /**
- * Tests for src/v1/framing.ts: v1 header rules as Bitcoin Core applies them (BIP324 notes section 13).
+ * Tests for src/v1/framing.ts: v1 header rules as Bitcoin Core applies them (V1Transport and CMessageHeader).
  * Expected checksums come from @noble/hashes, not from the module under test.
  */
 import { strict as assert } from 'node:assert';

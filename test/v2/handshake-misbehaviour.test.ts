@@ -1,7 +1,6 @@
 /**
  * V2Transport against misbehaving peers: one test per case of Bitcoin Core's
- * test/functional/p2p_v2_misbehaving.py and p2p_v2_transport.py (BIP324 notes §11, §11a, §16;
- * prior-art-and-core.md §2), plus v1 detection by the responder.
+ * test/functional/p2p_v2_misbehaving.py and p2p_v2_transport.py, plus v1 detection by the responder.
  *
  * The misbehaving peer is played twice: by our own V2Transport and by the independent peer of
  * test/helpers/independent-v2/, so the bytes our transport must refuse or accept do not all come

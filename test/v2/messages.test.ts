@@ -1,5 +1,5 @@
 /**
- * Tests for src/v2/messages.ts: BIP324 message type encoding in v2 contents (BIP324 notes section 12).
+ * Tests for src/v2/messages.ts: BIP324 message type encoding in v2 contents (BIP324 "v2 Bitcoin P2P message structure").
  * The short id table is restated here from the BIP rather than read back from the module.
  */
 import { strict as assert } from 'node:assert';

@@ -1,5 +1,5 @@
 /**
- * V2Transport (BIP324 notes §10-§11): both roles joined in memory, each side's 'send' events piped
+ * V2Transport (BIP324 "Handshake" and "Packet encryption"): both roles joined in memory, each side's 'send' events piped
  * into the other's receive(). Happy paths, byte-boundary splits, big and many packets, pipelining,
  * and the official packet vectors replayed through the handshake.
  */
