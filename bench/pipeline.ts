@@ -30,7 +30,12 @@ interface Build {
 
 async function load(name: string, srcUrl: URL): Promise<Build> {
   const imp = async <T>(path: string): Promise<T> => (await import(new URL(path, srcUrl).href)) as T;
-  return { name, framing: await imp<Framing>('v1/framing.js'), messages: await imp<Messages>('v2/messages.js'), transport: await imp<Transport>('v2/transport.js') };
+  return {
+    name,
+    framing: await imp<Framing>('v1/framing.js'),
+    messages: await imp<Messages>('v2/messages.js'),
+    transport: await imp<Transport>('v2/transport.js'),
+  };
 }
 
 const MAGIC = Buffer.from('f9beb4d9', 'hex');
@@ -132,12 +137,17 @@ if (otherDir !== undefined) builds.push(await load(otherDir, pathToFileURL(`${re
 console.log(`proxy pipeline without sockets, CPU ms per MB of payload, lowest of ${ROUNDS} rounds (builds taking turns)`);
 for (const size of sizes) {
   const count = Math.max(1, Math.round(ROUND_BYTES / (size + 24)));
-  for (const [dir, make] of [['up', up], ['down', down]] as const) {
+  for (const [dir, make] of [
+    ['up', up],
+    ['down', down],
+  ] as const) {
     const runs = builds.map((b) => make(b, size, count));
     for (const r of runs) r(); // warm-up
     const best = builds.map(() => Infinity);
-    for (let k = 0; k < ROUNDS; k++) runs.forEach((r, i) => (best[i] = Math.min(best[i]!, measure(r))));
+    for (let k = 0; k < ROUNDS; k++) runs.forEach((r, i) => (best[i] = Math.min(best[i], measure(r))));
     const perMessage = (msPerMB: number): string => (size < 64 * 1024 ? ` ms/MB (${((msPerMB * size) / 1000).toFixed(2)} us/message)` : ' ms/MB');
-    console.log(`${dir.padEnd(5)} ${String(size).padStart(8)} B  ${builds.map((b, i) => `${b.name}: ${best[i]!.toFixed(3)}${perMessage(best[i]!)}`).join('   ')}`);
+    console.log(
+      `${dir.padEnd(5)} ${String(size).padStart(8)} B  ${builds.map((b, i) => `${b.name}: ${best[i].toFixed(3)}${perMessage(best[i])}`).join('   ')}`,
+    );
   }
 }

@@ -168,7 +168,7 @@ async function directV2(peerPort: number): Promise<TraceEvent[]> {
           out.push(t.encrypt([contentsPrefix('version'), versionPayload()]));
         }
       } catch (err) {
-        reject(err as Error);
+        reject(err);
         return;
       }
       if (out.length > 0) {
@@ -234,20 +234,20 @@ const DIRECT_STEPS: Step[] = [
 
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 }
 
 function report(title: string, steps: Step[], runs: TraceEvent[][]): { total: number } {
   const at: number[][] = steps.map(() => []);
   const dur: number[][] = steps.map(() => []);
   for (const events of runs) {
-    const t0 = events[0]![0];
+    const t0 = events[0][0];
     let prev = t0;
     steps.forEach((s, i) => {
       const e = s.find(events);
       if (e === undefined) throw new Error(`setup-trace: step "${s.label}" not found in a connection's events`);
-      at[i]!.push((e[0] - t0) / 1e3);
-      dur[i]!.push((e[0] - prev) / 1e3);
+      at[i].push((e[0] - t0) / 1e3);
+      dur[i].push((e[0] - prev) / 1e3);
       prev = e[0];
     });
   }
@@ -255,9 +255,9 @@ function report(title: string, steps: Step[], runs: TraceEvent[][]): { total: nu
   console.log(`${'step'.padEnd(80)} ${'at'.padStart(7)} ${'p90'.padStart(7)} ${'step'.padStart(7)} ${'p90'.padStart(7)}`);
   steps.forEach((s, i) => {
     const f = (v: number): string => v.toFixed(0).padStart(7);
-    console.log(`${s.label.padEnd(80)} ${f(quantile(at[i]!, 0.5))} ${f(quantile(at[i]!, 0.9))} ${f(quantile(dur[i]!, 0.5))} ${f(quantile(dur[i]!, 0.9))}`);
+    console.log(`${s.label.padEnd(80)} ${f(quantile(at[i], 0.5))} ${f(quantile(at[i], 0.9))} ${f(quantile(dur[i], 0.5))} ${f(quantile(dur[i], 0.9))}`);
   });
-  return { total: quantile(at[steps.length - 1]!, 0.5) };
+  return { total: quantile(at[steps.length - 1], 0.5) };
 }
 
 const N = Number(process.argv[2] ?? 200);
@@ -286,8 +286,14 @@ try {
   }
   const p = report('Through the proxy: v1 client -> SOCKS5 -> proxy -> v2 peer', PROXY_STEPS, proxyRuns);
   const d = report('Direct v2: v2 client -> v2 peer', DIRECT_STEPS, directRuns);
-  console.log(`\nmedian to VERACK: via proxy ${(p.total / 1e3).toFixed(2)} ms, direct v2 ${(d.total / 1e3).toFixed(2)} ms, difference ${((p.total - d.total) / 1e3).toFixed(2)} ms`);
-  console.log(`load average ${load0.map((l) => l.toFixed(2)).join(',')} at start, ${loadavg().map((l) => l.toFixed(2)).join(',')} at end`);
+  console.log(
+    `\nmedian to VERACK: via proxy ${(p.total / 1e3).toFixed(2)} ms, direct v2 ${(d.total / 1e3).toFixed(2)} ms, difference ${((p.total - d.total) / 1e3).toFixed(2)} ms`,
+  );
+  console.log(
+    `load average ${load0.map((l) => l.toFixed(2)).join(',')} at start, ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(',')} at end`,
+  );
 } finally {
   await proxy.stop();
   peer.close();
