@@ -7,18 +7,22 @@
  * process boundary as it does in real use. The child reports {port} once listening, then answers
  * requests by id: 'cpu' (process.cpuUsage), 'mem' (process.memoryUsage after global.gc(), which
  * needs --expose-gc), 'conns' (live connections, when the child can count them), 'stats' (counters
- * of the child's own, e.g. socket reads or flood connections) and 'stop' (close and exit, so that a
- * --cpu-prof profile gets written).
+ * of the child's own, e.g. socket reads or flood connections), 'trace' (timestamped events, when the
+ * child records them) and 'stop' (close and exit, so that a --cpu-prof profile gets written).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 
-export type ChildOp = 'cpu' | 'mem' | 'conns' | 'stats' | 'stop';
+export type ChildOp = 'cpu' | 'mem' | 'conns' | 'stats' | 'trace' | 'stop';
+
+/** One timestamped event of a traced child: hrtime in ns (CLOCK_MONOTONIC, the same clock in every process), what, bytes. */
+export type TraceEvent = [t: number, what: string, bytes: number];
 
 export interface ChildReply {
   cpu?: NodeJS.CpuUsage;
   mem?: NodeJS.MemoryUsage;
   conns?: number;
   stats?: Record<string, number>;
+  trace?: TraceEvent[];
 }
 
 interface Request {
@@ -36,7 +40,14 @@ type ParentMessage = { type: 'ready'; port: number; ports: Record<string, number
  */
 export function serveParent(
   port: number,
-  hooks: { ports?: Record<string, number>; count?: () => number; stats?: () => Record<string, number>; close: () => Promise<void> },
+  hooks: {
+    ports?: Record<string, number>;
+    count?: () => number;
+    stats?: () => Record<string, number>;
+    /** The events recorded since the last call (bench/setup-trace.ts). */
+    trace?: () => TraceEvent[];
+    close: () => Promise<void>;
+  },
 ): void {
   const send = (m: ParentMessage): void => {
     process.send?.(m);
@@ -60,6 +71,9 @@ export function serveParent(
         break;
       case 'stats':
         send({ type: 'reply', id: req.id, stats: hooks.stats?.() ?? {} });
+        break;
+      case 'trace':
+        send({ type: 'reply', id: req.id, trace: hooks.trace?.() ?? [] });
         break;
       case 'stop':
         void hooks.close().finally(() => {
@@ -92,9 +106,14 @@ export function childFlagsFromEnv(): string[] {
   return (process.env.BENCH_CHILD_FLAGS ?? '').split(' ').filter((f) => f !== '');
 }
 
-export async function startChild(script: URL, args: string[], execArgv: string[] = []): Promise<Child> {
+/**
+ * `wrap`: a command the child runs under, e.g. ['valgrind', '--tool=callgrind', ...]: it is
+ * started as `wrap... node execArgv... script args...`.
+ */
+export async function startChild(script: URL, args: string[], execArgv: string[] = [], wrap: string[] = []): Promise<Child> {
+  const flags = [...execArgv, ...childFlagsFromEnv()];
   const proc: ChildProcess = fork(script, args, {
-    execArgv: [...execArgv, ...childFlagsFromEnv()],
+    ...(wrap.length > 0 ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...flags] } : { execArgv: flags }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const forkedAt = performance.now();

@@ -4,17 +4,33 @@
  * (bench/peers-process.ts), the clients in the bench process (bench/proxy.ts).
  *
  * - startV2EchoPeer: a BIP324 responder (V2Transport) that answers version with version+verack,
- *   ping with pong, and echoes every other message back unchanged (same contents, re-encrypted).
+ *   ping with pong, and echoes every other message back unchanged (same contents, re-encrypted),
+ *   except for the one-way floods: `block` messages are counted and dropped (a sink, `sunk` in
+ *   PeerCounters), and a `flood` message (payload LE32 size) makes it send `block` messages of that
+ *   size (payload LE32 size || LE32 count: that many) for as long as the connection lasts, as fast as
+ *   the socket takes them (a source).
  * - startV1EchoNode: the same over v1; echoes by re-sending the received header and payload.
  * - startRawEcho: echoes bytes (the relay baseline's server: no framing at all).
  * - V1Client: a v1 client as Bitcoin Core speaks it; socks5Connect as Core's SOCKS5 client
  *   (methods 00+02 with a user/password, ATYP 03 with the address as text).
+ * - V2Client: a v2 initiator as Bitcoin Core is one (its VERSION leaves with its version packet),
+ *   the "native v2" baseline that talks to the v2 echo peer directly.
+ * - floodSend: a one-way stream of `block` messages from either client, with backpressure.
  */
 import { randomBytes } from 'node:crypto';
 import * as net from 'node:net';
 import { serializeV1, V1Parser } from '../src/v1/framing.js';
 import { contentsPrefix, decodeContents } from '../src/v2/messages.js';
 import { V2Transport } from '../src/v2/transport.js';
+
+/** What the servers count, for the one-way floods (bench/peers-process.ts reports them as 'stats'). */
+export interface PeerCounters {
+  /** Payload bytes of `block` messages received and dropped by the v2 peer. */
+  sunk: number;
+}
+
+/** The command the floods use: both ways it is a short id in v2, and nobody answers it. */
+export const FLOOD_COMMAND = 'block';
 
 export interface EchoServer {
   port: number;
@@ -70,7 +86,24 @@ function writeAll(socket: net.Socket, out: Buffer[]): void {
   }
 }
 
-export function startV2EchoPeer(magic: Buffer): Promise<EchoServer> {
+/** Send `count` (0: for as long as the socket is open) `size`-byte block messages on a v2 transport, with backpressure. */
+function v2Source(socket: net.Socket, t: V2Transport, size: number, count: number): void {
+  const payload = randomBytes(size);
+  const prefix = contentsPrefix(FLOOD_COMMAND);
+  let left = count === 0 ? Infinity : count;
+  const pump = (): void => {
+    while (!socket.destroyed && !socket.writableNeedDrain && left > 0) {
+      left--;
+      socket.cork();
+      for (const b of t.encryptPieces([prefix, payload])) socket.write(b);
+      socket.uncork();
+    }
+    if (!socket.destroyed && left > 0) socket.once('drain', pump);
+  };
+  pump();
+}
+
+export function startV2EchoPeer(magic: Buffer, counters: PeerCounters = { sunk: 0 }): Promise<EchoServer> {
   return listen((socket) => {
     const t = new V2Transport({ role: 'responder', magic });
     t.start();
@@ -85,6 +118,8 @@ export function startV2EchoPeer(magic: Buffer): Promise<EchoServer> {
             if (command === 'version') {
               out.push(t.encrypt([contentsPrefix('version'), versionPayload()]), t.encrypt([contentsPrefix('verack')]));
             } else if (command === 'ping') out.push(t.encrypt([contentsPrefix('pong'), payload]));
+            else if (command === FLOOD_COMMAND) counters.sunk += payload.length;
+            else if (command === 'flood') setImmediate(() => v2Source(socket, t, payload.readUInt32LE(0), payload.length >= 8 ? payload.readUInt32LE(4) : 0));
             else if (command !== 'verack') out.push(t.encrypt([ev.contents]));
           }
         }
@@ -204,9 +239,8 @@ export async function socks5Connect(proxyPort: number, port: number): Promise<ne
   return socket;
 }
 
-/** A v1 message client: a queue per command for request/reply, or a callback for streaming. */
-export class V1Client {
-  private readonly parser: V1Parser;
+/** What both clients share: a queue per command for request/reply, or a callback for streaming. */
+export abstract class MessageClient {
   private readonly backlog = new Map<string, Buffer[]>();
   private readonly waiters = new Map<string, (payload: Buffer) => void>();
   private failure: Error | undefined;
@@ -214,32 +248,15 @@ export class V1Client {
   /** When set, every message without a waiter goes here instead of the backlog. */
   onMessage: ((command: string, payload: Buffer) => void) | undefined;
 
-  constructor(
-    readonly socket: net.Socket,
-    readonly magic: Buffer,
-    verifyChecksum = true,
-  ) {
-    this.parser = new V1Parser(magic, { verifyChecksum });
-    socket.on('data', (chunk: Buffer) => {
-      let events;
-      try {
-        events = this.parser.push(chunk);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
-      for (const ev of events) {
-        if (ev.type !== 'message') this.fail(ev.error);
-        else this.dispatch(ev.command, ev.payload);
-      }
-    });
+  constructor(readonly socket: net.Socket) {
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new Error('connection closed')));
   }
 
-  send(command: string, payload: Buffer = Buffer.alloc(0)): void {
-    this.socket.write(serializeV1(this.magic, command, payload));
-  }
+  abstract send(command: string, payload?: Buffer): void;
+
+  /** The wire bytes of one more `command` message with this payload (a v2 client encrypts each anew). */
+  abstract frame(command: string, payload: Buffer): Buffer[];
 
   next(command: string): Promise<Buffer> {
     const queued = this.backlog.get(command)?.shift();
@@ -259,7 +276,7 @@ export class V1Client {
     this.send('verack');
   }
 
-  private dispatch(command: string, payload: Buffer): void {
+  protected dispatch(command: string, payload: Buffer): void {
     const waiter = this.waiters.get(command);
     if (waiter !== undefined) {
       this.waiters.delete(command);
@@ -272,11 +289,129 @@ export class V1Client {
     }
   }
 
-  private fail(err: Error): void {
+  protected fail(err: Error): void {
     if (this.failure !== undefined) return;
     this.failure = err;
     this.waiters.clear();
     this.onFail?.(err);
     this.socket.destroy();
   }
+}
+
+/** A v1 message client. */
+export class V1Client extends MessageClient {
+  private readonly parser: V1Parser;
+
+  constructor(
+    socket: net.Socket,
+    readonly magic: Buffer,
+    verifyChecksum = true,
+  ) {
+    super(socket);
+    this.parser = new V1Parser(magic, { verifyChecksum });
+    socket.on('data', (chunk: Buffer) => {
+      let events;
+      try {
+        events = this.parser.push(chunk);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      for (const ev of events) {
+        if (ev.type !== 'message') this.fail(ev.error);
+        else this.dispatch(ev.command, ev.payload);
+      }
+    });
+  }
+
+  send(command: string, payload: Buffer = Buffer.alloc(0)): void {
+    this.socket.write(serializeV1(this.magic, command, payload));
+  }
+
+  /** The last frame made, reused while the payload is the same (a flood must not hash in the client). */
+  private lastFrame: { command: string; payload: Buffer; wire: Buffer[] } | undefined;
+
+  frame(command: string, payload: Buffer): Buffer[] {
+    const last = this.lastFrame;
+    if (last !== undefined && last.command === command && last.payload === payload) return last.wire;
+    const wire = [serializeV1(this.magic, command, payload)];
+    this.lastFrame = { command, payload, wire };
+    return wire;
+  }
+}
+
+/**
+ * A v2 client as Bitcoin Core's initiator: key and garbage at once, and its VERSION in the same
+ * flight as its version packet (as soon as the peer's key is in), then the same message API as
+ * V1Client. Its ephemeral key comes from this process's key pool, as the proxy's does.
+ */
+export class V2Client extends MessageClient {
+  private readonly t: V2Transport;
+  /** Messages sent before the transport can encrypt (the VERSION), sent as soon as it can. */
+  private readonly early: [string, Buffer][] = [];
+
+  constructor(
+    socket: net.Socket,
+    readonly magic: Buffer,
+  ) {
+    super(socket);
+    this.t = new V2Transport({ role: 'initiator', magic });
+    for (const ev of this.t.start()) if (ev.type === 'send') socket.write(ev.data);
+    socket.on('data', (chunk: Buffer) => {
+      const out: Buffer[] = [];
+      try {
+        for (const ev of this.t.receive(chunk)) {
+          if (ev.type === 'send') out.push(ev.data);
+          else if (ev.type === 'message') {
+            const { command, payload } = decodeContents(ev.contents);
+            this.dispatch(command, payload);
+          }
+        }
+        if (this.t.canSend) for (const [command, payload] of this.early.splice(0)) out.push(...this.frame(command, payload));
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (out.length > 0) {
+        socket.cork();
+        for (const b of out) socket.write(b);
+        socket.uncork();
+      }
+    });
+  }
+
+  send(command: string, payload: Buffer = Buffer.alloc(0)): void {
+    if (!this.t.canSend) this.early.push([command, payload]);
+    else for (const b of this.frame(command, payload)) this.socket.write(b);
+  }
+
+  frame(command: string, payload: Buffer): Buffer[] {
+    return this.t.encryptPieces([contentsPrefix(command), payload]);
+  }
+}
+
+/**
+ * Send `size`-byte block messages as fast as the socket takes them (at most `highWater` bytes
+ * queued in this process), until the returned stop function is called.
+ */
+export function floodSend(client: MessageClient, size: number, highWater = Math.max(2 * size, 1 << 20)): () => void {
+  const payload = randomBytes(size);
+  const socket = client.socket;
+  let running = true;
+  const pump = (): void => {
+    while (running && !socket.destroyed && socket.writableLength < highWater) {
+      const wire = client.frame(FLOOD_COMMAND, payload);
+      if (wire.length === 1) socket.write(wire[0]);
+      else {
+        socket.cork();
+        for (const b of wire) socket.write(b);
+        socket.uncork();
+      }
+    }
+    if (running && !socket.destroyed) socket.once('drain', pump);
+  };
+  pump();
+  return () => {
+    running = false;
+  };
 }

@@ -22,7 +22,7 @@ import { networkByName } from '../src/networks.js';
 import { serializeV1, sha256d } from '../src/v1/framing.js';
 import { contentsPrefix } from '../src/v2/messages.js';
 import { type Child, cpuSeconds, startChild } from './child.js';
-import { connectTcp, socks5Connect, V1Client } from './peers.js';
+import { connectTcp, FLOOD_COMMAND, floodSend, type MessageClient, socks5Connect, V1Client, V2Client } from './peers.js';
 
 export interface Row {
   name: string;
@@ -37,6 +37,9 @@ export const TOPOLOGY = {
   proxy: 'v1 client -> SOCKS5 -> proxy child -> BIP324 v2 -> v2 echo peer (re-encrypts and echoes each message)',
   relay: 'v1 client -> relay child (net pipe, no parsing) -> raw echo server (socket.pipe(socket))',
   direct: 'v1 client -> v1 echo node in the peers child (no middle process)',
+  directV2: 'v2 client (V2Transport initiator, VERSION pipelined as Core does) -> v2 echo peer in the peers child (no middle process)',
+  flood:
+    "one-way streams of block messages: up = client -> [proxy ->] v2 peer, which counts and drops them; down = v2 peer -> [proxy ->] client, started by a 'flood' message. Via the proxy the client speaks v1, directly it speaks v2",
   cryptoAlone: 'in the bench process, one thread: BIP324 packet encrypt + decrypt (node:crypto) + 2 x sha256d (v1 checksum check on the way in, v1 header on the way out) per message',
 };
 
@@ -47,9 +50,12 @@ const CRYPTO_MS = 800;
 const WARMUP_PINGS = 300;
 const PINGS = 2000;
 const SETUP_WARMUP = 20;
-const SETUP_MS = 1200;
+const SETUP_MS = 2000;
 const RATE_MS = 2000;
 const RATE_CONCURRENCY = 8;
+const FLOOD_WARMUP_MS = 300;
+const FLOOD_MS = 1200;
+const FLOOD_SIZES = [64 * 1024, 1 << 20];
 const IDLE_CONNECTIONS = 1000;
 const IDLE_BATCH = 25;
 
@@ -93,6 +99,20 @@ export interface ThroughputResult {
   clientCpuPctRelay: number;
 }
 
+/** One one-way flood: `up` client -> peer, `down` peer -> client; via the proxy (v1 client) or directly (v2 client). */
+export interface FloodResult {
+  direction: 'up' | 'down';
+  route: 'proxy' | 'direct-v2';
+  size: number;
+  mbps: number;
+  /** Via the proxy: the proxy child's CPU milliseconds per MB of payload, and the kernel's part of it. */
+  proxyCpuMsPerMB?: number;
+  proxySysMsPerMB?: number;
+  proxyCpuPct?: number;
+  peersCpuPct: number;
+  clientCpuPct: number;
+}
+
 export interface LatencyStats {
   unit: 'us' | 'ms';
   median: number;
@@ -108,14 +128,29 @@ export interface ProxyResults {
   rows: Row[];
   topology: typeof TOPOLOGY;
   throughput: ThroughputResult[];
-  latency: { direct: LatencyStats; relay: LatencyStats; proxy: LatencyStats; addedMedianUs: number; addedP99Us: number };
+  flood: FloodResult[];
+  latency: {
+    direct: LatencyStats;
+    directV2: LatencyStats;
+    relay: LatencyStats;
+    proxy: LatencyStats;
+    addedMedianUs: number;
+    addedP99Us: number;
+    /** proxy - plain relay, medians (issue 12: at most 100 us). */
+    overRelayMedianUs: number;
+  };
   setup: {
     direct: LatencyStats;
+    directV2: LatencyStats;
     proxy: LatencyStats;
     addedMedianMs: number;
+    /** proxy - direct v2, medians (issue 12: at most 5 ms). */
+    overV2MedianMs: number;
     handshakesPerSecond: number;
     concurrency: number;
     proxyCpuMsPerConnection: number;
+    /** 1000 / proxyCpuMsPerConnection: full connections per second one core of proxy CPU sustains (issue 12: >= 500). */
+    connectionsPerCpuSecond: number;
     proxyCpuPct: number;
   };
   memory: {
@@ -152,6 +187,13 @@ async function until(predicate: () => boolean | Promise<boolean>, timeoutMs: num
 
 async function openThroughProxy(proxyPort: number, peerPort: number, verifyChecksum = true): Promise<V1Client> {
   const client = new V1Client(await socks5Connect(proxyPort, peerPort), MAGIC, verifyChecksum);
+  await client.handshake();
+  return client;
+}
+
+/** A v2 client straight to the v2 peer: the native v2 baseline. */
+async function openV2Direct(peerPort: number): Promise<V2Client> {
+  const client = new V2Client(await connectTcp(peerPort), MAGIC);
   await client.handshake();
   return client;
 }
@@ -299,68 +341,137 @@ async function throughput(size: number, peers: Peers): Promise<ThroughputResult>
   };
 }
 
-// --- latency -----------------------------------------------------------------------------------
+// --- one-way floods ----------------------------------------------------------------------------
 
-/** Sequential ping/pong round trips in microseconds; the clock runs from write to the parsed pong. */
-function pings(client: V1Client, n: number): Promise<number[]> {
-  const out: number[] = [];
-  return new Promise((resolve, reject) => {
-    let t0 = 0n;
-    let nonce = Buffer.alloc(0);
-    const send = (): void => {
-      nonce = randomBytes(8);
-      const msg = serializeV1(MAGIC, 'ping', nonce);
-      t0 = process.hrtime.bigint();
-      client.socket.write(msg);
+/**
+ * A one-way flood of `size`-byte block messages for FLOOD_MS after a warm-up, through a fresh proxy
+ * child (v1 client) or straight to the v2 peer (v2 client). Up: MB/s is what the peer received
+ * (its 'sunk' counter); down: what the client received. The proxy's CPU per MB is its CPU time over
+ * the payload moved in that window.
+ */
+async function flood(direction: 'up' | 'down', route: 'proxy' | 'direct-v2', size: number, peers: Peers): Promise<FloodResult> {
+  const proxy = route === 'proxy' ? await startProxyChild() : undefined;
+  try {
+    const client: MessageClient = proxy !== undefined ? await openThroughProxy(proxy.port, peers.v2, false) : await openV2Direct(peers.v2);
+    let received = 0;
+    let stop = (): void => {};
+    if (direction === 'up') stop = floodSend(client, size);
+    else {
+      client.onMessage = (command, payload) => {
+        if (command === FLOOD_COMMAND && payload.length === size) received += size;
+      };
+      const request = Buffer.alloc(4);
+      request.writeUInt32LE(size, 0);
+      client.send('flood', request);
+    }
+    const moved = async (): Promise<number> => (direction === 'up' ? (await peers.child.request('stats')).stats!.sunk! : received);
+    await sleep(FLOOD_WARMUP_MS);
+    const [c0, p0, n0] = await Promise.all([proxy?.request('cpu'), peers.child.request('cpu'), moved()]);
+    const s0 = process.cpuUsage();
+    const t0 = performance.now();
+    await sleep(FLOOD_MS);
+    const t1 = performance.now();
+    const s1 = process.cpuUsage();
+    const [c1, p1, n1] = await Promise.all([proxy?.request('cpu'), peers.child.request('cpu'), moved()]);
+    stop();
+    client.socket.destroy();
+    const seconds = (t1 - t0) / 1000;
+    const mb = (n1 - n0) / 1e6;
+    if (mb <= 0) throw new Error(`bench: the ${direction} flood of ${size}-byte messages (${route}) moved nothing`);
+    const pct = (cpu: number): number => (100 * cpu) / seconds;
+    const r: FloodResult = {
+      direction,
+      route,
+      size,
+      mbps: mb / seconds,
+      peersCpuPct: pct(cpuSeconds(p0.cpu!, p1.cpu!)),
+      clientCpuPct: pct(cpuSeconds(s0, s1)),
     };
-    client.onMessage = (command, payload) => {
-      const t1 = process.hrtime.bigint();
-      if (command !== 'pong' || !payload.equals(nonce)) {
-        client.onMessage = undefined;
-        reject(new Error(`bench: expected pong with the ping's nonce, got ${command}`));
-        return;
-      }
-      out.push(Number(t1 - t0) / 1000);
-      if (out.length === n) {
-        client.onMessage = undefined;
-        resolve(out);
-      } else send();
-    };
-    send();
-  });
+    if (c0?.cpu !== undefined && c1?.cpu !== undefined) {
+      r.proxyCpuMsPerMB = (cpuSeconds(c0.cpu, c1.cpu) * 1000) / mb;
+      r.proxySysMsPerMB = (c1.cpu.system - c0.cpu.system) / 1000 / mb;
+      r.proxyCpuPct = pct(cpuSeconds(c0.cpu, c1.cpu));
+    }
+    return r;
+  } finally {
+    await proxy?.stop();
+  }
 }
 
-async function latency(client: V1Client, middle?: Child): Promise<LatencyStats> {
-  await pings(client, WARMUP_PINGS);
-  const c0 = (await middle?.request('cpu'))?.cpu;
-  const st = stats(await pings(client, PINGS), 'us');
-  const c1 = (await middle?.request('cpu'))?.cpu;
-  if (c0 !== undefined && c1 !== undefined) {
-    st.middleCpuUsPerRtt = (cpuSeconds(c0, c1) * 1e6) / PINGS;
-    st.middleSysUsPerRtt = (c1.system - c0.system) / PINGS;
-  }
-  return st;
+// --- latency -----------------------------------------------------------------------------------
+
+/**
+ * Sequential ping/pong round trips in microseconds, taking turns between the clients (one ping on
+ * each in order, then again), so that every route sees the same load on a shared machine. The
+ * clock runs from the write of the framed ping to the parsed pong.
+ */
+async function pingRounds(clients: MessageClient[], n: number): Promise<number[][]> {
+  const out: number[][] = clients.map(() => []);
+  const one = (client: MessageClient): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const nonce = randomBytes(8);
+      const wire = client.frame('ping', nonce);
+      client.onMessage = (command, payload) => {
+        const t1 = process.hrtime.bigint();
+        client.onMessage = undefined;
+        if (command !== 'pong' || !payload.equals(nonce)) reject(new Error(`bench: expected pong with the ping's nonce, got ${command}`));
+        else resolve(Number(t1 - t0) / 1000);
+      };
+      const t0 = process.hrtime.bigint();
+      if (wire.length === 1) client.socket.write(wire[0]);
+      else {
+        client.socket.cork();
+        for (const b of wire) client.socket.write(b);
+        client.socket.uncork();
+      }
+    });
+  for (let i = 0; i < n; i++) for (const [k, c] of clients.entries()) out[k]!.push(await one(c));
+  return out;
+}
+
+/** Round-trip statistics per client, pings taking turns; `middles[k]` is the process between client k and its server, if any. */
+async function latencies(clients: MessageClient[], middles: (Child | undefined)[]): Promise<LatencyStats[]> {
+  await pingRounds(clients, WARMUP_PINGS);
+  const c0 = await Promise.all(middles.map(async (m) => (await m?.request('cpu'))?.cpu));
+  const samples = await pingRounds(clients, PINGS);
+  const c1 = await Promise.all(middles.map(async (m) => (await m?.request('cpu'))?.cpu));
+  return samples.map((s, k) => {
+    const st = stats(s, 'us');
+    const a = c0[k];
+    const b = c1[k];
+    if (a !== undefined && b !== undefined) {
+      st.middleCpuUsPerRtt = (cpuSeconds(a, b) * 1e6) / PINGS;
+      st.middleSysUsPerRtt = (b.system - a.system) / PINGS;
+    }
+    return st;
+  });
 }
 
 // --- connection set-up -------------------------------------------------------------------------
 
-/** Milliseconds from connect() to having sent verack: TCP (+ SOCKS5 + v2 handshake) + version/verack. */
-async function setupOnce(proxyPort: number | undefined, peerPort: number): Promise<number> {
+/** How a set-up reaches the peer: v1 straight to the v1 node, v2 straight to the v2 peer, or through the proxy (a port) to the v2 peer. */
+type SetupRoute = 'v1' | 'v2' | number;
+
+/** Milliseconds from connect() to having sent verack: TCP (+ SOCKS5) (+ v2 handshake) + version/verack. */
+async function setupOnce(route: SetupRoute, peerPort: number): Promise<number> {
   const t0 = performance.now();
-  const socket = proxyPort === undefined ? await connectTcp(peerPort) : await socks5Connect(proxyPort, peerPort);
-  const client = new V1Client(socket, MAGIC);
+  const socket = typeof route === 'number' ? await socks5Connect(route, peerPort) : await connectTcp(peerPort);
+  const client = route === 'v2' ? new V2Client(socket, MAGIC) : new V1Client(socket, MAGIC);
   await client.handshake();
   const ms = performance.now() - t0;
   socket.destroy();
   return ms;
 }
 
-async function sequentialSetup(proxyPort: number | undefined, peerPort: number): Promise<LatencyStats> {
-  for (let i = 0; i < SETUP_WARMUP; i++) await setupOnce(proxyPort, peerPort);
-  const samples: number[] = [];
+/** Sequential set-ups taking turns between the routes (one each, in order, then again), so that each sees the same load. */
+async function sequentialSetups(routes: SetupRoute[], peerPorts: number[]): Promise<LatencyStats[]> {
+  for (let i = 0; i < SETUP_WARMUP; i++) for (const [k, r] of routes.entries()) await setupOnce(r, peerPorts[k]!);
+  const samples: number[][] = routes.map(() => []);
   const end = performance.now() + SETUP_MS;
-  while (performance.now() < end || samples.length < 10) samples.push(await setupOnce(proxyPort, peerPort));
-  return stats(samples, 'ms');
+  while (performance.now() < end || samples[0]!.length < 10) {
+    for (const [k, r] of routes.entries()) samples[k]!.push(await setupOnce(r, peerPorts[k]!));
+  }
+  return samples.map((s) => stats(s, 'ms'));
 }
 
 async function handshakeRate(proxy: Child, peerPort: number): Promise<{ perSecond: number; cpuMsPerConn: number; cpuPct: number }> {
@@ -432,37 +543,47 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       tp.push(await throughput(size, peers));
     }
 
-    progress('round-trip latency');
-    const direct = new V1Client(await connectTcp(peers.v1), MAGIC);
-    await direct.handshake();
-    const directLat = await latency(direct);
-    direct.socket.destroy();
-
-    const relay = await startChild(RELAY_SCRIPT, [String(peers.v1)]);
-    let relayLat: LatencyStats;
-    try {
-      const c = new V1Client(await connectTcp(relay.port), MAGIC);
-      await c.handshake();
-      relayLat = await latency(c, relay);
-      c.socket.destroy();
-    } finally {
-      await relay.stop();
+    const floods: FloodResult[] = [];
+    for (const size of FLOOD_SIZES) {
+      for (const direction of ['up', 'down'] as const) {
+        progress(`one-way flood ${direction}, ${size}-byte messages`);
+        // Direct and via the proxy back to back, so that both see about the same load.
+        floods.push(await flood(direction, 'direct-v2', size, peers));
+        floods.push(await flood(direction, 'proxy', size, peers));
+      }
     }
 
+    progress('round-trip latency');
+    const relay = await startChild(RELAY_SCRIPT, [String(peers.v1)]);
     const proxy = await startProxyChild();
+    let directLat: LatencyStats;
+    let directV2Lat: LatencyStats;
+    let relayLat: LatencyStats;
     let proxyLat: LatencyStats;
-    let setupProxy: LatencyStats;
     let setupDirect: LatencyStats;
+    let setupDirectV2: LatencyStats;
+    let setupProxy: LatencyStats;
     let hs: Awaited<ReturnType<typeof handshakeRate>>;
     try {
-      const c = await openThroughProxy(proxy.port, peers.v2);
-      proxyLat = await latency(c, proxy);
-      c.socket.destroy();
+      const direct = new V1Client(await connectTcp(peers.v1), MAGIC);
+      await direct.handshake();
+      const directV2 = await openV2Direct(peers.v2);
+      const viaRelay = new V1Client(await connectTcp(relay.port), MAGIC);
+      await viaRelay.handshake();
+      const viaProxy = await openThroughProxy(proxy.port, peers.v2);
+      [directLat, directV2Lat, relayLat, proxyLat] = (await latencies([direct, directV2, viaRelay, viaProxy], [undefined, undefined, relay, proxy])) as [
+        LatencyStats,
+        LatencyStats,
+        LatencyStats,
+        LatencyStats,
+      ];
+      for (const c of [direct, directV2, viaRelay, viaProxy]) c.socket.destroy();
+      await relay.stop();
       progress('connection set-up');
-      setupDirect = await sequentialSetup(undefined, peers.v1);
-      setupProxy = await sequentialSetup(proxy.port, peers.v2);
+      [setupDirect, setupDirectV2, setupProxy] = (await sequentialSetups(['v1', 'v2', proxy.port], [peers.v1, peers.v2, peers.v2])) as [LatencyStats, LatencyStats, LatencyStats];
       hs = await handshakeRate(proxy, peers.v2);
     } finally {
+      await relay.stop();
       await proxy.stop();
     }
 
@@ -485,30 +606,50 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       rows.push({ name: 'CPU while streaming: client (proxy run)', size: t.size, value: t.clientCpuPctProxy, unit: '% core' });
       rows.push({ name: 'CPU while streaming: relay child', size: t.size, value: t.relayCpuPct, unit: '% core' });
     }
+    for (const f of floods) {
+      const how = f.route === 'proxy' ? (f.direction === 'up' ? 'v1 client -> proxy -> v2 peer' : 'v2 peer -> proxy -> v1 client') : f.direction === 'up' ? 'v2 client -> v2 peer' : 'v2 peer -> v2 client';
+      rows.push({ name: `one-way flood ${f.direction}, ${how}`, size: f.size, value: f.mbps, unit: 'MB/s' });
+      if (f.route === 'proxy') {
+        const direct = floods.find((d) => d.route === 'direct-v2' && d.direction === f.direction && d.size === f.size);
+        if (direct !== undefined) rows.push({ name: `one-way flood ${f.direction}, via proxy / direct v2`, size: f.size, value: (100 * f.mbps) / direct.mbps, unit: '%' });
+        rows.push({ name: `one-way flood ${f.direction}: proxy CPU per MB`, size: f.size, value: f.proxyCpuMsPerMB!, unit: 'ms' });
+        rows.push({ name: `one-way flood ${f.direction}: proxy CPU per MB, kernel part`, size: f.size, value: f.proxySysMsPerMB!, unit: 'ms' });
+        rows.push({ name: `one-way flood ${f.direction}: CPU, proxy child`, size: f.size, value: f.proxyCpuPct!, unit: '% core' });
+      }
+      rows.push({ name: `one-way flood ${f.direction} (${f.route}): CPU, peers child`, size: f.size, value: f.peersCpuPct, unit: '% core' });
+      rows.push({ name: `one-way flood ${f.direction} (${f.route}): CPU, client`, size: f.size, value: f.clientCpuPct, unit: '% core' });
+    }
     const lat = {
       direct: directLat,
+      directV2: directV2Lat,
       relay: relayLat,
       proxy: proxyLat,
       addedMedianUs: proxyLat.median - directLat.median,
       addedP99Us: proxyLat.p99 - directLat.p99,
+      overRelayMedianUs: proxyLat.median - relayLat.median,
     };
-    for (const [label, st] of [['direct', directLat], ['via plain relay', relayLat], ['via proxy', proxyLat]] as const) {
+    for (const [label, st] of [['direct', directLat], ['direct v2', directV2Lat], ['via plain relay', relayLat], ['via proxy', proxyLat]] as const) {
       rows.push({ name: `ping RTT ${label}, median`, value: st.median, unit: 'us' });
       rows.push({ name: `ping RTT ${label}, p99`, value: st.p99, unit: 'us' });
     }
     rows.push({ name: 'added RTT by the proxy, median', value: lat.addedMedianUs, unit: 'us' });
     rows.push({ name: 'added RTT by the proxy, p99', value: lat.addedP99Us, unit: 'us' });
     rows.push({ name: 'added RTT by a plain relay, median', value: relayLat.median - directLat.median, unit: 'us' });
+    rows.push({ name: 'RTT via proxy - via plain relay, median', value: lat.overRelayMedianUs, unit: 'us' });
     rows.push({ name: 'proxy CPU per ping round trip', value: proxyLat.middleCpuUsPerRtt ?? NaN, unit: 'us' });
     rows.push({ name: 'proxy CPU per ping round trip, kernel part', value: proxyLat.middleSysUsPerRtt ?? NaN, unit: 'us' });
     rows.push({ name: 'relay CPU per ping round trip', value: relayLat.middleCpuUsPerRtt ?? NaN, unit: 'us' });
     rows.push({ name: 'relay CPU per ping round trip, kernel part', value: relayLat.middleSysUsPerRtt ?? NaN, unit: 'us' });
     rows.push({ name: 'connection set-up direct (v1), median', value: setupDirect.median, unit: 'ms' });
+    rows.push({ name: 'connection set-up direct (v2), median', value: setupDirectV2.median, unit: 'ms' });
+    rows.push({ name: 'connection set-up direct (v2), p99', value: setupDirectV2.p99, unit: 'ms' });
     rows.push({ name: 'connection set-up via proxy, median', value: setupProxy.median, unit: 'ms' });
     rows.push({ name: 'connection set-up via proxy, p99', value: setupProxy.p99, unit: 'ms' });
     rows.push({ name: 'added set-up time, median', value: setupProxy.median - setupDirect.median, unit: 'ms' });
+    rows.push({ name: 'set-up via proxy - direct v2, median', value: setupProxy.median - setupDirectV2.median, unit: 'ms' });
     rows.push({ name: `handshakes through the proxy (${RATE_CONCURRENCY} parallel)`, value: hs.perSecond, unit: 'conn/s' });
     rows.push({ name: 'proxy CPU per connection set-up', value: hs.cpuMsPerConn, unit: 'ms' });
+    rows.push({ name: 'connections per proxy CPU second', value: 1000 / hs.cpuMsPerConn, unit: 'conn/s' });
     rows.push({ name: 'proxy child CPU during set-ups', value: hs.cpuPct, unit: '% core' });
     rows.push({ name: `proxy RSS per idle connection (${IDLE_CONNECTIONS})`, value: memory.rssPerConnection / 1024, unit: 'KiB' });
     rows.push({ name: 'proxy JS heap per idle connection', value: memory.heapPerConnection / 1024, unit: 'KiB' });
@@ -521,14 +662,18 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       rows,
       topology: TOPOLOGY,
       throughput: tp,
+      flood: floods,
       latency: lat,
       setup: {
         direct: setupDirect,
+        directV2: setupDirectV2,
         proxy: setupProxy,
         addedMedianMs: setupProxy.median - setupDirect.median,
+        overV2MedianMs: setupProxy.median - setupDirectV2.median,
         handshakesPerSecond: hs.perSecond,
         concurrency: RATE_CONCURRENCY,
         proxyCpuMsPerConnection: hs.cpuMsPerConn,
+        connectionsPerCpuSecond: 1000 / hs.cpuMsPerConn,
         proxyCpuPct: hs.cpuPct,
       },
       memory,
@@ -550,16 +695,22 @@ async function onePhase(phase: string, size: number): Promise<void> {
         `throughput ${size} B: ${r.mbps.toFixed(1)} MB/s; CPU: proxy ${r.childCpuPct.toFixed(0)} %, peers ${r.peersCpuPct.toFixed(0)} %, client ${r.selfCpuPct.toFixed(0)} %`,
       );
       client.socket.destroy();
+    } else if (phase === 'up' || phase === 'down') {
+      await proxy.stop(); // flood() starts its own
+      const r = await flood(phase, 'proxy', size, peers);
+      console.log(
+        `flood ${phase} ${size} B via proxy: ${r.mbps.toFixed(1)} MB/s; proxy CPU ${r.proxyCpuMsPerMB?.toFixed(2)} ms per MB (kernel ${r.proxySysMsPerMB?.toFixed(2)}); CPU: proxy ${r.proxyCpuPct?.toFixed(0)} %, peers ${r.peersCpuPct.toFixed(0)} %, client ${r.clientCpuPct.toFixed(0)} %`,
+      );
     } else if (phase === 'latency') {
       const client = await openThroughProxy(proxy.port, peers.v2);
-      await pings(client, 5 * PINGS); // a profile should be about the pings, not start-up
-      const st = await latency(client, proxy);
-      console.log(`ping RTT via proxy: median ${st.median.toFixed(1)} us, p99 ${st.p99.toFixed(1)} us, proxy CPU ${st.middleCpuUsPerRtt?.toFixed(1)} us per round trip (kernel ${st.middleSysUsPerRtt?.toFixed(1)})`);
+      await pingRounds([client], 5 * PINGS); // a profile should be about the pings, not start-up
+      const [st] = await latencies([client], [proxy]);
+      console.log(`ping RTT via proxy: median ${st!.median.toFixed(1)} us, p99 ${st!.p99.toFixed(1)} us, proxy CPU ${st!.middleCpuUsPerRtt?.toFixed(1)} us per round trip (kernel ${st!.middleSysUsPerRtt?.toFixed(1)})`);
       client.socket.destroy();
     } else if (phase === 'setup') {
       const r = await handshakeRate(proxy, peers.v2);
       console.log(`${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection`);
-    } else throw new Error('usage: proxy.js [throughput SIZE | latency | setup]');
+    } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup]');
   } finally {
     await proxy.stop();
     await peers.child.stop();

@@ -6,7 +6,7 @@
  * side), proxy (bench/proxy.ts: the daemon end to end on loopback against a plain relay, the crypto
  * alone and a direct connection), exposure (bench/exposure.ts: what hostile peers can make the
  * proxy hold, and a handshake flood's effect on latency; repeated runs, median and range). Ends
- * with the targets of issues 2, 5 and 8, pass or fail.
+ * with the targets of issues 2, 5, 8 and 12, pass or fail.
  *
  *   node dist/bench/run.js [crypto] [v1] [handshake] [proxy] [exposure]     (default: all)
  *
@@ -123,6 +123,7 @@ function targets(rows: Partial<Record<Section, Row[]>>, proxy: ProxyResults | un
     out.push(notRun('added RTT through the proxy, median', '< 100 us'));
     out.push(notRun('added RTT through the proxy, p99', '< 100 us'));
     out.push(notRun('proxy RSS per idle connection (1000)', '<= 64 KiB'));
+    for (const what of ISSUE12_TARGETS) out.push(notRun(what[0], what[1]));
     return out;
   }
   const big = proxy.throughput.find((t) => t.size === MIB)!;
@@ -152,8 +153,62 @@ function targets(rows: Partial<Record<Section, Row[]>>, proxy: ProxyResults | un
     measured: `${formatValue(perConnKiB)} KiB`,
     pass: perConnKiB <= 64,
   });
+
+  // Issue 12: the proxy against a direct v2 connection and a plain relay, in the same run.
+  const setup = proxy.setup;
+  out.push({
+    what: ISSUE12_TARGETS[0]![0],
+    target: ISSUE12_TARGETS[0]![1],
+    measured: `${formatValue(setup.overV2MedianMs)} ms (${formatValue(setup.proxy.median)} vs ${formatValue(setup.directV2.median)})`,
+    pass: setup.overV2MedianMs <= 5,
+  });
+  out.push({
+    what: ISSUE12_TARGETS[1]![0],
+    target: ISSUE12_TARGETS[1]![1],
+    measured: `${formatValue(setup.connectionsPerCpuSecond)} conn/s (${formatValue(setup.proxyCpuMsPerConnection)} ms CPU each)`,
+    pass: setup.connectionsPerCpuSecond >= 500,
+  });
+  out.push({
+    what: ISSUE12_TARGETS[2]![0],
+    target: ISSUE12_TARGETS[2]![1],
+    measured: `${formatValue(lat.overRelayMedianUs)} us (${formatValue(lat.proxy.median)} vs ${formatValue(lat.relay.median)})`,
+    pass: lat.overRelayMedianUs <= 100,
+  });
+  for (const [k, direction] of [[3, 'up'], [4, 'down']] as const) {
+    const f = proxy.flood.find((x) => x.route === 'proxy' && x.direction === direction && x.size === MIB);
+    out.push(
+      f?.proxyCpuMsPerMB === undefined
+        ? notRun(ISSUE12_TARGETS[k]![0], ISSUE12_TARGETS[k]![1])
+        : { what: ISSUE12_TARGETS[k]![0], target: ISSUE12_TARGETS[k]![1], measured: `${formatValue(f.proxyCpuMsPerMB)} ms`, pass: f.proxyCpuMsPerMB <= 2.5 },
+    );
+  }
+  for (const [k, size] of [[5, 64 * 1024], [6, MIB]] as const) {
+    const via = proxy.flood.find((x) => x.route === 'proxy' && x.direction === 'up' && x.size === size);
+    const direct = proxy.flood.find((x) => x.route === 'direct-v2' && x.direction === 'up' && x.size === size);
+    if (via === undefined || direct === undefined) out.push(notRun(ISSUE12_TARGETS[k]![0], ISSUE12_TARGETS[k]![1]));
+    else {
+      const ratio = via.mbps / direct.mbps;
+      out.push({
+        what: ISSUE12_TARGETS[k]![0],
+        target: ISSUE12_TARGETS[k]![1],
+        measured: `${formatValue(ratio)} (${formatValue(via.mbps)} vs ${formatValue(direct.mbps)} MB/s)`,
+        pass: ratio >= 0.9,
+      });
+    }
+  }
   return out;
 }
+
+/** Issue 12's targets, in the order targets() reports them. */
+const ISSUE12_TARGETS: [what: string, target: string][] = [
+  ['set-up via proxy - direct v2, median', '<= 5 ms'],
+  ['connections per proxy CPU second', '>= 500'],
+  ['RTT via proxy - via plain relay, median', '<= 100 us'],
+  ['proxy CPU per MB, 1 MiB messages, up', '<= 2.5 ms'],
+  ['proxy CPU per MB, 1 MiB messages, down', '<= 2.5 ms'],
+  ['flood up via proxy / direct v2, 64 KiB', '>= 0.9'],
+  ['flood up via proxy / direct v2, 1 MiB', '>= 0.9'],
+];
 
 function printTable(headers: string[], body: string[][], rightAlign: boolean[]): void {
   const widths = headers.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));

@@ -37,7 +37,7 @@ export class PacketEncryptor {
     }
     const out = Buffer.allocUnsafe(len + V2_PACKET_OVERHEAD); // every byte is written below
     out.writeUIntLE(len, 0, V2_LENGTH_LEN);
-    this.lengthCipher.crypt(out.subarray(0, V2_LENGTH_LEN)).copy(out, 0);
+    this.lengthCipher.cryptInPlace(out, 0, V2_LENGTH_LEN);
     const parts: Uint8Array[] = [options.ignore === true ? HEADER_IGNORE : HEADER_PLAIN];
     for (const c of contents) parts.push(c);
     this.packetCipher.encryptInto(options.aad, parts, out, V2_LENGTH_LEN);
@@ -91,7 +91,10 @@ export class PacketDecryptor {
       // A second length before the body would desynchronise L from P for the rest of the session.
       throw new ProxyError('ERR_V2_BAD_STATE', 'decryptLength called twice without decrypting the packet body');
     }
-    const len = this.lengthCipher.crypt(length3).readUIntLE(0, V2_LENGTH_LEN);
+    // Decrypted in a copy: the caller's bytes are left as they were.
+    const plain = Uint8Array.of(length3[0]!, length3[1]!, length3[2]!);
+    this.lengthCipher.cryptInPlace(plain, 0, V2_LENGTH_LEN);
+    const len = plain[0]! | (plain[1]! << 8) | (plain[2]! << 16);
     if (len > this.maxContents) {
       throw new ProxyError('ERR_V2_TOO_LARGE', `v2 packet announces ${len} bytes of contents (max ${this.maxContents})`);
     }

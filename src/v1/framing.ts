@@ -107,8 +107,9 @@ function writeHeader(target: Buffer, magic: Uint8Array, command: string, payload
   assertMagic(magic);
   assertCommandName(command);
   target.set(magic, 0);
-  target.fill(0, COMMAND_OFFSET, LENGTH_OFFSET);
-  target.write(command, COMMAND_OFFSET, 'latin1');
+  // The name is 0..12 printable ASCII characters (checked above), NUL padded: written byte by byte,
+  // which costs less than Buffer#write's encoding dispatch and native call for so few bytes.
+  for (let i = 0; i < COMMAND_LEN; i++) target[COMMAND_OFFSET + i] = i < command.length ? command.charCodeAt(i) : 0;
   target.writeUInt32LE(payload.length, LENGTH_OFFSET);
   sha256d(payload).copy(target, CHECKSUM_OFFSET, 0, 4);
 }
