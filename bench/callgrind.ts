@@ -23,7 +23,7 @@ import { fastStep, stepNames } from './handshake.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1]! : fallback;
+  return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
 const count = Number(arg('--count', '40'));

@@ -61,7 +61,7 @@ class NobleCipherPair {
 
   length(len3: Uint8Array): Uint8Array {
     const off = this.lChunks * 3;
-    const out = Uint8Array.of(len3[0]! ^ this.lStream[off]!, len3[1]! ^ this.lStream[off + 1]!, len3[2]! ^ this.lStream[off + 2]!);
+    const out = Uint8Array.of(len3[0] ^ this.lStream[off], len3[1] ^ this.lStream[off + 1], len3[2] ^ this.lStream[off + 2]);
     if (++this.lChunks === REKEY) {
       this.lKey = this.lStream.slice(REKEY * 3);
       this.lEpoch++;
@@ -104,12 +104,12 @@ class NobleSender extends NobleCipherPair implements Sender {
 class NobleReceiver extends NobleCipherPair implements Receiver {
   decryptLength(length3: Uint8Array): number {
     const l = this.length(length3);
-    return l[0]! | (l[1]! << 8) | (l[2]! << 16);
+    return l[0] | (l[1] << 8) | (l[2] << 16);
   }
   decrypt(body: Uint8Array): { ignore: boolean; contents: Uint8Array } {
     const plain = this.aead().decrypt(body);
     this.advance();
-    return { ignore: (plain[0]! & 0x80) !== 0, contents: plain.subarray(1) };
+    return { ignore: (plain[0] & 0x80) !== 0, contents: plain.subarray(1) };
   }
 }
 
@@ -126,7 +126,7 @@ const IMPLS: Impl[] = [
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**
@@ -153,7 +153,7 @@ function measure(impl: Impl, size: number, phaseMs: number): { enc: number; dec:
     const t1 = performance.now();
     const c1 = process.cpuUsage();
     for (let k = 0; k < batch; k++) {
-      const wire = packets[k]!;
+      const wire = packets[k];
       rx.decryptLength(wire.subarray(0, 3));
       received += rx.decrypt(wire.subarray(3)).contents.length;
     }

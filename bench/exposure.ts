@@ -163,9 +163,9 @@ async function settle(sockets: net.Socket[]): Promise<void> {
 async function trickle(proxy: Child, sockets: net.Socket[], bodies: Buffer[]): Promise<void> {
   for (const s of sockets) s.setNoDelay(true);
   const n = Math.min(...bodies.map((b) => b.length));
-  let read = (await proxy.request('stats')).stats!.bytes!;
+  let read = (await proxy.request('stats')).stats!.bytes;
   for (let j = 0; j < n; j++) {
-    for (let k = 0; k < sockets.length; k++) sockets[k]!.write(bodies[k]!.subarray(j, j + 1));
+    for (let k = 0; k < sockets.length; k++) sockets[k].write(bodies[k].subarray(j, j + 1));
     const want = read + sockets.length;
     for (;;) {
       read = (await proxy.request('stats')).stats!.bytes!;
@@ -313,7 +313,7 @@ async function trickleMeasure(proxy: Child, all: net.Socket[], allBodies: Buffer
     [`${key}.held`]: (held(m1) - held(m0)) / bytes,
     [`${key}.ab`]: (m1.arrayBuffers - m0.arrayBuffers) / bytes,
     [`${key}.rss`]: (m1.rss - m0.rss) / bytes,
-    [`${key}.read`]: (r1.bytes! - r0.bytes!) / Math.max(1, r1.reads! - r0.reads!),
+    [`${key}.read`]: (r1.bytes - r0.bytes) / Math.max(1, r1.reads - r0.reads),
     [`${key}.live`]: live,
   };
 }
@@ -327,7 +327,7 @@ async function trickleV2(peers: Peers): Promise<Metrics> {
     for (const c of clients) c.resume();
     const packets = sessions.map((s) => v2Packet(s.t, V2_MAX_CONTENTS));
     // The encrypted length first, in one segment: from here the proxy waits for the body.
-    for (const [i, s] of sessions.entries()) s.socket.write(packets[i]!.subarray(0, 3));
+    for (const [i, s] of sessions.entries()) s.socket.write(packets[i].subarray(0, 3));
     await settle(sessions.map((s) => s.socket));
     const r = await trickleMeasure(
       proxy,
@@ -379,7 +379,10 @@ async function tricklePreKey(peers: Peers): Promise<Metrics> {
       c.write(serializeV1(MAGIC, 'version', versionPayload()));
     }
     await settle(clients);
-    const stream = Buffer.concat(Array.from({ length: Math.ceil(TRICKLE_BYTES / 24) }, () => serializeV1(MAGIC, 'verack', Buffer.alloc(0)))).subarray(0, TRICKLE_BYTES);
+    const stream = Buffer.concat(Array.from({ length: Math.ceil(TRICKLE_BYTES / 24) }, () => serializeV1(MAGIC, 'verack', Buffer.alloc(0)))).subarray(
+      0,
+      TRICKLE_BYTES,
+    );
     const r = await trickleMeasure(
       proxy,
       clients,
@@ -565,8 +568,8 @@ function pingFor(client: V1Client, ms: number): Promise<number[]> {
 
 function rttMetrics(key: string, samples: number[]): Metrics {
   const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return { [`${key}.median`]: at(0.5), [`${key}.p99`]: at(0.99), [`${key}.max`]: s[s.length - 1]!, [`${key}.pings`]: s.length };
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { [`${key}.median`]: at(0.5), [`${key}.p99`]: at(0.99), [`${key}.max`]: s[s.length - 1], [`${key}.pings`]: s.length };
 }
 
 async function floodRun(peers: Peers, limits: 'default' | 'off', quiet: boolean): Promise<Metrics> {
@@ -582,8 +585,8 @@ async function floodRun(peers: Peers, limits: 'default' | 'off', quiet: boolean)
   let flood: Child | undefined;
   try {
     const [client] = await echoSessions(proxy, peers, 1);
-    await pingFor(client!, 300);
-    if (quiet) Object.assign(out, rttMetrics('flood.none.rtt', await pingFor(client!, QUIET_MS)));
+    await pingFor(client, 300);
+    if (quiet) Object.assign(out, rttMetrics('flood.none.rtt', await pingFor(client, QUIET_MS)));
     flood = await startChild(FLOOD_SCRIPT, [String(proxy.ports.inbound), String(FLOOD_PEERS)]);
     // An attacker brings its own CPU: on a shared 2-core machine the flooder must not take the
     // proxy's, so it only gets what the proxy, the peers and this client leave over.
@@ -594,19 +597,19 @@ async function floodRun(peers: Peers, limits: 'default' | 'off', quiet: boolean)
       return { t: performance.now(), proxy: p.cpu!, flood: f.cpu!, peers: q.cpu!, stats: s.stats! };
     };
     const a = await snap();
-    const rtts = await pingFor(client!, FLOOD_MS);
+    const rtts = await pingFor(client, FLOOD_MS);
     const b = await snap();
     const seconds = (b.t - a.t) / 1000;
     const key = `flood.${limits}`;
     Object.assign(out, rttMetrics(`${key}.rtt`, rtts), {
-      [`${key}.answered`]: (b.stats.answered! - a.stats.answered!) / seconds,
-      [`${key}.refused`]: (b.stats.refused! - a.stats.refused!) / seconds,
-      [`${key}.errors`]: (b.stats.errors! - a.stats.errors!) / seconds,
+      [`${key}.answered`]: (b.stats.answered - a.stats.answered) / seconds,
+      [`${key}.refused`]: (b.stats.refused - a.stats.refused) / seconds,
+      [`${key}.errors`]: (b.stats.errors - a.stats.errors) / seconds,
       [`${key}.cpu.proxy`]: (100 * cpuSeconds(a.proxy, b.proxy)) / seconds,
       [`${key}.cpu.flood`]: (100 * cpuSeconds(a.flood, b.flood)) / seconds,
       [`${key}.cpu.peers`]: (100 * cpuSeconds(a.peers, b.peers)) / seconds,
     });
-    client!.socket.destroy();
+    client.socket.destroy();
     return out;
   } finally {
     await flood?.stop();
@@ -670,7 +673,7 @@ for (const [limits, label] of [
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 export const EXPOSURE_PARTS = ['trickle', 'limits', 'flood'] as const;
@@ -683,7 +686,7 @@ export async function benchExposure(progress: (what: string) => void = () => {},
   };
   const loads: number[][] = [];
   const child = await startChild(PEERS_SCRIPT, ['main']);
-  const peers: Peers = { child, v2: child.ports.v2!, v1: child.ports.v1! };
+  const peers: Peers = { child, v2: child.ports.v2, v1: child.ports.v1 };
   try {
     for (let run = 1; run <= RUNS; run++) {
       loads.push(loadavg().map((l) => Math.round(l * 100) / 100));
@@ -748,7 +751,10 @@ export async function benchExposure(progress: (what: string) => void = () => {},
 if (process.argv[1]?.endsWith('exposure.js')) {
   const wanted = process.argv.slice(2).filter((a): a is ExposurePart => (EXPOSURE_PARTS as readonly string[]).includes(a));
   const started = performance.now();
-  const r = await benchExposure((w) => console.error(`... ${((performance.now() - started) / 1000).toFixed(1)} s: ${w}`), wanted.length === 0 ? EXPOSURE_PARTS : wanted);
+  const r = await benchExposure(
+    (w) => console.error(`... ${((performance.now() - started) / 1000).toFixed(1)} s: ${w}`),
+    wanted.length === 0 ? EXPOSURE_PARTS : wanted,
+  );
   const fmt = (v: number): string => (Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
   const w = Math.max(...r.rows.map((row) => row.name.length));
   console.log(`proxy: ${r.proxy}; node ${process.version}, OpenSSL ${process.versions.openssl}; load average per run ${JSON.stringify(r.loadavg)}`);

@@ -106,7 +106,7 @@ interface Spread {
 function spread(xs: number[]): Spread {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return { median: s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2, min: s[0]!, max: s[s.length - 1]! };
+  return { median: s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1] };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,7 +141,7 @@ function steps(): Step[] {
         name: `key generation: scalar mult alone (noble priv·G)${tag}`,
         backend,
         prepare: (n) => Array.from({ length: n }, () => secp256k1.utils.randomSecretKey()),
-        run: (s, i) => secp256k1.Point.BASE.multiply(secp256k1.Point.Fn.fromBytes((s as Uint8Array[])[i]!)).toAffine(),
+        run: (s, i) => secp256k1.Point.BASE.multiply(secp256k1.Point.Fn.fromBytes((s as Uint8Array[])[i])).toAffine(),
       });
     }
     out.push({
@@ -150,7 +150,7 @@ function steps(): Step[] {
       prepare: (n) => ({ keys: freshKeys(n), peer: peer() }),
       run: (s, i) => {
         const st = s as { keys: Key[]; peer: Buffer };
-        ell.xOnlyEcdh(st.keys[i]!.privateKey, st.peer);
+        ell.xOnlyEcdh(st.keys[i].privateKey, st.peer);
       },
     });
     out.push({
@@ -186,7 +186,7 @@ function steps(): Step[] {
   out.push({
     name: 'ECDH: ElligatorSwift decode alone (XSwiftEC)',
     prepare: (n) => Array.from({ length: n }, peer),
-    run: (s, i) => ell.ellswiftDecode((s as Buffer[])[i]!),
+    run: (s, i) => ell.ellswiftDecode((s as Buffer[])[i]),
   });
   out.push({
     name: 'tagged hash (bip324_ellswift_xonly_ecdh)',
@@ -313,7 +313,12 @@ function runStepChild(args: string[]): void {
   const count = Number(args[args.indexOf('--count') + 1]);
   const prepare = Number(args[args.indexOf('--prepare') + 1]);
   const step = steps().find((s) => s.name === name);
-  if (step === undefined) throw new Error(`no step ${String(name)}; steps: ${steps().map((s) => s.name).join(' | ')}`);
+  if (step === undefined)
+    throw new Error(
+      `no step ${String(name)}; steps: ${steps()
+        .map((s) => s.name)
+        .join(' | ')}`,
+    );
   useBackend(step.backend);
   const warm = 10;
   const state = step.prepare(warm + prepare);

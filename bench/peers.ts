@@ -224,12 +224,12 @@ export async function socks5Connect(proxyPort: number, port: number): Promise<ne
       socket.write(Buffer.concat([Buffer.of(1, SOCKS_USER.length), SOCKS_USER, Buffer.of(SOCKS_PASS.length), SOCKS_PASS]));
       const auth = await reader.read(2);
       if (auth[1] !== 0) throw new Error('SOCKS5 authentication refused');
-    } else if (method[1] !== 0) throw new Error(`SOCKS5 method 0x${method[1]!.toString(16)} refused`);
+    } else if (method[1] !== 0) throw new Error(`SOCKS5 method 0x${method[1].toString(16)} refused`);
     const host = Buffer.from('127.0.0.1');
     const request = Buffer.concat([Buffer.of(5, 1, 0, 3, host.length), host, Buffer.of(port >> 8, port & 0xff)]);
     socket.write(request);
     const reply = await reader.read(10); // the proxy always answers with ATYP 01 (IPv4)
-    if (reply[1] !== 0) throw new Error(`SOCKS5 CONNECT failed, REP 0x${reply[1]!.toString(16)}`);
+    if (reply[1] !== 0) throw new Error(`SOCKS5 CONNECT failed, REP 0x${reply[1].toString(16)}`);
   } catch (err) {
     socket.destroy();
     throw err;

@@ -53,7 +53,10 @@ export function topFrames(profile: Profile, n: number): string[] {
   lines.push(`${(totalHits * msPerHit).toFixed(0)} ms profiled, ${(busy * msPerHit).toFixed(0)} ms busy (${((100 * busy) / totalHits).toFixed(1)} %)`);
   const show = (title: string, m: Map<string, number>): void => {
     lines.push('', `${title} (self time, % of busy)`);
-    for (const [k, hits] of [...m].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, n)) {
+    for (const [k, hits] of [...m]
+      .filter(([k]) => !k.startsWith('(idle)'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)) {
       lines.push(`${(hits * msPerHit).toFixed(0).padStart(7)} ms ${((100 * hits) / busy).toFixed(1).padStart(5)} %  ${k}`);
     }
   };

@@ -57,6 +57,7 @@ let listenPort = -1;
 if (process.argv[4] === 'trace') {
   const now = (): number => Number(process.hrtime.bigint());
   const side = (socket: Socket): string => (socket.localPort === listenPort ? 'proxy client-side' : 'proxy remote-side');
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the socket as `this`
   const push = Socket.prototype.push;
   Socket.prototype.push = function (this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
     if (chunk !== null && chunk !== undefined) traced.push([now(), `${side(this)} read`, (chunk as Buffer).length]);
@@ -66,13 +67,12 @@ if (process.argv[4] === 'trace') {
   const proto = Socket.prototype as unknown as { _writeGeneric: (writev: boolean, data: unknown, ...rest: unknown[]) => unknown };
   const writeGeneric = proto._writeGeneric;
   proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]): unknown {
-    const bytes = writev
-      ? (data as { chunk: Buffer }[]).reduce((n, d) => n + d.chunk.length, 0)
-      : (data as Buffer).length;
+    const bytes = writev ? (data as { chunk: Buffer }[]).reduce((n, d) => n + d.chunk.length, 0) : (data as Buffer).length;
     traced.push([now(), `${side(this)} write`, bytes]);
     return writeGeneric.call(this, writev, data, ...rest);
   };
   const { V2Transport } = (await import(new URL('v2/transport.js', src).href)) as typeof import('../src/v2/transport.js');
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the transport as `this`
   const receive = V2Transport.prototype.receive;
   V2Transport.prototype.receive = function (this: InstanceType<typeof V2Transport>, chunk: Buffer) {
     traced.push([now(), 'proxy v2 receive in', chunk.length]);
@@ -95,9 +95,9 @@ for (const [k, v] of Object.entries(overrides)) config[k] = isObject(v) && isObj
 
 const server = new ProxyServer(config as unknown as ReturnType<typeof defaultConfig>, createLogger({ level: config.logLevel as 'error' }));
 const [bound] = await server.listen();
-listenPort = bound!.port;
+listenPort = bound.port;
 const inbound = server.inboundAddresses[0];
-serveParent(bound!.port, {
+serveParent(bound.port, {
   ports: inbound === undefined ? {} : { inbound: inbound.port },
   count: () => server.connections.length,
   stats: () => ({ ...reads }),

@@ -40,7 +40,8 @@ export const TOPOLOGY = {
   directV2: 'v2 client (V2Transport initiator, VERSION pipelined as Core does) -> v2 echo peer in the peers child (no middle process)',
   flood:
     "one-way streams of block messages: up = client -> [proxy ->] v2 peer, which counts and drops them; down = v2 peer -> [proxy ->] client, started by a 'flood' message. Via the proxy the client speaks v1, directly it speaks v2",
-  cryptoAlone: 'in the bench process, one thread: BIP324 packet encrypt + decrypt (node:crypto) + 2 x sha256d (v1 checksum check on the way in, v1 header on the way out) per message',
+  cryptoAlone:
+    'in the bench process, one thread: BIP324 packet encrypt + decrypt (node:crypto) + 2 x sha256d (v1 checksum check on the way in, v1 header on the way out) per message',
 };
 
 const MAGIC = networkByName('main')!.magic;
@@ -73,7 +74,7 @@ interface Peers {
 
 async function startPeers(): Promise<Peers> {
   const child = await startChild(PEERS_SCRIPT, ['main']);
-  return { child, v2: child.ports.v2!, v1: child.ports.v1!, raw: child.ports.raw! };
+  return { child, v2: child.ports.v2, v1: child.ports.v1, raw: child.ports.raw };
 }
 
 export interface ThroughputResult {
@@ -173,7 +174,7 @@ function startProxyChild(): Promise<Child> {
 
 function stats(samples: number[], unit: LatencyStats['unit']): LatencyStats {
   const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+  const at = (q: number): number => s[Math.min(s.length - 1, Math.floor(q * s.length))];
   return { unit, median: at(0.5), p99: at(0.99), mean: s.reduce((a, b) => a + b, 0) / s.length, samples: s.length };
 }
 
@@ -296,7 +297,7 @@ export function cryptoAlone(size: number): { aead: number; sha: number; alone2: 
     }
   });
   const sha = rate(size, CRYPTO_MS / 2, (n) => {
-    for (let i = 0; i < n; i++) sink ^= sha256d(payload)[0]!;
+    for (let i = 0; i < n; i++) sink ^= sha256d(payload)[0];
   });
   if (sink === -1) throw new Error('unreachable');
   return { aead, sha, alone2: 1 / (1 / aead + 2 / sha), alone1: 1 / (1 / aead + 1 / sha) };
@@ -364,7 +365,7 @@ async function flood(direction: 'up' | 'down', route: 'proxy' | 'direct-v2', siz
       request.writeUInt32LE(size, 0);
       client.send('flood', request);
     }
-    const moved = async (): Promise<number> => (direction === 'up' ? (await peers.child.request('stats')).stats!.sunk! : received);
+    const moved = async (): Promise<number> => (direction === 'up' ? (await peers.child.request('stats')).stats!.sunk : received);
     await sleep(FLOOD_WARMUP_MS);
     const [c0, p0, n0] = await Promise.all([proxy?.request('cpu'), peers.child.request('cpu'), moved()]);
     const s0 = process.cpuUsage();
@@ -425,7 +426,7 @@ async function pingRounds(clients: MessageClient[], n: number): Promise<number[]
         client.socket.uncork();
       }
     });
-  for (let i = 0; i < n; i++) for (const [k, c] of clients.entries()) out[k]!.push(await one(c));
+  for (let i = 0; i < n; i++) for (const [k, c] of clients.entries()) out[k].push(await one(c));
   return out;
 }
 
@@ -465,11 +466,11 @@ async function setupOnce(route: SetupRoute, peerPort: number): Promise<number> {
 
 /** Sequential set-ups taking turns between the routes (one each, in order, then again), so that each sees the same load. */
 async function sequentialSetups(routes: SetupRoute[], peerPorts: number[]): Promise<LatencyStats[]> {
-  for (let i = 0; i < SETUP_WARMUP; i++) for (const [k, r] of routes.entries()) await setupOnce(r, peerPorts[k]!);
+  for (let i = 0; i < SETUP_WARMUP; i++) for (const [k, r] of routes.entries()) await setupOnce(r, peerPorts[k]);
   const samples: number[][] = routes.map(() => []);
   const end = performance.now() + SETUP_MS;
-  while (performance.now() < end || samples[0]!.length < 10) {
-    for (const [k, r] of routes.entries()) samples[k]!.push(await setupOnce(r, peerPorts[k]!));
+  while (performance.now() < end || samples[0].length < 10) {
+    for (const [k, r] of routes.entries()) samples[k].push(await setupOnce(r, peerPorts[k]));
   }
   return samples.map((s) => stats(s, 'ms'));
 }
@@ -580,7 +581,11 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       for (const c of [direct, directV2, viaRelay, viaProxy]) c.socket.destroy();
       await relay.stop();
       progress('connection set-up');
-      [setupDirect, setupDirectV2, setupProxy] = (await sequentialSetups(['v1', 'v2', proxy.port], [peers.v1, peers.v2, peers.v2])) as [LatencyStats, LatencyStats, LatencyStats];
+      [setupDirect, setupDirectV2, setupProxy] = (await sequentialSetups(['v1', 'v2', proxy.port], [peers.v1, peers.v2, peers.v2])) as [
+        LatencyStats,
+        LatencyStats,
+        LatencyStats,
+      ];
       hs = await handshakeRate(proxy, peers.v2);
     } finally {
       await relay.stop();
@@ -607,11 +612,19 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       rows.push({ name: 'CPU while streaming: relay child', size: t.size, value: t.relayCpuPct, unit: '% core' });
     }
     for (const f of floods) {
-      const how = f.route === 'proxy' ? (f.direction === 'up' ? 'v1 client -> proxy -> v2 peer' : 'v2 peer -> proxy -> v1 client') : f.direction === 'up' ? 'v2 client -> v2 peer' : 'v2 peer -> v2 client';
+      const how =
+        f.route === 'proxy'
+          ? f.direction === 'up'
+            ? 'v1 client -> proxy -> v2 peer'
+            : 'v2 peer -> proxy -> v1 client'
+          : f.direction === 'up'
+            ? 'v2 client -> v2 peer'
+            : 'v2 peer -> v2 client';
       rows.push({ name: `one-way flood ${f.direction}, ${how}`, size: f.size, value: f.mbps, unit: 'MB/s' });
       if (f.route === 'proxy') {
         const direct = floods.find((d) => d.route === 'direct-v2' && d.direction === f.direction && d.size === f.size);
-        if (direct !== undefined) rows.push({ name: `one-way flood ${f.direction}, via proxy / direct v2`, size: f.size, value: (100 * f.mbps) / direct.mbps, unit: '%' });
+        if (direct !== undefined)
+          rows.push({ name: `one-way flood ${f.direction}, via proxy / direct v2`, size: f.size, value: (100 * f.mbps) / direct.mbps, unit: '%' });
         rows.push({ name: `one-way flood ${f.direction}: proxy CPU per MB`, size: f.size, value: f.proxyCpuMsPerMB!, unit: 'ms' });
         rows.push({ name: `one-way flood ${f.direction}: proxy CPU per MB, kernel part`, size: f.size, value: f.proxySysMsPerMB!, unit: 'ms' });
         rows.push({ name: `one-way flood ${f.direction}: CPU, proxy child`, size: f.size, value: f.proxyCpuPct!, unit: '% core' });
@@ -628,7 +641,12 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       addedP99Us: proxyLat.p99 - directLat.p99,
       overRelayMedianUs: proxyLat.median - relayLat.median,
     };
-    for (const [label, st] of [['direct', directLat], ['direct v2', directV2Lat], ['via plain relay', relayLat], ['via proxy', proxyLat]] as const) {
+    for (const [label, st] of [
+      ['direct', directLat],
+      ['direct v2', directV2Lat],
+      ['via plain relay', relayLat],
+      ['via proxy', proxyLat],
+    ] as const) {
       rows.push({ name: `ping RTT ${label}, median`, value: st.median, unit: 'us' });
       rows.push({ name: `ping RTT ${label}, p99`, value: st.p99, unit: 'us' });
     }
@@ -705,7 +723,9 @@ async function onePhase(phase: string, size: number): Promise<void> {
       const client = await openThroughProxy(proxy.port, peers.v2);
       await pingRounds([client], 5 * PINGS); // a profile should be about the pings, not start-up
       const [st] = await latencies([client], [proxy]);
-      console.log(`ping RTT via proxy: median ${st!.median.toFixed(1)} us, p99 ${st!.p99.toFixed(1)} us, proxy CPU ${st!.middleCpuUsPerRtt?.toFixed(1)} us per round trip (kernel ${st!.middleSysUsPerRtt?.toFixed(1)})`);
+      console.log(
+        `ping RTT via proxy: median ${st.median.toFixed(1)} us, p99 ${st.p99.toFixed(1)} us, proxy CPU ${st.middleCpuUsPerRtt?.toFixed(1)} us per round trip (kernel ${st.middleSysUsPerRtt?.toFixed(1)})`,
+      );
       client.socket.destroy();
     } else if (phase === 'setup') {
       const r = await handshakeRate(proxy, peers.v2);

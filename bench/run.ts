@@ -157,40 +157,46 @@ function targets(rows: Partial<Record<Section, Row[]>>, proxy: ProxyResults | un
   // Issue 12: the proxy against a direct v2 connection and a plain relay, in the same run.
   const setup = proxy.setup;
   out.push({
-    what: ISSUE12_TARGETS[0]![0],
-    target: ISSUE12_TARGETS[0]![1],
+    what: ISSUE12_TARGETS[0][0],
+    target: ISSUE12_TARGETS[0][1],
     measured: `${formatValue(setup.overV2MedianMs)} ms (${formatValue(setup.proxy.median)} vs ${formatValue(setup.directV2.median)})`,
     pass: setup.overV2MedianMs <= 5,
   });
   out.push({
-    what: ISSUE12_TARGETS[1]![0],
-    target: ISSUE12_TARGETS[1]![1],
+    what: ISSUE12_TARGETS[1][0],
+    target: ISSUE12_TARGETS[1][1],
     measured: `${formatValue(setup.connectionsPerCpuSecond)} conn/s (${formatValue(setup.proxyCpuMsPerConnection)} ms CPU each)`,
     pass: setup.connectionsPerCpuSecond >= 500,
   });
   out.push({
-    what: ISSUE12_TARGETS[2]![0],
-    target: ISSUE12_TARGETS[2]![1],
+    what: ISSUE12_TARGETS[2][0],
+    target: ISSUE12_TARGETS[2][1],
     measured: `${formatValue(lat.overRelayMedianUs)} us (${formatValue(lat.proxy.median)} vs ${formatValue(lat.relay.median)})`,
     pass: lat.overRelayMedianUs <= 100,
   });
-  for (const [k, direction] of [[3, 'up'], [4, 'down']] as const) {
+  for (const [k, direction] of [
+    [3, 'up'],
+    [4, 'down'],
+  ] as const) {
     const f = proxy.flood.find((x) => x.route === 'proxy' && x.direction === direction && x.size === MIB);
     out.push(
       f?.proxyCpuMsPerMB === undefined
-        ? notRun(ISSUE12_TARGETS[k]![0], ISSUE12_TARGETS[k]![1])
-        : { what: ISSUE12_TARGETS[k]![0], target: ISSUE12_TARGETS[k]![1], measured: `${formatValue(f.proxyCpuMsPerMB)} ms`, pass: f.proxyCpuMsPerMB <= 2.5 },
+        ? notRun(ISSUE12_TARGETS[k][0], ISSUE12_TARGETS[k][1])
+        : { what: ISSUE12_TARGETS[k][0], target: ISSUE12_TARGETS[k][1], measured: `${formatValue(f.proxyCpuMsPerMB)} ms`, pass: f.proxyCpuMsPerMB <= 2.5 },
     );
   }
-  for (const [k, size] of [[5, 64 * 1024], [6, MIB]] as const) {
+  for (const [k, size] of [
+    [5, 64 * 1024],
+    [6, MIB],
+  ] as const) {
     const via = proxy.flood.find((x) => x.route === 'proxy' && x.direction === 'up' && x.size === size);
     const direct = proxy.flood.find((x) => x.route === 'direct-v2' && x.direction === 'up' && x.size === size);
-    if (via === undefined || direct === undefined) out.push(notRun(ISSUE12_TARGETS[k]![0], ISSUE12_TARGETS[k]![1]));
+    if (via === undefined || direct === undefined) out.push(notRun(ISSUE12_TARGETS[k][0], ISSUE12_TARGETS[k][1]));
     else {
       const ratio = via.mbps / direct.mbps;
       out.push({
-        what: ISSUE12_TARGETS[k]![0],
-        target: ISSUE12_TARGETS[k]![1],
+        what: ISSUE12_TARGETS[k][0],
+        target: ISSUE12_TARGETS[k][1],
         measured: `${formatValue(ratio)} (${formatValue(via.mbps)} vs ${formatValue(direct.mbps)} MB/s)`,
         pass: ratio >= 0.9,
       });
@@ -211,14 +217,19 @@ const ISSUE12_TARGETS: [what: string, target: string][] = [
 ];
 
 function printTable(headers: string[], body: string[][], rightAlign: boolean[]): void {
-  const widths = headers.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (rightAlign[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const widths = headers.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (rightAlign[i] ? c.padStart(widths[i]) : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   console.log(line(headers));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of body) console.log(line(r));
 }
 
-const wanted: Section[] = process.argv.slice(2).length === 0 ? [...SECTIONS] : (process.argv.slice(2).filter((a) => (SECTIONS as readonly string[]).includes(a)) as Section[]);
+const wanted: Section[] =
+  process.argv.slice(2).length === 0 ? [...SECTIONS] : (process.argv.slice(2).filter((a) => (SECTIONS as readonly string[]).includes(a)) as Section[]);
 const info = machine();
 console.log(`bip324-proxy bench: ${info.cpu}, ${info.cores} cores, node ${info.node}, OpenSSL ${info.openssl}, load ${String(info.loadavgAtStart)}`);
 console.log(`sections: ${wanted.join(', ')}\n`);

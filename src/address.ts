@@ -81,10 +81,10 @@ export function classifyHost(host: string): HostKind {
       throw bad(host, label.length === 0 ? 'empty label' : `label ${JSON.stringify(label)} is not letters, digits, '-' or '_' (max 63)`);
     }
   }
-  const tld = labels[labels.length - 1]!.toLowerCase();
+  const tld = labels[labels.length - 1].toLowerCase();
   if (tld === 'onion') {
-    if (labels.length === 2 && ONION_V3.test(labels[0]!)) return 'onion';
-    if (labels.length === 2 && ONION_V2.test(labels[0]!)) throw bad(host, 'v2 onion addresses no longer work; use the v3 (56 character) address');
+    if (labels.length === 2 && ONION_V3.test(labels[0])) return 'onion';
+    if (labels.length === 2 && ONION_V2.test(labels[0])) throw bad(host, 'v2 onion addresses no longer work; use the v3 (56 character) address');
     throw bad(host, 'not a v3 onion address (56 base32 characters before .onion)');
   }
   if (tld === 'i2p') throw bad(host, 'I2P is reached through the I2P SAM bridge, never through SOCKS');
@@ -242,7 +242,7 @@ export function formatIPv6(bytes: Uint8Array): string {
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i] << 8) | bytes[i + 1]);
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -307,10 +307,10 @@ export function isOwnAddress(host: string): boolean {
 export function sourceKey(address: string | undefined): string {
   if (address === undefined) return '?';
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped !== null) return mapped[1]!;
+  if (mapped !== null) return mapped[1];
   if (isIPv4(address) || !isIPv6(address)) return address;
   // Expand "::" so the first four groups are the real /64, whatever the spelling.
-  const [head = '', tail] = address.toLowerCase().split('%')[0]!.split('::');
+  const [head = '', tail] = address.toLowerCase().split('%')[0].split('::');
   const left = head === '' ? [] : head.split(':');
   const right = tail === undefined || tail === '' ? [] : tail.split(':');
   const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];

@@ -53,7 +53,7 @@ export class ByteQueue {
    */
   get footprint(): number {
     let n = 0;
-    for (let i = this.head; i < this.chunks.length; i++) n += this.chunks[i]!.buffer.byteLength;
+    for (let i = this.head; i < this.chunks.length; i++) n += this.chunks[i].buffer.byteLength;
     return n;
   }
 
@@ -76,7 +76,7 @@ export class ByteQueue {
     if (n <= 0) return EMPTY;
     if (n > this.bytes) throw new RangeError(`ByteQueue.take(${n}) with ${this.bytes} bytes queued`);
     this.bytes -= n;
-    const first = this.chunks[this.head]!;
+    const first = this.chunks[this.head];
     const end = this.offset + n;
     if (end <= first.length) {
       const view = first.subarray(this.offset, end);
@@ -87,7 +87,7 @@ export class ByteQueue {
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
-      const c = this.chunks[this.head]!;
+      const c = this.chunks[this.head];
       const k = Math.min(c.length - this.offset, n - filled);
       c.copy(out, filled, this.offset, this.offset + k);
       filled += k;
@@ -103,7 +103,7 @@ export class ByteQueue {
     this.bytes -= n;
     let left = n;
     while (left > 0) {
-      const c = this.chunks[this.head]!;
+      const c = this.chunks[this.head];
       const k = Math.min(c.length - this.offset, left);
       this.offset += k;
       left -= k;
@@ -115,7 +115,7 @@ export class ByteQueue {
   drain(): Buffer[] {
     const out: Buffer[] = [];
     for (let i = this.head; i < this.chunks.length; i++) {
-      const c = this.chunks[i]!;
+      const c = this.chunks[i];
       out.push(i === this.head && this.offset > 0 ? c.subarray(this.offset) : c);
     }
     this.clear();
@@ -171,7 +171,7 @@ export class ByteQueue {
   /** Whether the tail is open and its view is the last unread element (it may have been read up meanwhile). */
   private tailIsLast(): boolean {
     const last = this.chunks.length - 1;
-    return this.tail !== undefined && last >= this.head && this.chunks[last]!.buffer === this.tail.buffer;
+    return this.tail !== undefined && last >= this.head && this.chunks[last].buffer === this.tail.buffer;
   }
 
   private dropHead(): void {

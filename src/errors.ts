@@ -12,7 +12,8 @@ export const ERROR_CODES = {
   // v1 framing (src/v1/framing.ts)
   ERR_V1_BAD_MAGIC: 'v1 header with the wrong network magic',
   ERR_V1_BAD_COMMAND: 'v1 header whose 12-byte command field is not printable ASCII padded with NULs',
-  ERR_V1_TOO_LARGE: 'v1 header announcing a payload above 4,000,000 bytes, or above 4,096 for a legacy client\'s VERSION; a v2 message whose payload is above 4,000,000 bytes is dropped',
+  ERR_V1_TOO_LARGE:
+    "v1 header announcing a payload above 4,000,000 bytes, or above 4,096 for a legacy client's VERSION; a v2 message whose payload is above 4,000,000 bytes is dropped",
   ERR_V1_BAD_CHECKSUM: 'v1 message whose checksum does not match its payload (the message is dropped)',
   ERR_V1_NOT_VERSION: 'the first v1 message of a connection is not a VERSION',
   ERR_V1_WRONG_NETWORK: 'a v1 VERSION for another network than the one configured',
@@ -55,7 +56,8 @@ export const ERROR_CODES = {
 
   // Session engine (src/engine/*)
   ERR_V2_ONLY: 'the remote peer speaks only v1 and --v2-only forbids falling back',
-  ERR_V2_DOWNGRADE: 'the remote peer is known to speak v2 but its v2 attempt failed as a v1 peer\'s would, or it answered the v1 fallback as a v2 peer: a downgrade, refused',
+  ERR_V2_DOWNGRADE:
+    "the remote peer is known to speak v2 but its v2 attempt failed as a v1 peer's would, or it answered the v1 fallback as a v2 peer: a downgrade, refused",
   ERR_PEER_RESET: 'the peer reset the connection, or its socket failed, in the middle of a session',
   ERR_CLIENT_RESET: 'the local client reset the connection, or its socket failed, in the middle of a session',
   ERR_NODE_RESET: 'inbound mode: the node behind the proxy reset the connection, or its socket failed',

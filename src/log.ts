@@ -52,7 +52,7 @@ export function isJournalStream(env: NodeJS.ProcessEnv = process.env, fd = 2): b
   if (m === null) return false;
   try {
     const st = fstatSync(fd, { bigint: true });
-    return st.dev === BigInt(m[1]!) && st.ino === BigInt(m[2]!);
+    return st.dev === BigInt(m[1]) && st.ino === BigInt(m[2]);
   } catch {
     return false;
   }
@@ -217,13 +217,7 @@ class LineLogger implements Logger {
  * Throws ProxyError ERR_CONFIG when the log file cannot be opened, so the CLI can refuse to start
  * instead of running without its log.
  */
-export function createLogger(options: {
-  level: LogLevel;
-  file?: string;
-  stream?: NodeJS.WritableStream;
-  journal?: boolean;
-  timestamps?: boolean;
-}): Logger {
+export function createLogger(options: { level: LogLevel; file?: string; stream?: NodeJS.WritableStream; journal?: boolean; timestamps?: boolean }): Logger {
   let sink: Sink;
   if (options.stream !== undefined) {
     sink = new StreamSink(options.stream);

@@ -4,7 +4,22 @@ import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 
 import { isProxyError } from '../src/errors.js';
-import { canonicalIP, canonicalIPv6, classifyHost, formatHostPort, formatIP, formatIPv6, isLoopback, isOwnAddress, makeDestination, parseHostPort, sourceKey, splitHostPort, type HostKind, type HostPortSplit } from '../src/address.js';
+import {
+  canonicalIP,
+  canonicalIPv6,
+  classifyHost,
+  formatHostPort,
+  formatIP,
+  formatIPv6,
+  isLoopback,
+  isOwnAddress,
+  makeDestination,
+  parseHostPort,
+  sourceKey,
+  splitHostPort,
+  type HostKind,
+  type HostPortSplit,
+} from '../src/address.js';
 
 /** torproject.org's v3 onion service: a real, checksummed v3 address. */
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -165,15 +180,24 @@ describe('address', () => {
     it('uses the default port only when there is none', () => {
       assert.deepEqual(parseHostPort('1.2.3.4', 8333), { host: '1.2.3.4', port: 8333 });
       assert.deepEqual(parseHostPort('1.2.3.4:18444', 8333), { host: '1.2.3.4', port: 18444 });
-      assert.throws(() => parseHostPort('1.2.3.4'), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /no port/.test(e.message));
+      assert.throws(
+        () => parseHostPort('1.2.3.4'),
+        (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /no port/.test(e.message),
+      );
     });
 
     it('refuses a bare IPv6 address even with a default port, as "::1:1324" is ambiguous', () => {
-      assert.throws(() => parseHostPort('::1', 1324), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /brackets/.test(e.message));
-      assert.throws(() => parseHostPort('2001:db8::1:8333'), (e: unknown) => isProxyError(e, 'ERR_CONFIG'));
+      assert.throws(
+        () => parseHostPort('::1', 1324),
+        (e: unknown) => isProxyError(e, 'ERR_CONFIG') && /brackets/.test(e.message),
+      );
+      assert.throws(
+        () => parseHostPort('2001:db8::1:8333'),
+        (e: unknown) => isProxyError(e, 'ERR_CONFIG'),
+      );
     });
 
-    it('shows the bracketed form with the default port, or PORT when there is none (not the proxy\'s own 1324)', () => {
+    it("shows the bracketed form with the default port, or PORT when there is none (not the proxy's own 1324)", () => {
       const message = (text: string, defaultPort?: number): string => {
         try {
           parseHostPort(text, defaultPort);
@@ -194,8 +218,36 @@ describe('address', () => {
   });
 
   describe('isLoopback', () => {
-    const yes = ['127.0.0.1', '127.1.2.3', '127.255.255.255', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:7f00:1', '::ffff:127.9.8.7', 'localhost', 'LocalHost', 'localhost.'];
-    const no = ['0.0.0.0', '128.0.0.1', '126.255.255.255', '10.0.0.1', '::', '::2', '::ffff:128.0.0.1', '::ffff:10.0.0.1', 'fe80::1%lo', '1.127.0.0', 'localhost.example.org', 'mylocalhost', '', '127.0.0.1.nip.io'];
+    const yes = [
+      '127.0.0.1',
+      '127.1.2.3',
+      '127.255.255.255',
+      '::1',
+      '[::1]',
+      '0:0:0:0:0:0:0:1',
+      '::ffff:127.0.0.1',
+      '::FFFF:7f00:1',
+      '::ffff:127.9.8.7',
+      'localhost',
+      'LocalHost',
+      'localhost.',
+    ];
+    const no = [
+      '0.0.0.0',
+      '128.0.0.1',
+      '126.255.255.255',
+      '10.0.0.1',
+      '::',
+      '::2',
+      '::ffff:128.0.0.1',
+      '::ffff:10.0.0.1',
+      'fe80::1%lo',
+      '1.127.0.0',
+      'localhost.example.org',
+      'mylocalhost',
+      '',
+      '127.0.0.1.nip.io',
+    ];
     for (const host of yes) it(`takes ${host} for loopback`, () => assert.equal(isLoopback(host), true));
     for (const host of no) it(`does not take '${host}' for loopback`, () => assert.equal(isLoopback(host), false));
   });

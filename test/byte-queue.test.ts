@@ -39,7 +39,7 @@ describe('ByteQueue', () => {
           for (const r of reads) {
             q.push(read(r));
             // Interleave takes with pushes, as a parser does.
-            while (q.length >= takes[t % takes.length]!) got.push(Buffer.from(q.take(takes[t++ % takes.length]!)));
+            while (q.length >= takes[t % takes.length]) got.push(Buffer.from(q.take(takes[t++ % takes.length])));
           }
           got.push(...q.drain().map((b) => Buffer.from(b)));
           assert.deepEqual(Buffer.concat(got), expected);
@@ -97,16 +97,13 @@ describe('ByteQueue', () => {
 
   it('holds at most 2x the queued bytes plus a constant, for any read pattern', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 20_000 })), { minLength: 1, maxLength: 3000 }),
-        (sizes) => {
-          const q = new ByteQueue();
-          for (const n of sizes) {
-            q.push(bytes(n));
-            assert.ok(q.footprint <= bound(q), `footprint ${q.footprint} for ${q.length} bytes`);
-          }
-        },
-      ),
+      fc.property(fc.array(fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 1, max: 20_000 })), { minLength: 1, maxLength: 3000 }), (sizes) => {
+        const q = new ByteQueue();
+        for (const n of sizes) {
+          q.push(bytes(n));
+          assert.ok(q.footprint <= bound(q), `footprint ${q.footprint} for ${q.length} bytes`);
+        }
+      }),
       { numRuns: 200 },
     );
   });

@@ -87,7 +87,7 @@ describe('cli: signals', function () {
     // --metrics off: the metrics endpoint is on by default, on a fixed port other tests would share.
     const d = new Daemon(['--listen', '127.0.0.1:0', '--metrics', 'off', '--log-level', 'debug'], preload);
     daemons.push(d);
-    const port = Number((await d.waitFor(/INFO  listening address=127\.0\.0\.1:(\d+) mode=socks5\+legacy/))[1]);
+    const port = Number((await d.waitFor(/INFO {2}listening address=127\.0\.0\.1:(\d+) mode=socks5\+legacy/))[1]);
     const { socket, rep } = await socks5Connect(port, '127.0.0.1', node.port);
     sockets.push(socket);
     assert.equal(rep, 0);
@@ -102,15 +102,15 @@ describe('cli: signals', function () {
     d.child.kill('SIGTERM');
     assert.deepEqual(await d.exit(), { code: 0, signal: null });
     await client.waitClosed(5000);
-    assert.match(d.stderr, /INFO  shutting down signal=SIGTERM/);
+    assert.match(d.stderr, /INFO {2}shutting down signal=SIGTERM/);
     assert.match(d.stderr, /closed reason="proxy shutting down"/);
-    assert.match(d.stderr, /INFO  stopped\n$/);
+    assert.match(d.stderr, /INFO {2}stopped\n$/);
   });
 
   it('the hold-shutdown preload really holds: after one SIGTERM the daemon is still running 1 s later', async () => {
     const { d } = await daemonWithSession(HOLD);
     d.child.kill('SIGTERM');
-    await d.waitFor(/INFO  shutting down signal=SIGTERM/);
+    await d.waitFor(/INFO {2}shutting down signal=SIGTERM/);
     await sleep(1000);
     assert.ok(d.running, `exited on its own: ${d.stderr}`);
     assert.doesNotMatch(d.stderr, /stopped/);
@@ -131,8 +131,8 @@ describe('cli: signals', function () {
       d.child.kill(second);
       assert.deepEqual(await d.exit(), { code: 1, signal: null });
       assert.match(d.stderr, new RegExp(`WARN  second signal, exiting now signal=${second}\\n$`));
-      assert.doesNotMatch(d.stderr, /INFO  stopped/);
-      assert.equal(d.stderr.match(/INFO  shutting down/g)?.length, 1);
+      assert.doesNotMatch(d.stderr, /INFO {2}stopped/);
+      assert.equal(d.stderr.match(/INFO {2}shutting down/g)?.length, 1);
     });
   }
 });

@@ -46,7 +46,7 @@ class Daemon {
     if (!args.some((a) => a === '--metrics' || a.startsWith('--metrics='))) throw new Error('pass --metrics off or --metrics 127.0.0.1:0');
     const [command, ...prefix] = options.command ?? [process.execPath, CLI];
     this.detached = options.detached ?? false;
-    this.child = spawn(command!, [...prefix, ...args], {
+    this.child = spawn(command, [...prefix, ...args], {
       env: options.env ?? cleanEnv(),
       stdio: ['ignore', 'pipe', options.stderr ?? 'pipe'],
       cwd: ROOT,
@@ -178,20 +178,20 @@ describe('cli', () => {
 
     it('logs one line per listen address, accepts connections, and exits 0 on SIGTERM', async () => {
       const d = start(['--listen', '127.0.0.1:0', '--listen', '[::1]:0', '--metrics', 'off']);
-      const v4 = await d.waitFor(/INFO  listening address=127\.0\.0\.1:(\d+)/);
-      await d.waitFor(/INFO  listening address=\[::1\]:(\d+)/);
+      const v4 = await d.waitFor(/INFO {2}listening address=127\.0\.0\.1:(\d+)/);
+      await d.waitFor(/INFO {2}listening address=\[::1\]:(\d+)/);
       assert.equal(d.stderr.match(/ listening /g)?.length, 2);
       const socket = await connect(Number(v4[1]));
       socket.destroy();
       d.child.kill('SIGTERM');
       assert.equal(await d.exit(), 0);
-      assert.match(d.stderr, /INFO  shutting down signal=SIGTERM/);
-      assert.match(d.stderr, /INFO  stopped\n$/);
+      assert.match(d.stderr, /INFO {2}shutting down signal=SIGTERM/);
+      assert.match(d.stderr, /INFO {2}stopped\n$/);
     });
 
     it('serves metrics on --metrics once the proxy listens, and stops them on shutdown', async () => {
       const d = start(['--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0']);
-      const m = await d.waitFor(/INFO  listening address=127\.0\.0\.1:(\d+) mode=metrics/);
+      const m = await d.waitFor(/INFO {2}listening address=127\.0\.0\.1:(\d+) mode=metrics/);
       const res = await fetch(`http://127.0.0.1:${m[1]}/metrics`);
       assert.equal(res.status, 200);
       assert.match(await res.text(), /^bip324_proxy_/m);
@@ -225,14 +225,14 @@ describe('cli', () => {
       const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off', '--log-file', log]);
       // The daemon logs only to the file; wait for the listening line there.
       for (let i = 0; i < 200 && !/listening/.test(readSafe(log)); i++) await sleep(25);
-      assert.match(readSafe(log), /INFO  listening address=127\.0\.0\.1:\d+/);
+      assert.match(readSafe(log), /INFO {2}listening address=127\.0\.0\.1:\d+/);
       renameSync(log, `${log}.1`);
       d.child.kill('SIGHUP');
       for (let i = 0; i < 200 && !/reopened/.test(readSafe(log)); i++) await sleep(25);
-      assert.match(readSafe(log), /^\S+ INFO  log file reopened signal=SIGHUP\n$/);
+      assert.match(readSafe(log), /^\S+ INFO {2}log file reopened signal=SIGHUP\n$/);
       d.child.kill('SIGTERM');
       assert.equal(await d.exit(), 0);
-      assert.match(readSafe(log), /INFO  stopped\n$/);
+      assert.match(readSafe(log), /INFO {2}stopped\n$/);
       assert.doesNotMatch(readSafe(`${log}.1`), /reopened|stopped/);
       assert.equal(d.stderr, '');
     });
@@ -241,7 +241,7 @@ describe('cli', () => {
 
     it('names the configuration file it read in the start-up line, or none', async () => {
       const a = start(['--listen', '127.0.0.1:0', '--metrics', 'off']);
-      await a.waitFor(/INFO  starting version=\S+ config=none /);
+      await a.waitFor(/INFO {2}starting version=\S+ config=none /);
       const xdg = join(dir, 'xdg');
       const conf = join(xdg, 'bip324-proxy', 'bip324-proxy.conf');
       mkdirSync(join(xdg, 'bip324-proxy'), { recursive: true });
@@ -258,7 +258,7 @@ describe('cli', () => {
       d.child.kill('SIGTERM');
       assert.equal(await d.exit(), 0);
       assert.doesNotMatch(d.stderr, /reopen/);
-      assert.match(d.stderr, /INFO  shutting down signal=SIGTERM/);
+      assert.match(d.stderr, /INFO {2}shutting down signal=SIGTERM/);
       assert.ok(Number(m[1]) > 0);
     });
 
@@ -280,12 +280,12 @@ describe('cli', () => {
         return readSafe(path);
       };
       const plain = await run([]);
-      assert.match(plain, /^<6>INFO  starting version=/);
-      assert.match(plain, /\n<6>INFO  listening address=127\.0\.0\.1:\d+ mode=socks5\+legacy\n/);
+      assert.match(plain, /^<6>INFO {2}starting version=/);
+      assert.match(plain, /\n<6>INFO {2}listening address=127\.0\.0\.1:\d+ mode=socks5\+legacy\n/);
       for (const line of plain.trimEnd().split('\n')) assert.match(line, /^<[3467]>(ERROR|WARN |INFO |DEBUG) /);
 
       const stamped = await run(['--log-timestamps']);
-      assert.match(stamped, /^<6>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO  starting /);
+      assert.match(stamped, /^<6>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO {2}starting /);
 
       const blocker = net.createServer();
       await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
@@ -300,7 +300,7 @@ describe('cli', () => {
     it('keeps the usual format when JOURNAL_STREAM is inherited but standard error is not the journal', async () => {
       const d = start(['--listen', '127.0.0.1:0', '--metrics', 'off'], { env: cleanEnv({ JOURNAL_STREAM: '8:12345' }) });
       await d.waitFor(/listening address=/);
-      assert.match(d.stderr, /^\d{4}-\d\d-\d\dT\S+ INFO  starting /);
+      assert.match(d.stderr, /^\d{4}-\d\d-\d\dT\S+ INFO {2}starting /);
       assert.doesNotMatch(d.stderr, /<6>/);
     });
 
@@ -355,7 +355,7 @@ describe('cli', () => {
       // npm waits for its script before exiting, so a proxy that got the signal is gone by now;
       // an orphan would still hold the port.
       await assert.rejects(connect(Number(m[1])), (e: NodeJS.ErrnoException) => e.code === 'ECONNREFUSED');
-      assert.match(d.stderr, /INFO  shutting down signal=SIGTERM/);
+      assert.match(d.stderr, /INFO {2}shutting down signal=SIGTERM/);
     });
   });
 
@@ -382,7 +382,7 @@ describe('cli', () => {
 
     it('the man page lists exactly the error codes of src/errors.ts, each with its meaning', () => {
       const section = man.slice(man.indexOf('.SH "ERROR CODES"'), man.indexOf('.SH SIGNALS'));
-      const listed = [...section.matchAll(/^\.TP\n\.B (ERR_[A-Z0-9_]+)\n(.*)$/gm)].map((m) => [m[1]!, m[2]!.replace(/\\-/g, '-').replace(/\\(.)/g, '$1')]);
+      const listed = [...section.matchAll(/^\.TP\n\.B (ERR_[A-Z0-9_]+)\n(.*)$/gm)].map((m) => [m[1], m[2].replace(/\\-/g, '-').replace(/\\(.)/g, '$1')]);
       assert.deepEqual(
         listed.map(([code]) => code),
         Object.keys(ERROR_CODES),

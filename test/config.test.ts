@@ -306,7 +306,7 @@ describe('config', () => {
       assert.deepEqual(c.timeouts, { socksMs: 3000, connectMs: 19500, handshakeMs: 250, idleMs: 600_000 });
     });
 
-    it('refuses --connect-timeout 20 and above, giving Bitcoin Core\'s 20 s SOCKS limit as the reason', () => {
+    it("refuses --connect-timeout 20 and above, giving Bitcoin Core's 20 s SOCKS limit as the reason", () => {
       configError(['--connect-timeout', '25'], /--connect-timeout 25/, /below 20 seconds/, /Bitcoin Core/);
       configError(['--connect-timeout', '20'], /below 20 seconds/);
     });
@@ -520,7 +520,10 @@ describe('config', () => {
       const fromCli = file('network=regtest\n');
       assert.equal(loadConfig([], { [CONFIG_ENV]: fromEnv }).config.network?.name, 'testnet4');
       assert.equal(loadConfig(['--config', fromCli], { [CONFIG_ENV]: fromEnv }).config.network?.name, 'regtest');
-      assert.throws(() => loadConfig([], { [CONFIG_ENV]: join(dir, 'missing.conf') }), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && e.message.startsWith(`${CONFIG_ENV}:`));
+      assert.throws(
+        () => loadConfig([], { [CONFIG_ENV]: join(dir, 'missing.conf') }),
+        (e: unknown) => isProxyError(e, 'ERR_CONFIG') && e.message.startsWith(`${CONFIG_ENV}:`),
+      );
     });
 
     it('accepts a value quoted or with an escaped # in it', () => {
@@ -579,7 +582,10 @@ describe('config', () => {
     });
 
     function configError2(argv: string[], systemFile: string, pattern: RegExp): void {
-      assert.throws(() => loadConfig(argv, {}, systemFile), (e: unknown) => isProxyError(e, 'ERR_CONFIG') && pattern.test(e.message));
+      assert.throws(
+        () => loadConfig(argv, {}, systemFile),
+        (e: unknown) => isProxyError(e, 'ERR_CONFIG') && pattern.test(e.message),
+      );
     }
 
     it('refuses a file found there that cannot be read (here a directory), naming it', () => {
@@ -610,8 +616,16 @@ describe('config', () => {
     });
 
     it('--inbound =127.0.0.1:8334 and --inbound 127.0.0.1:8333= (an empty side)', () => {
-      configError(['--inbound', '=127.0.0.1:8334'], /^--inbound: '=127\.0\.0\.1:8334' has no LISTEN address before the '='/, /e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334/);
-      configError(['--inbound', '127.0.0.1:8333='], /^--inbound: '127\.0\.0\.1:8333=' has no TARGET address after the '='/, /e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334/);
+      configError(
+        ['--inbound', '=127.0.0.1:8334'],
+        /^--inbound: '=127\.0\.0\.1:8334' has no LISTEN address before the '='/,
+        /e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334/,
+      );
+      configError(
+        ['--inbound', '127.0.0.1:8333='],
+        /^--inbound: '127\.0\.0\.1:8333=' has no TARGET address after the '='/,
+        /e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334/,
+      );
     });
 
     it('--log-file= and --config= (an empty file name)', () => {

@@ -49,7 +49,7 @@ describe('contrib/systemd/bip324-proxy.service', function () {
   const text = readFileSync(UNIT, 'utf8');
   const service = serviceSettings(text);
 
-  it('runs bip324-proxy from systemd\'s search path (/usr/local/bin, /usr/bin) as a dynamic user without capabilities', () => {
+  it("runs bip324-proxy from systemd's search path (/usr/local/bin, /usr/bin) as a dynamic user without capabilities", () => {
     assert.deepEqual(service.get('ExecStart'), ['bip324-proxy']);
     assert.deepEqual(service.get('DynamicUser'), ['yes']);
     assert.deepEqual(service.get('CapabilityBoundingSet'), ['']);
@@ -98,7 +98,13 @@ describe('contrib/systemd/bip324-proxy.service', function () {
     assert.equal(r.status, 0, r.stderr);
     const m = /Overall exposure level for bip324-proxy\.service: ([0-9.]+) (\S+)/.exec(r.stdout);
     assert.ok(m !== null, r.stdout);
-    assert.ok(Number(m[1]) <= MAX_EXPOSURE, `exposure ${m[1]} ${m[2]}:\n${r.stdout.split('\n').filter((l) => l.startsWith('✗')).join('\n')}`);
+    assert.ok(
+      Number(m[1]) <= MAX_EXPOSURE,
+      `exposure ${m[1]} ${m[2]}:\n${r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('✗'))
+        .join('\n')}`,
+    );
   });
 });
 
@@ -133,12 +139,12 @@ describe('contrib/grafana/bip324-proxy.json', function () {
     for (const line of text.split('\n')) {
       const type = /^# TYPE (\S+) (\S+)/.exec(line);
       if (type !== null) {
-        names.add(type[1]!);
+        names.add(type[1]);
         if (type[2] === 'histogram') for (const suffix of ['_bucket', '_sum', '_count']) names.add(`${type[1]}${suffix}`);
         continue;
       }
       const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]/.exec(line);
-      if (sample !== null) names.add(sample[1]!);
+      if (sample !== null) names.add(sample[1]);
     }
     return names;
   }
@@ -159,7 +165,7 @@ describe('contrib/grafana/bip324-proxy.json', function () {
     try {
       let stderr = '';
       const [proxyPort, metricsPort] = await new Promise<[number, number]>((resolve, reject) => {
-        child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
           stderr += chunk;
           const p = /listening address=127\.0\.0\.1:(\d+) mode=socks5/.exec(stderr);
           const m = /listening address=127\.0\.0\.1:(\d+) mode=metrics/.exec(stderr);
@@ -195,7 +201,10 @@ describe('contrib/grafana/bip324-proxy.json', function () {
       templating: { list: { name: string }[] };
       panels: { type: string; datasource?: { uid: string } }[];
     };
-    assert.deepEqual(dashboard.__inputs.map((i) => [i.name, i.pluginId]), [['DS_PROMETHEUS', 'prometheus']]);
+    assert.deepEqual(
+      dashboard.__inputs.map((i) => [i.name, i.pluginId]),
+      [['DS_PROMETHEUS', 'prometheus']],
+    );
     assert.ok(dashboard.templating.list.some((v) => v.name === 'instance'));
     for (const p of dashboard.panels) if (p.type !== 'row') assert.equal(p.datasource?.uid, '${DS_PROMETHEUS}');
   });

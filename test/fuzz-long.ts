@@ -95,7 +95,9 @@ async function main(): Promise<number> {
       }
       env.trim();
       const mb = (process.memoryUsage().rss / 2 ** 20).toFixed(0);
-      console.log(`  ${((Date.now() - started) / 1000).toFixed(1)}s ${target.name} ${from}..${from + count - 1}: ${JSON.stringify([...tally(batch)])} rss=${mb}MB problems=${problems.length}`);
+      console.log(
+        `  ${((Date.now() - started) / 1000).toFixed(1)}s ${target.name} ${from}..${from + count - 1}: ${JSON.stringify([...tally(batch)])} rss=${mb}MB problems=${problems.length}`,
+      );
     }
     console.log(`\nfuzz summary: ${total} cases in ${((Date.now() - started) / 1000).toFixed(1)} s, seed ${args.seed}`);
     for (const t of targets) {

@@ -106,7 +106,12 @@ describe('independent v2 peer: official BIP324 vectors', () => {
 
         it('the peer in this role sends mid_send_garbage_terminator right after the key exchange and derives out_session_id', () => {
           const garbage = randomBytes(7);
-          const peer = new IndependentV2Peer({ role: initiating ? 'initiator' : 'responder', magic: MAINNET, key: { privateKey: priv, ellswift: ours }, garbage });
+          const peer = new IndependentV2Peer({
+            role: initiating ? 'initiator' : 'responder',
+            magic: MAINNET,
+            key: { privateKey: priv, ellswift: ours },
+            garbage,
+          });
           const out = sent(peer.start());
           const reply = sent(peer.receive(theirs));
           const all = Buffer.concat([out, reply]);
@@ -161,7 +166,7 @@ describe('independent v2 peer: official BIP324 vectors', () => {
             recvP.encrypt(new Uint8Array(0), new Uint8Array(1));
           }
           const lenBytes = recvL.crypt(packet.subarray(0, 3));
-          assert.equal(lenBytes[0]! | (lenBytes[1]! << 8) | (lenBytes[2]! << 16), contents.length);
+          assert.equal(lenBytes[0] | (lenBytes[1] << 8) | (lenBytes[2] << 16), contents.length);
           const plaintext = recvP.decrypt(aad, packet.subarray(3));
           assert.equal(plaintext[0], ignore ? 0x80 : 0x00);
           assert.ok(Buffer.from(plaintext.subarray(1)).equals(contents));
@@ -215,7 +220,7 @@ function contentsOf(events: readonly AnyEvent[]): Buffer[] {
 /** Deliver bytes in pieces of random sizes (1..max), collecting the events. */
 function deliver(to: Endpoint, bytes: Buffer, max = 1 << 16): AnyEvent[] {
   const events: AnyEvent[] = [];
-  for (let at = 0; at < bytes.length; ) {
+  for (let at = 0; at < bytes.length;) {
     const n = Math.min(bytes.length - at, 1 + Math.floor(Math.random() * max));
     events.push(...to.receive(bytes.subarray(at, at + n)));
     at += n;
@@ -283,12 +288,24 @@ function stream(from: Endpoint, to: Endpoint, count: number, decoyEvery = 0, siz
   }
   const got = contentsOf(deliver(to, Buffer.concat(wire), 4096));
   assert.equal(got.length, count);
-  got.forEach((c, k) => assert.ok(c.equals(expected[k]!), `packet ${k} differs`));
+  got.forEach((c, k) => assert.ok(c.equals(expected[k]), `packet ${k} differs`));
 }
 
 const DIRECTIONS = [
-  { name: 'our initiator -> independent responder', make: (io: Partial<V2TransportOptions> & Partial<PeerOptions> = {}, ro: Partial<V2TransportOptions> & Partial<PeerOptions> = {}) => ({ ini: ours('initiator', io) as Endpoint, res: theirs('responder', ro) as Endpoint }) },
-  { name: 'independent initiator -> our responder', make: (io: Partial<V2TransportOptions> & Partial<PeerOptions> = {}, ro: Partial<V2TransportOptions> & Partial<PeerOptions> = {}) => ({ ini: theirs('initiator', io) as Endpoint, res: ours('responder', ro) as Endpoint }) },
+  {
+    name: 'our initiator -> independent responder',
+    make: (io: Partial<V2TransportOptions> & Partial<PeerOptions> = {}, ro: Partial<V2TransportOptions> & Partial<PeerOptions> = {}) => ({
+      ini: ours('initiator', io) as Endpoint,
+      res: theirs('responder', ro) as Endpoint,
+    }),
+  },
+  {
+    name: 'independent initiator -> our responder',
+    make: (io: Partial<V2TransportOptions> & Partial<PeerOptions> = {}, ro: Partial<V2TransportOptions> & Partial<PeerOptions> = {}) => ({
+      ini: theirs('initiator', io) as Endpoint,
+      res: ours('responder', ro) as Endpoint,
+    }),
+  },
 ] as const;
 
 describe('independent v2 peer <-> our V2Transport, in memory', function () {
@@ -370,7 +387,7 @@ describe('independent v2 peer <-> our V2Transport, in memory', function () {
         ] as const) {
           const got = contentsOf(deliver(to, from.encrypt([big.subarray(0, 1_000_000), big.subarray(1_000_000)]), 1 << 20));
           assert.equal(got.length, 1);
-          assert.ok(got[0]!.equals(big));
+          assert.ok(got[0].equals(big));
         }
         const tooBig = ini.encrypt([Buffer.alloc(MAX_CONTENTS + 1)]);
         if (res instanceof IndependentV2Peer) failsWith(() => res.receive(tooBig.subarray(0, 3)), 'too-large');
@@ -382,11 +399,17 @@ describe('independent v2 peer <-> our V2Transport, in memory', function () {
           const { ini, res } = dir.make();
           handshake(ini, res);
           const pkt = Buffer.from(ini.encrypt([Buffer.from('payload bytes')]));
-          pkt[pos < 0 ? pkt.length + pos : pos]! ^= 0x04;
+          pkt[pos < 0 ? pkt.length + pos : pos] ^= 0x04;
           if (res instanceof IndependentV2Peer) {
-            assert.throws(() => res.receive(pkt), (e: unknown) => e instanceof PeerError && (e.reason === 'bad-tag' || e.reason === 'too-large'));
+            assert.throws(
+              () => res.receive(pkt),
+              (e: unknown) => e instanceof PeerError && (e.reason === 'bad-tag' || e.reason === 'too-large'),
+            );
           } else {
-            assert.throws(() => res.receive(pkt), (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG') || isProxyError(e, 'ERR_V2_TOO_LARGE'));
+            assert.throws(
+              () => res.receive(pkt),
+              (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG') || isProxyError(e, 'ERR_V2_TOO_LARGE'),
+            );
           }
         }
       });
@@ -408,7 +431,7 @@ describe('independent v2 peer <-> our V2Transport, in memory', function () {
           const { ini, res } = dir.make({ garbage: randomBytes(20), decoys });
           res.start();
           const head = Buffer.from(sent(ini.start()));
-          head[70]! ^= 0x01;
+          head[70] ^= 0x01;
           const tail = sent(ini.receive(sent(res.receive(head))));
           if (res instanceof IndependentV2Peer) failsWith(() => res.receive(tail), 'bad-tag');
           else oursFailsWith(() => res.receive(tail), 'ERR_V2_BAD_TAG');
@@ -469,7 +492,7 @@ describe('independent v2 peer <-> our V2Transport, in memory', function () {
       let ellswift: Buffer | undefined;
       while (ellswift === undefined) {
         const uBytes = Buffer.concat([head, randomBytes(16)]);
-        const t = xswiftecInv(x, fromBe(uBytes), randomBytes(1)[0]! & 7);
+        const t = xswiftecInv(x, fromBe(uBytes), randomBytes(1)[0] & 7);
         if (t !== null) ellswift = Buffer.concat([uBytes, Buffer.from(hex32(t), 'hex')]);
       }
       const h = handshake(ours('initiator', { key: { privateKey, ellswift } }), theirs('responder'), 1);

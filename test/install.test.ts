@@ -66,8 +66,8 @@ async function checkInstalled(prefix: string, expectSampleUnder: string): Promis
   assert.match(help.stdout, /^Usage: bip324-proxy \[options\]/);
   const sample = /^ {2}(\/\S+\/conf\/bip324-proxy\.conf)$/m.exec(help.stdout);
   assert.ok(sample !== null, help.stdout);
-  assert.ok(existsSync(sample[1]!), `--help names ${sample[1]}, which is not there`);
-  assert.ok(realpathSync(sample[1]!).startsWith(realpathSync(expectSampleUnder)), `${sample[1]} is not under ${expectSampleUnder}`);
+  assert.ok(existsSync(sample[1]), `--help names ${sample[1]}, which is not there`);
+  assert.ok(realpathSync(sample[1]).startsWith(realpathSync(expectSampleUnder)), `${sample[1]} is not under ${expectSampleUnder}`);
   const version = await run(bin, ['--version'], prefix);
   assert.equal(version.stdout, `bip324-proxy ${PACKAGE.version}\n`);
 }
@@ -108,9 +108,14 @@ describe('install (slow: npm installs into temporary prefixes)', function () {
     const url = `git+file://${repo}`;
     cpSync(source, repo, { recursive: true });
     mkdirSync(out);
-    const git = (args: string[]): Promise<Result> => run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', '-c', 'init.defaultBranch=main', ...args], repo);
+    const git = (args: string[]): Promise<Result> =>
+      run('git', ['-c', 'user.name=test', '-c', 'user.email=test@example.invalid', '-c', 'init.defaultBranch=main', ...args], repo);
     gitPack = (async () => {
-      for (const args of [['init', '-q'], ['add', '-A'], ['commit', '-q', '-m', 'test']]) {
+      for (const args of [
+        ['init', '-q'],
+        ['add', '-A'],
+        ['commit', '-q', '-m', 'test'],
+      ]) {
         const r = await git(args);
         if (r.status !== 0) return { url, packed: r, out };
       }
@@ -148,10 +153,22 @@ describe('install (slow: npm installs into temporary prefixes)', function () {
     const json = JSON.parse(packed.stdout.slice(packed.stdout.search(/^[[{]$/m))) as unknown;
     const entry = (Array.isArray(json) ? json[0] : Object.values(json as object)[0]) as { files: { path: string }[] };
     const files = entry.files.map((f) => f.path);
-    for (const f of ['LICENSE', 'README.md', 'package.json', 'dist/src/cli.js', 'man/bip324-proxy.1', 'conf/bip324-proxy.conf', 'contrib/systemd/bip324-proxy.service', 'contrib/grafana/bip324-proxy.json']) {
+    for (const f of [
+      'LICENSE',
+      'README.md',
+      'package.json',
+      'dist/src/cli.js',
+      'man/bip324-proxy.1',
+      'conf/bip324-proxy.conf',
+      'contrib/systemd/bip324-proxy.service',
+      'contrib/grafana/bip324-proxy.json',
+    ]) {
       assert.ok(files.includes(f), `${f} missing from the package`);
     }
-    assert.deepEqual(files.filter((f) => f.endsWith('.map') || f.endsWith('.ts') || f.startsWith('dist/test') || f.startsWith('test/')), []);
+    assert.deepEqual(
+      files.filter((f) => f.endsWith('.map') || f.endsWith('.ts') || f.startsWith('dist/test') || f.startsWith('test/')),
+      [],
+    );
     assert.ok(existsSync(join(dir, TARBALL)));
   });
 

@@ -26,7 +26,7 @@ function designTablePaths(): string[] {
   const end = readme.indexOf('\n## ', start + 1);
   const section = readme.slice(start, end < 0 ? undefined : end);
   const rows = section.split('\n').filter((line) => line.startsWith('|'));
-  return rows.flatMap((row) => [...row.matchAll(/`(src\/[^`]+)`/g)].map((m) => m[1] as string));
+  return rows.flatMap((row) => [...row.matchAll(/`(src\/[^`]+)`/g)].map((m) => m[1]));
 }
 
 function covers(pattern: string, file: string): boolean {

@@ -67,12 +67,12 @@ function parseValue(rest: string, lineNo: number): string {
   if (text.startsWith('"')) return parseQuoted(text, lineNo);
   let value = '';
   for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === '\\' && i + 1 < text.length && '#;\\'.includes(text[i + 1]!)) {
+    const c = text[i];
+    if (c === '\\' && i + 1 < text.length && '#;\\'.includes(text[i + 1])) {
       value += text[++i];
       continue;
     }
-    if ((c === '#' || c === ';') && i > 0 && BLANK.test(text[i - 1]!)) break;
+    if ((c === '#' || c === ';') && i > 0 && BLANK.test(text[i - 1])) break;
     value += c;
   }
   return value.trimEnd();
@@ -82,7 +82,7 @@ function parseQuoted(text: string, lineNo: number): string {
   let value = '';
   let i = 1;
   for (; i < text.length; i++) {
-    const c = text[i]!;
+    const c = text[i];
     if (c === '\\' && i + 1 < text.length && (text[i + 1] === '"' || text[i + 1] === '\\')) {
       value += text[++i];
       continue;

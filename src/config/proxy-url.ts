@@ -72,7 +72,7 @@ export function parseProxyUrl(url: string): ProxyEndpoint {
   let rest: string;
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
   if (scheme) {
-    const name = scheme[1]!.toLowerCase();
+    const name = scheme[1].toLowerCase();
     if (name !== 'socks5' && name !== 'socks5h') throw configError(url, `unsupported scheme "${name}://" (only socks5:// and socks5h://)`);
     rest = url.slice(scheme[0].length);
   } else {

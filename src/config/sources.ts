@@ -125,7 +125,7 @@ export function readConfigFile(file: string, optionLabel: string): RawSource {
     if (spec.multiple === true) values.set(key, strings);
     else {
       if (strings.length > 1) throw configError(`${label} is given more than once`);
-      values.set(key, strings[0] as string);
+      values.set(key, strings[0]);
     }
   }
   return { values, label: (name) => `${name} (in ${file})` };

@@ -33,20 +33,7 @@ import { createECDH, createHash, getCurves, randomBytes, timingSafeEqual, type E
 import { inspect } from 'node:util';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { ELLSWIFT_LEN } from '../limits.js';
-import {
-  P,
-  curveRhs,
-  fromBytes32,
-  inv,
-  isSquare,
-  legendre,
-  mod,
-  powP34,
-  sqrt,
-  sqrtRatioUnchecked,
-  sqrtUnchecked,
-  toBytes32,
-} from './field.js';
+import { P, curveRhs, fromBytes32, inv, isSquare, legendre, mod, powP34, sqrt, sqrtRatioUnchecked, sqrtUnchecked, toBytes32 } from './field.js';
 
 export interface EllSwiftKey {
   privateKey: Uint8Array;
@@ -229,7 +216,7 @@ function encodeX(x: bigint): Buffer {
     for (let off = 0; off < r.length; off += TRY_BYTES) {
       const u = fromBytes32(r, off);
       if (u === 0n || u >= P) continue;
-      const t = xswiftecInv(x, u, r[off + 32]! & 7);
+      const t = xswiftecInv(x, u, r[off + 32] & 7);
       // t = 0 needs u^3 = -7 (odds 2^-254) and would not decode back to x (t = 0 reads as 1).
       if (t === null || t === 0n) continue;
       return Buffer.concat([toBytes32(u), toBytes32(t)]);
@@ -326,12 +313,7 @@ export function xOnlyEcdh(privateKey: Uint8Array, ellTheirs: Uint8Array): Buffer
  * The initiator's encoding always comes first, whichever side computes it, and the hashed encodings
  * are the wire bytes (halves >= p included), never a re-encoding.
  */
-export function v2SharedSecret(
-  privateKey: Uint8Array,
-  ellTheirs: Uint8Array,
-  ellOurs: Uint8Array,
-  initiator: boolean,
-): Buffer {
+export function v2SharedSecret(privateKey: Uint8Array, ellTheirs: Uint8Array, ellOurs: Uint8Array, initiator: boolean): Buffer {
   checkEllSwift(ellOurs, 'our encoding');
   const xShared = xOnlyEcdh(privateKey, ellTheirs);
   const h = createHash('sha256').update(ECDH_TAG_HASH).update(ECDH_TAG_HASH);

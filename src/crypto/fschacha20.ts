@@ -46,7 +46,7 @@ export class FSChaCha20 {
     const n = chunk.length;
     const ks = this.take(n);
     const out = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) out[i] = chunk[i]! ^ ks[i]!;
+    for (let i = 0; i < n; i++) out[i] = chunk[i] ^ ks[i];
     ks.fill(0);
     if (++this.chunkCounter === REKEY_INTERVAL) this.rekey();
     return out;
@@ -56,7 +56,7 @@ export class FSChaCha20 {
   cryptInPlace(buf: Uint8Array, start: number, end: number): void {
     const n = end - start;
     const ks = this.take(n);
-    for (let i = 0; i < n; i++) buf[start + i]! ^= ks[i]!;
+    for (let i = 0; i < n; i++) buf[start + i] ^= ks[i];
     ks.fill(0);
     if (++this.chunkCounter === REKEY_INTERVAL) this.rekey();
   }

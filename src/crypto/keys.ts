@@ -47,7 +47,9 @@ export function deriveSessionKeys(sharedSecret: Uint8Array, magic: Uint8Array, i
   if (sharedSecret.length !== 32) throw new RangeError('deriveSessionKeys: shared secret must be 32 bytes');
   if (magic.length !== 4) throw new RangeError('deriveSessionKeys: network magic must be 4 bytes');
   // HKDF-Extract (RFC 5869 §2.2): PRK = HMAC(salt, IKM).
-  const prk = createHmac('sha256', Buffer.concat([SALT_PREFIX, magic])).update(sharedSecret).digest();
+  const prk = createHmac('sha256', Buffer.concat([SALT_PREFIX, magic]))
+    .update(sharedSecret)
+    .digest();
   const initiatorL = expand(prk, 'initiator_L');
   const initiatorP = expand(prk, 'initiator_P');
   const responderL = expand(prk, 'responder_L');

@@ -60,7 +60,7 @@ export class PacketEncryptor {
     head.writeUIntLE(len, 0, V2_LENGTH_LEN);
     const pieces = this.packetCipher.encryptPieces(options.aad, [options.ignore === true ? HEADER_IGNORE : HEADER_PLAIN, ...contents]);
     // The 3 length bytes and the 1-byte encrypted header go out as one small buffer.
-    pieces[0] = Buffer.concat([this.lengthCipher.crypt(head), pieces[0]!]);
+    pieces[0] = Buffer.concat([this.lengthCipher.crypt(head), pieces[0]]);
     return pieces;
   }
 }
@@ -92,9 +92,9 @@ export class PacketDecryptor {
       throw new ProxyError('ERR_V2_BAD_STATE', 'decryptLength called twice without decrypting the packet body');
     }
     // Decrypted in a copy: the caller's bytes are left as they were.
-    const plain = Uint8Array.of(length3[0]!, length3[1]!, length3[2]!);
+    const plain = Uint8Array.of(length3[0], length3[1], length3[2]);
     this.lengthCipher.cryptInPlace(plain, 0, V2_LENGTH_LEN);
-    const len = plain[0]! | (plain[1]! << 8) | (plain[2]! << 16);
+    const len = plain[0] | (plain[1] << 8) | (plain[2] << 16);
     if (len > this.maxContents) {
       throw new ProxyError('ERR_V2_TOO_LARGE', `v2 packet announces ${len} bytes of contents (max ${this.maxContents})`);
     }
@@ -108,13 +108,10 @@ export class PacketDecryptor {
       throw new ProxyError('ERR_V2_BAD_STATE', 'decrypt called before decryptLength');
     }
     if (body.length !== 1 + this.pendingLength + V2_TAG_LEN) {
-      throw new ProxyError(
-        'ERR_V2_BAD_STATE',
-        `packet body is ${body.length} bytes but the length announced ${1 + this.pendingLength + V2_TAG_LEN}`,
-      );
+      throw new ProxyError('ERR_V2_BAD_STATE', `packet body is ${body.length} bytes but the length announced ${1 + this.pendingLength + V2_TAG_LEN}`);
     }
     const plaintext = this.packetCipher.decrypt(aad, body); // throws before any state changes
     this.pendingLength = -1;
-    return { ignore: (plaintext[0]! & IGNORE_BIT) !== 0, contents: plaintext.subarray(1) };
+    return { ignore: (plaintext[0] & IGNORE_BIT) !== 0, contents: plaintext.subarray(1) };
   }
 }

@@ -45,9 +45,7 @@ export function classifyFirstBytes(bytes: Buffer, network?: Network): FrontEnd {
 
 export type ClientStream =
   /** `unknownMagic`: the VERSION's magic is none of the known networks' (a custom signet, or a typo). */
-  | { kind: 'v1'; network: Network; unknownMagic?: boolean }
-  | { kind: 'v2' }
-  | { kind: 'more' };
+  { kind: 'v1'; network: Network; unknownMagic?: boolean } | { kind: 'v2' } | { kind: 'more' };
 
 const COMMAND_AT = 4;
 

@@ -42,7 +42,7 @@ class Reader {
     return this.pos + n <= this.b.length;
   }
   u8(): number {
-    return this.b[this.pos++]!;
+    return this.b[this.pos++];
   }
   bytes(n: number): Buffer {
     const out = this.b.subarray(this.pos, this.pos + n);

@@ -43,7 +43,6 @@ const ATYP_IPV6 = 0x04;
 
 const COMMAND_NAMES: Record<number, string> = { 0x02: 'BIND', 0x03: 'UDP ASSOCIATE', 0xf0: 'Tor RESOLVE', 0xf1: 'Tor RESOLVE_PTR' };
 
-
 export type Socks5Step =
   /** Write to the client and keep feeding. */
   | { type: 'reply'; data: Buffer }
@@ -117,13 +116,13 @@ export class Socks5Negotiation {
 
   /** RFC 1928 §3: VER NMETHODS METHODS. Returns bytes consumed, 0 when more are needed or on failure. */
   #greeting(buf: Buffer, off: number, steps: Socks5Step[]): number {
-    const ver = buf[off]!;
+    const ver = buf[off];
     if (ver !== SOCKS5) {
       if (ver === SOCKS4) return this.#fail(steps, new ProxyError('ERR_SOCKS4', 'SOCKS4 request; only SOCKS5 is served'), SOCKS4_REJECT);
       return this.#fail(steps, new ProxyError('ERR_SOCKS_BAD_VERSION', `SOCKS version byte 0x${hex2(ver)}, expected 0x05`));
     }
     if (buf.length - off < 2) return 0;
-    const nMethods = buf[off + 1]!;
+    const nMethods = buf[off + 1];
     if (nMethods === 0) {
       return this.#fail(steps, new ProxyError('ERR_SOCKS_NO_METHOD', 'SOCKS5 greeting offers no methods'), REPLY_NO_METHOD);
     }
@@ -145,15 +144,15 @@ export class Socks5Negotiation {
 
   /** RFC 1929 §2: VER(01) ULEN UNAME PLEN PASSWD; empty ULEN/PLEN accepted like Tor. */
   #auth(buf: Buffer, off: number, steps: Socks5Step[]): number {
-    const ver = buf[off]!;
+    const ver = buf[off];
     if (ver !== RFC1929_VERSION) {
       return this.#fail(steps, new ProxyError('ERR_SOCKS_BAD_AUTH', `username/password version 0x${hex2(ver)}, expected 0x01`), AUTH_FAILED);
     }
     const avail = buf.length - off;
     if (avail < 2) return 0;
-    const uLen = buf[off + 1]!;
+    const uLen = buf[off + 1];
     if (avail < 3 + uLen) return 0;
-    const pLen = buf[off + 2 + uLen]!;
+    const pLen = buf[off + 2 + uLen];
     const len = 3 + uLen + pLen;
     if (avail < len) return 0;
     // latin1 maps each byte to one code point, so distinct credentials stay distinct (they are isolation tokens).
@@ -166,17 +165,21 @@ export class Socks5Negotiation {
 
   /** RFC 1928 §4: VER CMD RSV ATYP DST.ADDR DST.PORT. */
   #request(buf: Buffer, off: number, steps: Socks5Step[]): number {
-    const ver = buf[off]!;
+    const ver = buf[off];
     if (ver !== SOCKS5) {
       return this.#fail(steps, new ProxyError('ERR_SOCKS_BAD_VERSION', `SOCKS5 request with version byte 0x${hex2(ver)}`), socks5Reply(REP.GENERAL_FAILURE));
     }
     const avail = buf.length - off;
     if (avail < 4) return 0;
-    const cmd = buf[off + 1]!;
-    const rsv = buf[off + 2]!;
-    const atyp = buf[off + 3]!;
+    const cmd = buf[off + 1];
+    const rsv = buf[off + 2];
+    const atyp = buf[off + 3];
     if (rsv !== 0) {
-      return this.#fail(steps, new ProxyError('ERR_SOCKS_BAD_VERSION', `SOCKS5 request with reserved byte 0x${hex2(rsv)} (must be 00)`), socks5Reply(REP.GENERAL_FAILURE));
+      return this.#fail(
+        steps,
+        new ProxyError('ERR_SOCKS_BAD_VERSION', `SOCKS5 request with reserved byte 0x${hex2(rsv)} (must be 00)`),
+        socks5Reply(REP.GENERAL_FAILURE),
+      );
     }
     let addrStart: number;
     let addrLen: number;
@@ -193,7 +196,11 @@ export class Socks5Negotiation {
     } else if (cmd !== CMD_CONNECT) {
       return this.#fail(steps, badCommand(cmd), socks5Reply(REP.COMMAND_NOT_SUPPORTED));
     } else {
-      return this.#fail(steps, new ProxyError('ERR_SOCKS_BAD_ATYP', `SOCKS5 address type 0x${hex2(atyp)} (only 01, 03, 04)`), socks5Reply(REP.ATYP_NOT_SUPPORTED));
+      return this.#fail(
+        steps,
+        new ProxyError('ERR_SOCKS_BAD_ATYP', `SOCKS5 address type 0x${hex2(atyp)} (only 01, 03, 04)`),
+        socks5Reply(REP.ATYP_NOT_SUPPORTED),
+      );
     }
     const end = addrStart + addrLen + 2;
     if (buf.length < end) return 0;

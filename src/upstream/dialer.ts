@@ -177,7 +177,9 @@ export function dial(options: DialOptions): Promise<Socket> {
   const where = formatHostPort(destination);
   const proxy = destination.kind === 'onion' ? (options.onionProxy ?? options.upstreamProxy) : options.upstreamProxy;
   if (destination.kind === 'onion' && proxy === undefined) {
-    return Promise.reject(new ProxyError('ERR_ONION_NO_PROXY', `${where} needs --onion-proxy or --upstream-proxy (Tor); it is never dialed or resolved directly`));
+    return Promise.reject(
+      new ProxyError('ERR_ONION_NO_PROXY', `${where} needs --onion-proxy or --upstream-proxy (Tor); it is never dialed or resolved directly`),
+    );
   }
   if (signal?.aborted) return Promise.reject(abortError(signal, where));
   const proxyName = proxy ? `upstream proxy ${formatHostPort(proxy)}` : '';

@@ -20,9 +20,7 @@ import { ProxyError } from '../errors.js';
 import { ByteQueue } from '../byte-queue.js';
 import { MAX_V1_PAYLOAD, V1_HEADER_LEN } from '../limits.js';
 
-export type V1Event =
-  | { type: 'message'; command: string; header: Buffer; payload: Buffer }
-  | { type: 'dropped'; command: string; error: ProxyError };
+export type V1Event = { type: 'message'; command: string; header: Buffer; payload: Buffer } | { type: 'dropped'; command: string; error: ProxyError };
 
 export interface V1ParserOptions {
   /** Largest accepted payload; a header announcing more is fatal. Default MAX_V1_PAYLOAD. */
@@ -49,9 +47,7 @@ const EMPTY = Buffer.alloc(0);
 // because a named import of a missing builtin export would fail at link time).
 const oneShotHash = nodeCrypto.hash as typeof nodeCrypto.hash | undefined;
 const sha256: (data: Uint8Array) => Buffer =
-  typeof oneShotHash === 'function'
-    ? (data) => oneShotHash('sha256', data, 'buffer')
-    : (data) => nodeCrypto.createHash('sha256').update(data).digest();
+  typeof oneShotHash === 'function' ? (data) => oneShotHash('sha256', data, 'buffer') : (data) => nodeCrypto.createHash('sha256').update(data).digest();
 
 /** SHA256(SHA256(data)). */
 export function sha256d(data: Uint8Array): Buffer {
@@ -71,7 +67,7 @@ export function isValidCommand(field12: Uint8Array): boolean {
   if (field12.length !== COMMAND_LEN) return false;
   let i = 0;
   for (; i < COMMAND_LEN; i++) {
-    const b = field12[i]!;
+    const b = field12[i];
     if (b === 0) break;
     if (b < 0x20 || b > 0x7e) return false;
   }

@@ -16,10 +16,34 @@ const LONG_PREFIX_LEN = 1 + COMMAND_LEN;
 
 /** BIP324 short ids 1..28, in id order. */
 const BIP324_SHORT_IDS = [
-  'addr', 'block', 'blocktxn', 'cmpctblock', 'feefilter', 'filteradd', 'filterclear',
-  'filterload', 'getblocks', 'getblocktxn', 'getdata', 'getheaders', 'headers', 'inv',
-  'mempool', 'merkleblock', 'notfound', 'ping', 'pong', 'sendcmpct', 'tx',
-  'getcfilters', 'cfilter', 'getcfheaders', 'cfheaders', 'getcfcheckpt', 'cfcheckpt', 'addrv2',
+  'addr',
+  'block',
+  'blocktxn',
+  'cmpctblock',
+  'feefilter',
+  'filteradd',
+  'filterclear',
+  'filterload',
+  'getblocks',
+  'getblocktxn',
+  'getdata',
+  'getheaders',
+  'headers',
+  'inv',
+  'mempool',
+  'merkleblock',
+  'notfound',
+  'ping',
+  'pong',
+  'sendcmpct',
+  'tx',
+  'getcfilters',
+  'cfilter',
+  'getcfheaders',
+  'cfheaders',
+  'getcfcheckpt',
+  'cfcheckpt',
+  'addrv2',
 ] as const;
 
 /** Receive-side id -> command: BIP324 1..28 plus 37 -> 'feature' (Core, BIP434). */
@@ -38,9 +62,7 @@ export function shortIdFor(command: string): number | undefined {
 // Every prefix is tiny, but command names come from the peer, so cap how many long forms are kept:
 // a client cycling through made-up names must not grow this without bound.
 const PREFIX_CACHE_MAX = 256;
-const prefixCache = new Map<string, Buffer>(
-  BIP324_SHORT_IDS.map((command, i) => [command, Buffer.from([i + 1])]),
-);
+const prefixCache = new Map<string, Buffer>(BIP324_SHORT_IDS.map((command, i) => [command, Buffer.from([i + 1])]));
 const SHORT_PREFIXES = prefixCache.size;
 
 /**
@@ -80,7 +102,7 @@ export function decodeContents(contents: Buffer): { command: string; payload: Bu
   if (contents.length === 0) {
     throw new ProxyError('ERR_V2_EMPTY_CONTENTS', 'v2 packet with empty contents', { fatal: false });
   }
-  const id = contents[0]!;
+  const id = contents[0];
   if (id !== 0) {
     const command = SHORT_ID_COMMANDS.get(id);
     if (command === undefined) {

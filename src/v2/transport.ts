@@ -17,15 +17,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { ByteQueue } from '../byte-queue.js';
 import { ProxyError } from '../errors.js';
 import { VERSION_COMMAND_FIELD, v1VersionPrefix } from '../networks.js';
-import {
-  ELLSWIFT_LEN,
-  GARBAGE_TERMINATOR_LEN,
-  MAX_GARBAGE_LEN,
-  MAX_V2_CONTENTS,
-  V1_PREFIX_LEN,
-  V2_LENGTH_LEN,
-  V2_TAG_LEN,
-} from '../limits.js';
+import { ELLSWIFT_LEN, GARBAGE_TERMINATOR_LEN, MAX_GARBAGE_LEN, MAX_V2_CONTENTS, V1_PREFIX_LEN, V2_LENGTH_LEN, V2_TAG_LEN } from '../limits.js';
 import { type EllSwiftKey, ellswiftCreate, v2SharedSecret } from '../crypto/ellswift.js';
 import { ephemeralKeys } from '../crypto/keypool.js';
 import { type SessionKeys, deriveSessionKeys } from '../crypto/keys.js';
@@ -63,10 +55,7 @@ export interface V2TransportOptions {
 }
 
 export type V2Event =
-  | { type: 'send'; data: Buffer }
-  | { type: 'v1'; data: Buffer }
-  | { type: 'ready'; sessionId: Buffer }
-  | { type: 'message'; contents: Buffer };
+  { type: 'send'; data: Buffer } | { type: 'v1'; data: Buffer } | { type: 'ready'; sessionId: Buffer } | { type: 'message'; contents: Buffer };
 
 type Phase = 'detect' | 'key' | 'garbage' | 'version' | 'app' | 'v1' | 'failed';
 
@@ -383,7 +372,7 @@ export class V2Transport {
     this.garbageBuf = Buffer.allocUnsafe(GARBAGE_SCAN_LIMIT);
     this.garbageLen = 0;
     this.phase = 'garbage';
-    if (networks.length === 1) this.useNetwork(networks[0]!, events);
+    if (networks.length === 1) this.useNetwork(networks[0], events);
     else this.pendingNetworks = networks;
   }
 
@@ -441,7 +430,7 @@ export class V2Transport {
       }
     });
     if (at >= 0) {
-      if (this.pendingNetworks !== undefined) this.useNetwork(this.pendingNetworks[which]!, events);
+      if (this.pendingNetworks !== undefined) this.useNetwork(this.pendingNetworks[which], events);
       this.firstAad = buf.subarray(0, at);
       this.garbageBuf = undefined;
       this.recvTerminator = undefined;

@@ -49,7 +49,10 @@ describe('config/proxy-url', () => {
     ];
     for (const [url, why] of bad) {
       it(`rejects ${why} with ERR_CONFIG`, () => {
-        assert.throws(() => parseProxyUrl(url), (err: unknown) => isProxyError(err, 'ERR_CONFIG'));
+        assert.throws(
+          () => parseProxyUrl(url),
+          (err: unknown) => isProxyError(err, 'ERR_CONFIG'),
+        );
       });
     }
 

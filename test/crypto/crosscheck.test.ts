@@ -38,7 +38,7 @@ class RefFSChaCha20 {
     this.stream = chacha20(this.key, nonce12(0, 0), new Uint8Array(REKEY * 3 + 32));
   }
   crypt(chunk: Uint8Array): Uint8Array {
-    const out = chunk.map((b, k) => b ^ this.stream[this.pos + k]!);
+    const out = chunk.map((b, k) => b ^ this.stream[this.pos + k]);
     this.pos += chunk.length;
     if (++this.chunks === REKEY) {
       this.key = this.stream.slice(this.pos, this.pos + 32);

@@ -4,14 +4,7 @@
 import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import {
-  ellswiftCreate,
-  ellswiftDecode,
-  ellswiftFromPrivate,
-  v2SharedSecret,
-  xOnlyEcdh,
-  xswiftecInv,
-} from '../../src/crypto/ellswift.js';
+import { ellswiftCreate, ellswiftDecode, ellswiftFromPrivate, v2SharedSecret, xOnlyEcdh, xswiftecInv } from '../../src/crypto/ellswift.js';
 
 const xOf = (priv: Uint8Array) => Buffer.from(secp256k1.getPublicKey(priv, true)).subarray(1);
 const onCurve = (x: Buffer) => {

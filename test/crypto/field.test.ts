@@ -74,7 +74,10 @@ describe('secp256k1 field helpers', () => {
   });
 
   it('inv is the inverse mod p', () => {
-    for (const a of samples().filter((x) => x !== 0n).slice(0, 50)) assert.equal((a * inv(a)) % P, 1n);
+    for (const a of samples()
+      .filter((x) => x !== 0n)
+      .slice(0, 50))
+      assert.equal((a * inv(a)) % P, 1n);
   });
 
   it('toBytes32 and fromBytes32 are big-endian 32 bytes, leading zeros kept', () => {

@@ -110,7 +110,7 @@ describe('FSChaCha20Poly1305 (packet AEAD)', () => {
     const sealed = new FSChaCha20Poly1305(key).encrypt(undefined, [pt]);
     for (let pos = 0; pos < sealed.length; pos++) {
       const bad = Buffer.from(sealed);
-      bad[pos]! ^= 1 << pos % 8;
+      bad[pos] ^= 1 << (pos % 8);
       assert.throws(() => new FSChaCha20Poly1305(key).decrypt(undefined, bad), badTag, `byte ${pos}`);
     }
   });
@@ -132,7 +132,7 @@ describe('FSChaCha20Poly1305 (packet AEAD)', () => {
     for (let i = 0; i < 223; i++) rx.decrypt(undefined, tx.encrypt(undefined, none));
     const good223 = tx.encrypt(undefined, [Buffer.from('223')]);
     const bad = Buffer.from(good223);
-    bad[0]! ^= 0x80;
+    bad[0] ^= 0x80;
     assert.throws(() => rx.decrypt(undefined, bad), badTag);
     assert.equal(rx.decrypt(undefined, good223).toString(), '223');
     assert.equal(rx.decrypt(undefined, tx.encrypt(undefined, [Buffer.from('224')])).toString(), '224');

@@ -134,7 +134,11 @@ describe('EphemeralKeyPool', () => {
     await turns(5);
     pool.clear();
     assert.equal(pool.available, 0);
-    for (const k of made) assert.ok(k.privateKey.every((b) => b === 0), 'a held key was not wiped');
+    for (const k of made)
+      assert.ok(
+        k.privateKey.every((b) => b === 0),
+        'a held key was not wiped',
+      );
     await turns(3);
     assert.equal(made.length, 3, 'refilled after clear()');
   });
@@ -176,11 +180,17 @@ describe('V2Transport keys from a pool', () => {
     assert.equal(rPool.pool.available, 1);
     const rKey = rPool.made.find((k) => k.ellswift.equals(rOut.subarray(0, 64)));
     assert.ok(rKey !== undefined, 'the responder did not send a key from its pool');
-    assert.ok(rKey.privateKey.every((b) => b === 0), 'responder key not wiped after its ECDH');
+    assert.ok(
+      rKey.privateKey.every((b) => b === 0),
+      'responder key not wiped after its ECDH',
+    );
 
     const iEvents = i.receive(rOut);
     assert.ok(iEvents.some((e) => e.type === 'ready'));
-    assert.ok(iKey.privateKey.every((b) => b === 0), 'initiator key not wiped after its ECDH');
+    assert.ok(
+      iKey.privateKey.every((b) => b === 0),
+      'initiator key not wiped after its ECDH',
+    );
     assert.ok(r.receive(sent(iEvents)).some((e) => e.type === 'ready'));
     iPool.pool.clear();
     rPool.pool.clear();

@@ -10,7 +10,7 @@ const all = (k: SessionKeys) => [k.initiatorL, k.initiatorP, k.responderL, k.res
 
 describe('session key derivation', () => {
   const secret = randomBytes(32);
-  const magic = NETWORKS[0]!.magic;
+  const magic = NETWORKS[0].magic;
 
   it('gives the initiator send keys that are the responder receive keys, and the reverse', () => {
     const i = deriveSessionKeys(secret, magic, true);
@@ -37,7 +37,7 @@ describe('session key derivation', () => {
         if (a === b) continue;
         const ka = all(deriveSessionKeys(secret, a.magic, true));
         const kb = all(deriveSessionKeys(secret, b.magic, true));
-        ka.forEach((v, j) => assert.ok(!v.equals(kb[j]!), `${a.name} vs ${b.name}, output ${j}`));
+        ka.forEach((v, j) => assert.ok(!v.equals(kb[j]), `${a.name} vs ${b.name}, output ${j}`));
       }
     }
   });
@@ -45,7 +45,7 @@ describe('session key derivation', () => {
   it('is deterministic for the same secret and magic', () => {
     const a = all(deriveSessionKeys(secret, magic, false));
     const b = all(deriveSessionKeys(Buffer.from(secret), Buffer.from(magic), false));
-    a.forEach((v, j) => assert.ok(v.equals(b[j]!)));
+    a.forEach((v, j) => assert.ok(v.equals(b[j])));
   });
 
   it('rejects a magic that is not 4 bytes and a secret that is not 32 bytes', () => {

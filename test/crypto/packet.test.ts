@@ -36,10 +36,7 @@ describe('BIP324 packets', () => {
     const wire = new PacketEncryptor(keyL, keyP).encrypt([contents.subarray(0, 1), contents.subarray(1)], { aad });
     assert.equal(wire.length, 320);
     const len = Buffer.from([300 & 0xff, 300 >> 8, 0]);
-    const expected = Buffer.concat([
-      new FSChaCha20(keyL).crypt(len),
-      new FSChaCha20Poly1305(keyP).encrypt(aad, [Buffer.of(0x00), contents]),
-    ]);
+    const expected = Buffer.concat([new FSChaCha20(keyL).crypt(len), new FSChaCha20Poly1305(keyP).encrypt(aad, [Buffer.of(0x00), contents])]);
     assert.ok(wire.equals(expected));
   });
 
@@ -48,7 +45,7 @@ describe('BIP324 packets', () => {
     const b = new PacketEncryptor(keyL, keyP);
     const sizes = [0, 1, 65_535, 65_536, 65_537, 1 << 20];
     for (let i = 0; i < 500; i++) {
-      const payload = randomBytes(sizes[i % sizes.length]!);
+      const payload = randomBytes(sizes[i % sizes.length]);
       const contents = [Buffer.of(i & 0xff), payload.subarray(0, 7), payload.subarray(7)];
       const options = { aad: i === 0 ? randomBytes(33) : undefined, ignore: i % 7 === 3 };
       const pieces = a.encryptPieces(contents, options);
@@ -73,7 +70,7 @@ describe('BIP324 packets', () => {
     for (let k = 0; k < 224; k++) {
       const size = (k * 37) % 300;
       const wire = enc.encrypt([Buffer.alloc(size)]);
-      const len = Buffer.from(wire.subarray(0, 3).map((b, j) => b ^ stream[3 * k + j]!));
+      const len = Buffer.from(wire.subarray(0, 3).map((b, j) => b ^ stream[3 * k + j]));
       assert.equal(len.readUIntLE(0, 3), size, `packet ${k}`);
     }
   });
@@ -185,7 +182,7 @@ describe('BIP324 packets', () => {
     assert.equal(rx.decryptLength(wire.subarray(0, 3)), 10);
     for (const pos of [3, 4, 10, wire.length - 1]) {
       const bad = Buffer.from(wire.subarray(3));
-      bad[pos - 3]! ^= 0x04;
+      bad[pos - 3] ^= 0x04;
       assert.throws(() => rx.decrypt(bad), code('ERR_V2_BAD_TAG'), `byte ${pos}`);
     }
     assert.equal(rx.decrypt(wire.subarray(3)).contents.toString(), 'packet 223');
@@ -220,7 +217,7 @@ describe('BIP324 packets', () => {
     assert.equal(rx.decrypt(wire.subarray(3)).contents.toString(), 'abc');
   });
 
-  it('refuses a body before any length even when it is the size of an empty packet\'s (ERR_V2_BAD_STATE, not a tag check)', () => {
+  it("refuses a body before any length even when it is the size of an empty packet's (ERR_V2_BAD_STATE, not a tag check)", () => {
     const rx = new PacketDecryptor(keyL, keyP);
     assert.throws(() => rx.decrypt(Buffer.alloc(16)), code('ERR_V2_BAD_STATE'));
     assert.throws(() => rx.decrypt(Buffer.alloc(17)), code('ERR_V2_BAD_STATE'));

@@ -84,12 +84,7 @@ describe('BIP324 official test vectors', () => {
         });
 
         it('hashes the wire encodings initiator first into mid_shared_secret', () => {
-          const secret = v2SharedSecret(
-            hexCol(row, 'in_priv_ours'),
-            hexCol(row, 'in_ellswift_theirs'),
-            hexCol(row, 'in_ellswift_ours'),
-            role === 'initiator',
-          );
+          const secret = v2SharedSecret(hexCol(row, 'in_priv_ours'), hexCol(row, 'in_ellswift_theirs'), hexCol(row, 'in_ellswift_ours'), role === 'initiator');
           assert.equal(secret.toString('hex'), col(row, 'mid_shared_secret'));
         });
 
@@ -119,12 +114,7 @@ describe('BIP324 official test vectors', () => {
         it('is decrypted by the peer (length, ignore bit, contents) and a flipped tag bit is rejected', () => {
           const sent = send(i, row);
           // The peer derives its receive keys from the same secret with the other role.
-          const secret = v2SharedSecret(
-            hexCol(row, 'in_priv_ours'),
-            hexCol(row, 'in_ellswift_theirs'),
-            hexCol(row, 'in_ellswift_ours'),
-            role === 'initiator',
-          );
+          const secret = v2SharedSecret(hexCol(row, 'in_priv_ours'), hexCol(row, 'in_ellswift_theirs'), hexCol(row, 'in_ellswift_ours'), role === 'initiator');
           const peer = deriveSessionKeys(secret, MAINNET_MAGIC, role !== 'initiator');
           assert.ok(peer.recvL.equals(sent.keys.sendL) && peer.recvP.equals(sent.keys.sendP));
           assert.ok(peer.recvTerminator.equals(sent.keys.sendTerminator));
@@ -138,10 +128,16 @@ describe('BIP324 official test vectors', () => {
           assert.equal(rx.decryptLength(sent.packet.subarray(0, 3)), size);
           const body = sent.packet.subarray(3);
           const tampered = Buffer.from(body);
-          tampered[tampered.length - 1]! ^= 0x01;
-          assert.throws(() => rx.decrypt(tampered, sent.aad), (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'));
+          tampered[tampered.length - 1] ^= 0x01;
+          assert.throws(
+            () => rx.decrypt(tampered, sent.aad),
+            (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'),
+          );
           if (sent.aad.length > 0) {
-            assert.throws(() => rx.decrypt(body), (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'));
+            assert.throws(
+              () => rx.decrypt(body),
+              (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'),
+            );
           }
           const out = rx.decrypt(body, sent.aad);
           assert.equal(out.ignore, sent.ignore);

@@ -47,18 +47,27 @@ describe('FSChaCha20Poly1305: unauthenticated plaintext is wiped', function () {
       const { key, packet } = sealed(plaintext);
       tamper(packet);
       const aead = new FSChaCha20Poly1305(key);
-      assert.throws(() => aead.decrypt(undefined, packet), (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'));
+      assert.throws(
+        () => aead.decrypt(undefined, packet),
+        (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'),
+      );
       const produced = outputs.filter((b) => b.length > 0);
       assert.equal(produced.length, 1, 'decipher.update() was called once (the wrapper saw the decryption)');
       assert.equal(produced[0].length, plaintext.length);
-      assert.ok(produced[0].every((b) => b === 0), 'unauthenticated plaintext left in memory');
+      assert.ok(
+        produced[0].every((b) => b === 0),
+        'unauthenticated plaintext left in memory',
+      );
     });
   }
 
   it('with the wrong AAD, too', () => {
     const plaintext = Buffer.alloc(64, 0x5a);
     const { key, packet } = sealed(plaintext, Buffer.from('aad'));
-    assert.throws(() => new FSChaCha20Poly1305(key).decrypt(Buffer.from('AAD'), packet), (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'));
+    assert.throws(
+      () => new FSChaCha20Poly1305(key).decrypt(Buffer.from('AAD'), packet),
+      (e: unknown) => isProxyError(e, 'ERR_V2_BAD_TAG'),
+    );
     assert.ok(outputs.length > 0 && outputs.every((b) => b.every((x) => x === 0)));
   });
 

@@ -6,14 +6,7 @@
  */
 import assert from 'node:assert/strict';
 
-import {
-  MAX_LEGACY_VERSION,
-  checkLegacyHeader,
-  classifyClientStream,
-  classifyFirstBytes,
-  legacyNetwork,
-  versionDestination,
-} from '../../src/engine/detect.js';
+import { MAX_LEGACY_VERSION, checkLegacyHeader, classifyClientStream, classifyFirstBytes, legacyNetwork, versionDestination } from '../../src/engine/detect.js';
 import { type ErrorCode, ProxyError } from '../../src/errors.js';
 import { type Network } from '../../src/networks.js';
 
@@ -176,9 +169,18 @@ describe('engine/detect: v1 or v2 after the SOCKS5 reply (classifyClientStream)'
   });
 
   it('with a network configured, a VERSION for any other magic is ERR_V1_WRONG_NETWORK', () => {
-    assert.equal(codeOf(() => classifyClientStream(h(MAGIC_TESTNET3 + VERSION_FIELD), MAIN)), 'ERR_V1_WRONG_NETWORK');
-    assert.equal(codeOf(() => classifyClientStream(h('05 aa bb cc' + VERSION_FIELD), MAIN)), 'ERR_V1_WRONG_NETWORK');
-    assert.equal(codeOf(() => classifyClientStream(h(MAGIC_MAIN + VERSION_FIELD), SIGNET_05)), 'ERR_V1_WRONG_NETWORK');
+    assert.equal(
+      codeOf(() => classifyClientStream(h(MAGIC_TESTNET3 + VERSION_FIELD), MAIN)),
+      'ERR_V1_WRONG_NETWORK',
+    );
+    assert.equal(
+      codeOf(() => classifyClientStream(h('05 aa bb cc' + VERSION_FIELD), MAIN)),
+      'ERR_V1_WRONG_NETWORK',
+    );
+    assert.equal(
+      codeOf(() => classifyClientStream(h(MAGIC_MAIN + VERSION_FIELD), SIGNET_05)),
+      'ERR_V1_WRONG_NETWORK',
+    );
     // Its own magic is fine, a custom one included.
     const r = classifyClientStream(h('05 aa bb cc' + VERSION_FIELD), SIGNET_05);
     assert.equal(r.kind === 'v1' && r.network, SIGNET_05);
@@ -191,20 +193,28 @@ function header(magic: string, command: string, lengthLE: string): Buffer {
   return h(magic + command + lengthLE + '5d f6 e0 e2');
 }
 
-describe('engine/detect: the legacy front end\'s first header (checkLegacyHeader)', () => {
+describe("engine/detect: the legacy front end's first header (checkLegacyHeader)", () => {
   it('MAX_LEGACY_VERSION is 4096 bytes', () => {
     assert.equal(MAX_LEGACY_VERSION, 4096);
   });
 
   it('a VERSION of 0 to 4096 bytes passes', () => {
     for (const len of ['00 00 00 00', '66 00 00 00', 'ff 0f 00 00', '00 10 00 00']) {
-      assert.equal(codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, VERSION_FIELD, len))), 'no error', len);
+      assert.equal(
+        codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, VERSION_FIELD, len))),
+        'no error',
+        len,
+      );
     }
   });
 
   it('a VERSION announcing 4097 bytes or more is ERR_V1_TOO_LARGE (the length is little-endian)', () => {
     for (const len of ['01 10 00 00', '00 09 3d 00', '01 09 3d 00', 'ff ff ff ff']) {
-      assert.equal(codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, VERSION_FIELD, len))), 'ERR_V1_TOO_LARGE', len);
+      assert.equal(
+        codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, VERSION_FIELD, len))),
+        'ERR_V1_TOO_LARGE',
+        len,
+      );
     }
   });
 
@@ -217,7 +227,12 @@ describe('engine/detect: the legacy front end\'s first header (checkLegacyHeader
       '56 45 52 53 49 4f 4e 00 00 00 00 00', // VERSION
       '00 00 00 00 00 00 00 00 00 00 00 00', // empty
     ];
-    for (const c of commands) assert.equal(codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, c, '66 00 00 00'))), 'ERR_V1_NOT_VERSION', c);
+    for (const c of commands)
+      assert.equal(
+        codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, c, '66 00 00 00'))),
+        'ERR_V1_NOT_VERSION',
+        c,
+      );
   });
 
   it('a command field that is not printable ASCII padded with NULs is ERR_V1_BAD_COMMAND, even with a huge length', () => {
@@ -230,37 +245,66 @@ describe('engine/detect: the legacy front end\'s first header (checkLegacyHeader
       '20 20 20 20 20 20 20 20 20 20 20 1f',
     ];
     for (const f of fields) {
-      assert.equal(codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, f, '66 00 00 00'))), 'ERR_V1_BAD_COMMAND', f);
-      assert.equal(codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, f, 'ff ff ff ff'))), 'ERR_V1_BAD_COMMAND', f);
+      assert.equal(
+        codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, f, '66 00 00 00'))),
+        'ERR_V1_BAD_COMMAND',
+        f,
+      );
+      assert.equal(
+        codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, f, 'ff ff ff ff'))),
+        'ERR_V1_BAD_COMMAND',
+        f,
+      );
     }
   });
 
   it('a non-VERSION that also announces too much is ERR_V1_NOT_VERSION: the command is judged first', () => {
-    assert.equal(codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, '70 69 6e 67 00 00 00 00 00 00 00 00', 'ff ff ff ff'))), 'ERR_V1_NOT_VERSION');
+    assert.equal(
+      codeOf(() => checkLegacyHeader(header(MAGIC_MAIN, '70 69 6e 67 00 00 00 00 00 00 00 00', 'ff ff ff ff'))),
+      'ERR_V1_NOT_VERSION',
+    );
   });
 
   it('the magic is not its business (legacyNetwork judges it)', () => {
-    assert.equal(codeOf(() => checkLegacyHeader(header('de ad be ef', VERSION_FIELD, '66 00 00 00'))), 'no error');
+    assert.equal(
+      codeOf(() => checkLegacyHeader(header('de ad be ef', VERSION_FIELD, '66 00 00 00'))),
+      'no error',
+    );
   });
 });
 
-describe('engine/detect: the legacy client\'s network (legacyNetwork)', () => {
+describe("engine/detect: the legacy client's network (legacyNetwork)", () => {
   it('without a configured network, each known magic is its network and an unknown one is ERR_UNKNOWN_PROTOCOL', () => {
     assert.equal(legacyNetwork(h(MAGIC_MAIN)).name, 'main');
     assert.equal(legacyNetwork(h(MAGIC_TESTNET3)).name, 'testnet3');
     assert.equal(legacyNetwork(h(MAGIC_TESTNET4)).name, 'testnet4');
     assert.equal(legacyNetwork(h(MAGIC_SIGNET)).name, 'signet');
     assert.equal(legacyNetwork(h(MAGIC_REGTEST)).name, 'regtest');
-    assert.equal(codeOf(() => legacyNetwork(h('05 aa bb cc'))), 'ERR_UNKNOWN_PROTOCOL');
-    assert.equal(codeOf(() => legacyNetwork(h('f9 be b4 d8'))), 'ERR_UNKNOWN_PROTOCOL');
+    assert.equal(
+      codeOf(() => legacyNetwork(h('05 aa bb cc'))),
+      'ERR_UNKNOWN_PROTOCOL',
+    );
+    assert.equal(
+      codeOf(() => legacyNetwork(h('f9 be b4 d8'))),
+      'ERR_UNKNOWN_PROTOCOL',
+    );
   });
 
   it('with one configured: its magic (a custom one too) is it, another known one is ERR_V1_WRONG_NETWORK', () => {
     assert.equal(legacyNetwork(h(MAGIC_REGTEST), REGTEST), REGTEST);
     assert.equal(legacyNetwork(h('05 aa bb cc'), SIGNET_05), SIGNET_05);
-    assert.equal(codeOf(() => legacyNetwork(h(MAGIC_MAIN), REGTEST)), 'ERR_V1_WRONG_NETWORK');
-    assert.equal(codeOf(() => legacyNetwork(h(MAGIC_MAIN), SIGNET_05)), 'ERR_V1_WRONG_NETWORK');
-    assert.equal(codeOf(() => legacyNetwork(h('12 34 56 78'), REGTEST)), 'ERR_UNKNOWN_PROTOCOL');
+    assert.equal(
+      codeOf(() => legacyNetwork(h(MAGIC_MAIN), REGTEST)),
+      'ERR_V1_WRONG_NETWORK',
+    );
+    assert.equal(
+      codeOf(() => legacyNetwork(h(MAGIC_MAIN), SIGNET_05)),
+      'ERR_V1_WRONG_NETWORK',
+    );
+    assert.equal(
+      codeOf(() => legacyNetwork(h('12 34 56 78'), REGTEST)),
+      'ERR_UNKNOWN_PROTOCOL',
+    );
   });
 });
 
@@ -273,7 +317,7 @@ function versionWith(ip16: string, portBE: string, tail = 'ff'.repeat(40)): Buff
 }
 const MAPPED = '00 00 00 00 00 00 00 00 00 00 ff ff';
 
-describe('engine/detect: the legacy client\'s destination (versionDestination)', () => {
+describe("engine/detect: the legacy client's destination (versionDestination)", () => {
   it('addr_recv IPv4-mapped is the dotted IPv4 address, port big-endian', () => {
     assert.deepEqual(versionDestination(versionWith(MAPPED + '01 02 03 04', '20 8d')), { host: '1.2.3.4', port: 8333, kind: 'ipv4' });
     assert.deepEqual(versionDestination(versionWith(MAPPED + '7f 00 00 01', '48 2c')), { host: '127.0.0.1', port: 18476, kind: 'ipv4' });
@@ -281,7 +325,11 @@ describe('engine/detect: the legacy client\'s destination (versionDestination)',
   });
 
   it('addr_recv IPv6 is the compressed RFC 5952 text', () => {
-    assert.deepEqual(versionDestination(versionWith('20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01', '20 8d')), { host: '2001:db8::1', port: 8333, kind: 'ipv6' });
+    assert.deepEqual(versionDestination(versionWith('20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01', '20 8d')), {
+      host: '2001:db8::1',
+      port: 8333,
+      kind: 'ipv6',
+    });
     assert.deepEqual(versionDestination(versionWith('00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01', '00 01')), { host: '::1', port: 1, kind: 'ipv6' });
     // An OnionCat (Tor v2 era) address is only an IPv6 address: addr_recv cannot name an onion.
     assert.deepEqual(versionDestination(versionWith('fd 87 d8 7e eb 43 01 02 03 04 05 06 07 08 09 0a', '20 8d')), {
@@ -295,14 +343,31 @@ describe('engine/detect: the legacy client\'s destination (versionDestination)',
     const full = versionWith(MAPPED + '01 02 03 04', '20 8d', '');
     assert.equal(full.length, 46);
     assert.deepEqual(versionDestination(full), { host: '1.2.3.4', port: 8333, kind: 'ipv4' });
-    for (const n of [45, 44, 28, 0]) assert.equal(codeOf(() => versionDestination(full.subarray(0, n))), 'ERR_LEGACY_BAD_ADDR', `${n} bytes`);
+    for (const n of [45, 44, 28, 0])
+      assert.equal(
+        codeOf(() => versionDestination(full.subarray(0, n))),
+        'ERR_LEGACY_BAD_ADDR',
+        `${n} bytes`,
+      );
   });
 
   it('an unset address (0.0.0.0 mapped, or all zero) or port 0 is ERR_LEGACY_BAD_ADDR', () => {
-    assert.equal(codeOf(() => versionDestination(versionWith(MAPPED + '00 00 00 00', '20 8d'))), 'ERR_LEGACY_BAD_ADDR');
-    assert.equal(codeOf(() => versionDestination(versionWith('00'.repeat(16), '20 8d'))), 'ERR_LEGACY_BAD_ADDR');
-    assert.equal(codeOf(() => versionDestination(versionWith(MAPPED + '01 02 03 04', '00 00'))), 'ERR_LEGACY_BAD_ADDR');
-    assert.equal(codeOf(() => versionDestination(versionWith('20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01', '00 00'))), 'ERR_LEGACY_BAD_ADDR');
+    assert.equal(
+      codeOf(() => versionDestination(versionWith(MAPPED + '00 00 00 00', '20 8d'))),
+      'ERR_LEGACY_BAD_ADDR',
+    );
+    assert.equal(
+      codeOf(() => versionDestination(versionWith('00'.repeat(16), '20 8d'))),
+      'ERR_LEGACY_BAD_ADDR',
+    );
+    assert.equal(
+      codeOf(() => versionDestination(versionWith(MAPPED + '01 02 03 04', '00 00'))),
+      'ERR_LEGACY_BAD_ADDR',
+    );
+    assert.equal(
+      codeOf(() => versionDestination(versionWith('20 01 0d b8 00 00 00 00 00 00 00 00 00 00 00 01', '00 00'))),
+      'ERR_LEGACY_BAD_ADDR',
+    );
     // Only the port's high byte set, or only its low byte: both are real ports.
     assert.equal(versionDestination(versionWith(MAPPED + '01 02 03 04', '01 00')).port, 256);
     assert.equal(versionDestination(versionWith(MAPPED + '01 02 03 04', '00 01')).port, 1);
@@ -311,7 +376,17 @@ describe('engine/detect: the legacy client\'s destination (versionDestination)',
   it('reads addr_recv from offset 28, not the services before it or the bytes after it', () => {
     // addr_recv's services (offset 20..27) full of ones, addr_from-like bytes after the port.
     const p = h(
-      '80 11 01 00' + '09 04 00 00 00 00 00 00' + '00 e1 f5 05 00 00 00 00' + 'ff ff ff ff ff ff ff ff' + MAPPED + '0a 0b 0c 0d' + '20 8d' + '00 00 00 00 00 00 00 00' + MAPPED + '05 06 07 08' + '47 9d',
+      '80 11 01 00' +
+        '09 04 00 00 00 00 00 00' +
+        '00 e1 f5 05 00 00 00 00' +
+        'ff ff ff ff ff ff ff ff' +
+        MAPPED +
+        '0a 0b 0c 0d' +
+        '20 8d' +
+        '00 00 00 00 00 00 00 00' +
+        MAPPED +
+        '05 06 07 08' +
+        '47 9d',
     );
     assert.deepEqual(versionDestination(p), { host: '10.11.12.13', port: 8333, kind: 'ipv4' });
   });

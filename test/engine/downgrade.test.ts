@@ -87,7 +87,7 @@ describe('downgrade guard: never fall back to plaintext for a peer known to spea
     cleanups.push(() => socket.destroy());
     const ch = new MessageChannel(socket, MAIN.magic);
     await handshakeV1(ch);
-    a.channels[0]!.send('addr', addrPayload(port, services));
+    a.channels[0].send('addr', addrPayload(port, services));
     const got = await ch.next('addr');
     assert.deepEqual(got.payload, addrPayload(port, services), 'the gossip reaches the client unchanged');
   }

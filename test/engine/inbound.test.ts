@@ -34,27 +34,28 @@ describe('inbound: v2 in front of a v1-only node', function () {
     await node.stop();
   });
 
-  for (const impl of IMPLS) it(`a v2 initiator reaches the v1 node: handshake, ping/pong and large messages byte-exact, same session id${implLabel(impl)}`, async () => {
-    const peer = new MessageChannel(await connect(inboundPort), main.magic, { v2: 'initiator', impl });
-    peer.send('version', versionPayload());
-    await peer.next('version');
-    await peer.next('verack');
-    peer.send('verack');
-    peer.send('ping', Buffer.from('0102030405060708', 'hex'));
-    assert.deepEqual((await peer.next('pong')).payload, Buffer.from('0102030405060708', 'hex'));
-    for (const size of [0, 4096, 2_000_000]) {
-      const payload = randomBytes(size);
-      peer.send('echo', payload);
-      assert.ok((await peer.next('echo')).payload.equals(payload), `echo of ${size} bytes`);
-    }
-    // The node behind the proxy spoke plain v1.
-    assert.ok(!node.channels[0].isV2);
-    assert.equal(node.firstBytes[0].subarray(0, 4).toString('hex'), main.magic.toString('hex'));
-    const line = await proxy.waitLog(/established .*transport=inbound-v2/);
-    assert.match(line, new RegExp(`session_id=${peer.sessionId!.toString('hex')}`));
-    assert.match(line, /frontend=inbound/);
-    peer.socket.destroy();
-  });
+  for (const impl of IMPLS)
+    it(`a v2 initiator reaches the v1 node: handshake, ping/pong and large messages byte-exact, same session id${implLabel(impl)}`, async () => {
+      const peer = new MessageChannel(await connect(inboundPort), main.magic, { v2: 'initiator', impl });
+      peer.send('version', versionPayload());
+      await peer.next('version');
+      await peer.next('verack');
+      peer.send('verack');
+      peer.send('ping', Buffer.from('0102030405060708', 'hex'));
+      assert.deepEqual((await peer.next('pong')).payload, Buffer.from('0102030405060708', 'hex'));
+      for (const size of [0, 4096, 2_000_000]) {
+        const payload = randomBytes(size);
+        peer.send('echo', payload);
+        assert.ok((await peer.next('echo')).payload.equals(payload), `echo of ${size} bytes`);
+      }
+      // The node behind the proxy spoke plain v1.
+      assert.ok(!node.channels[0].isV2);
+      assert.equal(node.firstBytes[0].subarray(0, 4).toString('hex'), main.magic.toString('hex'));
+      const line = await proxy.waitLog(/established .*transport=inbound-v2/);
+      assert.match(line, new RegExp(`session_id=${peer.sessionId!.toString('hex')}`));
+      assert.match(line, /frontend=inbound/);
+      peer.socket.destroy();
+    });
 
   it('a v1 peer is relayed to the node untouched, as a v2-capable node would accept it', async () => {
     const peer = new MessageChannel(await connect(inboundPort), main.magic);
@@ -68,7 +69,7 @@ describe('inbound: v2 in front of a v1-only node', function () {
     peer.socket.destroy();
   });
 
-  it('a v1 VERSION with another network\'s magic is closed with a log line', async () => {
+  it("a v1 VERSION with another network's magic is closed with a log line", async () => {
     const peer = new MessageChannel(await connect(inboundPort), testnet.magic);
     peer.send('version', versionPayload());
     await peer.waitClosed();
@@ -95,7 +96,7 @@ describe('inbound: v2 in front of a v1-only node', function () {
   });
 });
 
-describe('inbound without --network: the peer\'s network is found from its handshake', function () {
+describe("inbound without --network: the peer's network is found from its handshake", function () {
   const regtest = networkByName('regtest')!;
   let node: TestNode;
   let proxy: TestProxy;
@@ -108,16 +109,17 @@ describe('inbound without --network: the peer\'s network is found from its hands
     await node.stop();
   });
 
-  for (const impl of IMPLS) it(`a regtest v2 initiator reaches a regtest node, and the established line names regtest${implLabel(impl)}`, async () => {
-    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0]!.port), regtest.magic, { v2: 'initiator', impl });
-    peer.send('version', versionPayload());
-    await peer.next('version');
-    await peer.next('verack');
-    assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v2/);
-  });
+  for (const impl of IMPLS)
+    it(`a regtest v2 initiator reaches a regtest node, and the established line names regtest${implLabel(impl)}`, async () => {
+      const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0].port), regtest.magic, { v2: 'initiator', impl });
+      peer.send('version', versionPayload());
+      await peer.next('version');
+      await peer.next('verack');
+      assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v2/);
+    });
 
   it('a regtest v1 peer is relayed as v1, named regtest', async () => {
-    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0]!.port), regtest.magic);
+    const peer = new MessageChannel(await connect(proxy.server.inboundAddresses[0].port), regtest.magic);
     peer.send('version', versionPayload());
     await peer.next('version');
     assert.match(await proxy.waitLog(/established/), /network=regtest transport=inbound-v1/);

@@ -37,7 +37,8 @@ async function connect(port: number): Promise<net.Socket> {
 
 /** A v2 initiator driven by hand over a socket, so a test can write altered bytes. */
 async function rawInitiator(impl: Impl, socket: net.Socket, v: PeerVariant = {}): Promise<V2Transport | IndependentV2Peer> {
-  const t = impl === 'ours' ? new V2Transport({ role: 'initiator', magic: main.magic, ...v }) : new IndependentV2Peer({ role: 'initiator', magic: main.magic, ...v });
+  const t =
+    impl === 'ours' ? new V2Transport({ role: 'initiator', magic: main.magic, ...v }) : new IndependentV2Peer({ role: 'initiator', magic: main.magic, ...v });
   for (const ev of t.start()) if (ev.type === 'send') socket.write(ev.data);
   await new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer): void => {
@@ -50,7 +51,7 @@ async function rawInitiator(impl: Impl, socket: net.Socket, v: PeerVariant = {})
           }
         }
       } catch (err) {
-        reject(err as Error);
+        reject(err);
       }
     };
     socket.on('data', onData);
@@ -79,7 +80,11 @@ for (const impl of IMPLS) {
     }
 
     it('4095 bytes of garbage, 10 decoys and non-empty version contents: the session works', async () => {
-      node = await nodeWith(impl, { garbage: randomBytes(4095), decoys: Array.from({ length: 10 }, (_, k) => randomBytes(1 + k * 10)), versionContents: randomBytes(50) });
+      node = await nodeWith(impl, {
+        garbage: randomBytes(4095),
+        decoys: Array.from({ length: 10 }, (_, k) => randomBytes(1 + k * 10)),
+        versionContents: randomBytes(50),
+      });
       proxy = await startProxy();
       const { ch } = await client();
       await handshakeV1(ch);
@@ -133,7 +138,12 @@ for (const impl of IMPLS) {
         v2: 'initiator',
         impl,
         transportOptions: { garbage: randomBytes(4095), decoys: [randomBytes(3), Buffer.alloc(0)], versionContents: Buffer.from('feature') },
-        independentOptions: { garbage: randomBytes(4095), decoys: [randomBytes(3), Buffer.alloc(0)], versionContents: Buffer.from('feature'), appDecoys: () => [randomBytes(9)] },
+        independentOptions: {
+          garbage: randomBytes(4095),
+          decoys: [randomBytes(3), Buffer.alloc(0)],
+          versionContents: Buffer.from('feature'),
+          appDecoys: () => [randomBytes(9)],
+        },
       });
       peer.send('version', versionPayload());
       await peer.next('version');
@@ -146,7 +156,10 @@ for (const impl of IMPLS) {
 
     it('4096 bytes of garbage: closed with ERR_V2_NO_TERMINATOR', async () => {
       const socket = await connect(inboundPort);
-      const t = impl === 'ours' ? new V2Transport({ role: 'initiator', magic: main.magic, garbage: randomBytes(4096) }) : new IndependentV2Peer({ role: 'initiator', magic: main.magic, garbage: randomBytes(4096) });
+      const t =
+        impl === 'ours'
+          ? new V2Transport({ role: 'initiator', magic: main.magic, garbage: randomBytes(4096) })
+          : new IndependentV2Peer({ role: 'initiator', magic: main.magic, garbage: randomBytes(4096) });
       for (const ev of t.start()) if (ev.type === 'send') socket.write(ev.data);
       socket.on('data', (chunk: Buffer) => {
         for (const ev of t.receive(chunk)) if (ev.type === 'send') socket.write(ev.data);
@@ -160,7 +173,7 @@ for (const impl of IMPLS) {
       const socket = await connect(inboundPort);
       const t = await rawInitiator(impl, socket);
       const pkt = Buffer.from(t.encrypt([prefix(impl, 'version'), versionPayload()]));
-      pkt[pkt.length - 1]! ^= 0x01;
+      pkt[pkt.length - 1] ^= 0x01;
       socket.write(pkt);
       await new Promise((r) => socket.once('close', r));
       assert.match(await proxy.waitLog(/closed/), /code=ERR_V2_BAD_TAG/);
@@ -173,7 +186,7 @@ function keyStartingWith(head: Buffer): { privateKey: Uint8Array; ellswift: Buff
   for (;;) {
     const { privateKey } = ellswiftCreate();
     const uBytes = Buffer.concat([head, randomBytes(32 - head.length)]);
-    const t = xswiftecInv(pubX(privateKey), fromBe(uBytes), randomBytes(1)[0]! & 7);
+    const t = xswiftecInv(pubX(privateKey), fromBe(uBytes), randomBytes(1)[0] & 7);
     if (t !== null) return { privateKey, ellswift: Buffer.concat([uBytes, Buffer.from(be32(t))]) };
   }
 }
@@ -200,13 +213,13 @@ for (const impl of IMPLS) {
       const original = socket.write.bind(socket);
       const write = (data: Uint8Array): boolean => original(data);
       let first = true;
-      socket.write = ((data: Uint8Array) => {
+      socket.write = (data: Uint8Array) => {
         if (!first) return write(data);
         first = false;
         write(data.subarray(0, 15));
         setTimeout(() => write(data.subarray(15)), 100);
         return true;
-      }) as typeof socket.write;
+      };
       return new MessageChannel(socket, main.magic, { v2: 'initiator', impl, transportOptions: { key }, independentOptions: { key } });
     }
 

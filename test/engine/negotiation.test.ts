@@ -31,7 +31,9 @@ describe('negotiation', function () {
       const host = Buffer.from('127.0.0.1');
       const port = Buffer.alloc(2);
       port.writeUInt16BE(node.port);
-      s.write(Buffer.concat([Buffer.from([5, 1, 0]), Buffer.from([5, 1, 0, 3, host.length]), host, port, serializeV1(MAIN.magic, 'version', versionPayload())]));
+      s.write(
+        Buffer.concat([Buffer.from([5, 1, 0]), Buffer.from([5, 1, 0, 3, host.length]), host, port, serializeV1(MAIN.magic, 'version', versionPayload())]),
+      );
       // Method reply (2 bytes) and CONNECT reply (10 bytes), then the node's VERSION over v1.
       const replies = await new Promise<Buffer>((resolve) => {
         let got = Buffer.alloc(0);

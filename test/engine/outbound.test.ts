@@ -8,134 +8,146 @@ import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { networkByName } from '../../src/networks.js';
-import { IMPLS, MessageChannel, byteReader, handshakeV1, implLabel, serveLikeANode, socks5Connect, startTestNode, type TestNode, versionPayload } from '../helpers/node.js';
+import {
+  IMPLS,
+  MessageChannel,
+  byteReader,
+  handshakeV1,
+  implLabel,
+  serveLikeANode,
+  socks5Connect,
+  startTestNode,
+  type TestNode,
+  versionPayload,
+} from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 
 const main = networkByName('main')!;
 const regtest = networkByName('regtest')!;
 
-for (const impl of IMPLS) describe(`outbound: v1 client through the proxy to a v2 node${implLabel(impl)}`, function () {
-  let node: TestNode;
-  let proxy: TestProxy;
-  beforeEach(async () => {
-    node = await startTestNode(main.magic, 'v2', {}, { impl });
-    proxy = await startProxy();
-  });
-  afterEach(async () => {
-    await proxy.stop();
-    await node.stop();
-  });
-
-  it('SOCKS5: handshake, ping/pong and multi-megabyte messages both ways arrive byte-exact over v2', async () => {
-    const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
-    assert.equal(rep, 0);
-    const client = new MessageChannel(socket, main.magic);
-    await handshakeV1(client);
-    const nonce = randomBytes(8);
-    client.send('ping', nonce);
-    assert.deepEqual((await client.next('pong')).payload, nonce);
-    for (const size of [0, 1, 250, 65_536, 3_000_000, 4_000_000]) {
-      const payload = randomBytes(size);
-      client.send('echo', payload);
-      const back = await client.next('echo');
-      assert.ok(back.payload.equals(payload), `echo of ${size} bytes differs`);
-    }
-    // The node saw a v2 connection and the proxy logged the same BIP324 session id.
-    const peer = node.channels[0];
-    assert.ok(peer.isV2, 'the node must have been reached over v2');
-    assert.ok(peer.sessionId !== undefined);
-    const line = await proxy.waitLog(/established .*transport=v2/);
-    assert.match(line, new RegExp(`session_id=${peer.sessionId!.toString('hex')}`));
-    assert.match(line, /frontend=socks5/);
-    const rec = proxy.server.connections[0];
-    assert.equal(rec.sessionId, peer.sessionId!.toString('hex'));
-    assert.equal(rec.msgsToPeer, 1 + 1 + 1 + 6);
-    client.socket.destroy();
-    await proxy.waitLog(/closed .*bytes_to_peer=\d+/);
-  });
-
-  it('700 pings answered in order: both directions of the session rekey three times (224 packets each)', async () => {
-    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
-    const client = new MessageChannel(socket, main.magic);
-    await handshakeV1(client);
-    const nonces = Array.from({ length: 700 }, () => randomBytes(8));
-    for (const n of nonces) client.send('ping', n);
-    await client.until(() => client.received.filter((m) => m.command === 'pong').length === nonces.length || client.closed, 20_000, '700 pongs');
-    assert.deepEqual(
-      client.received.filter((m) => m.command === 'pong').map((m) => m.payload.toString('hex')),
-      nonces.map((n) => n.toString('hex')),
-    );
-    socket.destroy();
-  });
-
-  it('SOCKS5 with unauthenticated greeting 05 01 00 works the same', async () => {
-    const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port, null);
-    assert.equal(rep, 0);
-    const client = new MessageChannel(socket, main.magic);
-    await handshakeV1(client);
-    assert.ok(node.channels[0].isV2);
-    socket.destroy();
-  });
-
-  it('legacy mode: the destination comes from addr_recv of the client VERSION', async () => {
-    const socket = net.connect(proxy.port, '127.0.0.1');
-    await new Promise((r) => socket.once('connect', r));
-    const client = new MessageChannel(socket, main.magic);
-    await handshakeV1(client, { host: '127.0.0.1', port: node.port });
-    const payload = randomBytes(2_500_000);
-    client.send('echo', payload);
-    assert.ok((await client.next('echo')).payload.equals(payload));
-    assert.ok(node.channels[0].isV2);
-    await proxy.waitLog(/established .*frontend=legacy .*transport=v2/);
-    socket.destroy();
-  });
-
-  it('legacy mode: an IPv6 addr_recv (::1) is dialed as IPv6', async function () {
-    const v6 = net.createServer();
-    const ok = await new Promise<boolean>((resolve) => {
-      v6.once('error', () => resolve(false));
-      v6.listen(0, '::1', () => resolve(true));
+for (const impl of IMPLS)
+  describe(`outbound: v1 client through the proxy to a v2 node${implLabel(impl)}`, function () {
+    let node: TestNode;
+    let proxy: TestProxy;
+    beforeEach(async () => {
+      node = await startTestNode(main.magic, 'v2', {}, { impl });
+      proxy = await startProxy();
     });
-    if (!ok) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
-    const port = (v6.address() as net.AddressInfo).port;
-    const accepted = new Promise<net.Socket>((resolve) => v6.once('connection', resolve));
-    const socket = net.connect(proxy.port, '127.0.0.1');
-    socket.on('error', () => {});
-    await new Promise((r) => socket.once('connect', r));
-    new MessageChannel(socket, main.magic).send('version', versionPayload({ host: '::1', port }));
-    const remote = await accepted;
-    assert.equal(remote.remoteFamily, 'IPv6');
-    remote.destroy();
-    socket.destroy();
-    v6.close();
-  });
+    afterEach(async () => {
+      await proxy.stop();
+      await node.stop();
+    });
 
-  it('legacy mode: a zero addr_recv is refused with a log line that says why', async () => {
-    const socket = net.connect(proxy.port, '127.0.0.1');
-    await new Promise((r) => socket.once('connect', r));
-    const client = new MessageChannel(socket, main.magic);
-    client.send('version', versionPayload());
-    await client.waitClosed();
-    assert.match(await proxy.waitLog(/refused/), /code=ERR_LEGACY_BAD_ADDR .*zero/);
-    assert.equal(node.accepted, 0);
-  });
+    it('SOCKS5: handshake, ping/pong and multi-megabyte messages both ways arrive byte-exact over v2', async () => {
+      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      assert.equal(rep, 0);
+      const client = new MessageChannel(socket, main.magic);
+      await handshakeV1(client);
+      const nonce = randomBytes(8);
+      client.send('ping', nonce);
+      assert.deepEqual((await client.next('pong')).payload, nonce);
+      for (const size of [0, 1, 250, 65_536, 3_000_000, 4_000_000]) {
+        const payload = randomBytes(size);
+        client.send('echo', payload);
+        const back = await client.next('echo');
+        assert.ok(back.payload.equals(payload), `echo of ${size} bytes differs`);
+      }
+      // The node saw a v2 connection and the proxy logged the same BIP324 session id.
+      const peer = node.channels[0];
+      assert.ok(peer.isV2, 'the node must have been reached over v2');
+      assert.ok(peer.sessionId !== undefined);
+      const line = await proxy.waitLog(/established .*transport=v2/);
+      assert.match(line, new RegExp(`session_id=${peer.sessionId.toString('hex')}`));
+      assert.match(line, /frontend=socks5/);
+      const rec = proxy.server.connections[0];
+      assert.equal(rec.sessionId, peer.sessionId.toString('hex'));
+      assert.equal(rec.msgsToPeer, 1 + 1 + 1 + 6);
+      client.socket.destroy();
+      await proxy.waitLog(/closed .*bytes_to_peer=\d+/);
+    });
 
-  it('passthrough: a client that speaks v2 itself reaches the v2 node end to end', async () => {
-    const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
-    assert.equal(rep, 0);
-    const client = new MessageChannel(socket, main.magic, { v2: 'initiator', impl });
-    await handshakeV1(client);
-    const payload = randomBytes(1_000_000);
-    client.send('echo', payload);
-    assert.ok((await client.next('echo')).payload.equals(payload));
-    // Same session id at both ends: the proxy did not terminate the encryption.
-    assert.ok(client.sessionId !== undefined);
-    assert.deepEqual(client.sessionId, node.channels[0].sessionId);
-    await proxy.waitLog(/established .*transport=passthrough/);
-    socket.destroy();
+    it('700 pings answered in order: both directions of the session rekey three times (224 packets each)', async () => {
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      const client = new MessageChannel(socket, main.magic);
+      await handshakeV1(client);
+      const nonces = Array.from({ length: 700 }, () => randomBytes(8));
+      for (const n of nonces) client.send('ping', n);
+      await client.until(() => client.received.filter((m) => m.command === 'pong').length === nonces.length || client.closed, 20_000, '700 pongs');
+      assert.deepEqual(
+        client.received.filter((m) => m.command === 'pong').map((m) => m.payload.toString('hex')),
+        nonces.map((n) => n.toString('hex')),
+      );
+      socket.destroy();
+    });
+
+    it('SOCKS5 with unauthenticated greeting 05 01 00 works the same', async () => {
+      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port, null);
+      assert.equal(rep, 0);
+      const client = new MessageChannel(socket, main.magic);
+      await handshakeV1(client);
+      assert.ok(node.channels[0].isV2);
+      socket.destroy();
+    });
+
+    it('legacy mode: the destination comes from addr_recv of the client VERSION', async () => {
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      const client = new MessageChannel(socket, main.magic);
+      await handshakeV1(client, { host: '127.0.0.1', port: node.port });
+      const payload = randomBytes(2_500_000);
+      client.send('echo', payload);
+      assert.ok((await client.next('echo')).payload.equals(payload));
+      assert.ok(node.channels[0].isV2);
+      await proxy.waitLog(/established .*frontend=legacy .*transport=v2/);
+      socket.destroy();
+    });
+
+    it('legacy mode: an IPv6 addr_recv (::1) is dialed as IPv6', async function () {
+      const v6 = net.createServer();
+      const ok = await new Promise<boolean>((resolve) => {
+        v6.once('error', () => resolve(false));
+        v6.listen(0, '::1', () => resolve(true));
+      });
+      if (!ok) skipBecause(this, 'no IPv6 loopback (::1) on this machine');
+      const port = (v6.address() as net.AddressInfo).port;
+      const accepted = new Promise<net.Socket>((resolve) => v6.once('connection', resolve));
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      socket.on('error', () => {});
+      await new Promise((r) => socket.once('connect', r));
+      new MessageChannel(socket, main.magic).send('version', versionPayload({ host: '::1', port }));
+      const remote = await accepted;
+      assert.equal(remote.remoteFamily, 'IPv6');
+      remote.destroy();
+      socket.destroy();
+      v6.close();
+    });
+
+    it('legacy mode: a zero addr_recv is refused with a log line that says why', async () => {
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      const client = new MessageChannel(socket, main.magic);
+      client.send('version', versionPayload());
+      await client.waitClosed();
+      assert.match(await proxy.waitLog(/refused/), /code=ERR_LEGACY_BAD_ADDR .*zero/);
+      assert.equal(node.accepted, 0);
+    });
+
+    it('passthrough: a client that speaks v2 itself reaches the v2 node end to end', async () => {
+      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      assert.equal(rep, 0);
+      const client = new MessageChannel(socket, main.magic, { v2: 'initiator', impl });
+      await handshakeV1(client);
+      const payload = randomBytes(1_000_000);
+      client.send('echo', payload);
+      assert.ok((await client.next('echo')).payload.equals(payload));
+      // Same session id at both ends: the proxy did not terminate the encryption.
+      assert.ok(client.sessionId !== undefined);
+      assert.deepEqual(client.sessionId, node.channels[0].sessionId);
+      await proxy.waitLog(/established .*transport=passthrough/);
+      socket.destroy();
+    });
   });
-});
 
 describe('outbound: v1 fallback', function () {
   for (const mode of ['v1-close', 'v1-hang'] as const) {
@@ -222,7 +234,10 @@ describe('outbound: v1 fallback', function () {
   for (const v2Only of [false, true]) {
     it(`stops reading a client that floods before the remote answered${v2Only ? ' (--v2-only, nothing kept for a replay)' : ''}`, async () => {
       const node = await startTestNode(main.magic, 'v1-hang');
-      const proxy = await startProxy({ downgradeGuard: v2Only ? 'all' : 'known', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 10_000, idleMs: 60_000 } });
+      const proxy = await startProxy({
+        downgradeGuard: v2Only ? 'all' : 'known',
+        timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 10_000, idleMs: 60_000 },
+      });
       try {
         const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
         const client = new MessageChannel(socket, main.magic);

@@ -65,74 +65,75 @@ async function startScriptedUpstream(rep: number | 'silent'): Promise<{ port: nu
   };
 }
 
-for (const impl of IMPLS) describe(`upstream SOCKS5 chaining (microsocks)${implLabel(impl)}`, function () {
-  let node: TestNode;
-  let proxy: TestProxy | undefined;
-  beforeEach(async () => {
-    node = await startTestNode(main.magic, 'v2', {}, { impl });
-  });
-  afterEach(async () => {
-    await proxy?.stop();
-    proxy = undefined;
-    await node.stop();
-  });
+for (const impl of IMPLS)
+  describe(`upstream SOCKS5 chaining (microsocks)${implLabel(impl)}`, function () {
+    let node: TestNode;
+    let proxy: TestProxy | undefined;
+    beforeEach(async () => {
+      node = await startTestNode(main.magic, 'v2', {}, { impl });
+    });
+    afterEach(async () => {
+      await proxy?.stop();
+      proxy = undefined;
+      await node.stop();
+    });
 
-  it('reaches a v2 node through an upstream SOCKS5 proxy', async () => {
-    const ms = await startMicrosocks();
-    try {
-      proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: ms.port } });
-      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
-      assert.equal(rep, 0);
-      const client = new MessageChannel(socket, main.magic);
-      await handshakeV1(client);
-      client.send('ping', Buffer.alloc(8, 7));
-      assert.deepEqual((await client.next('pong')).payload, Buffer.alloc(8, 7));
-      assert.ok(node.channels[0].isV2);
-      socket.destroy();
-    } finally {
-      await ms.stop();
-    }
-  });
+    it('reaches a v2 node through an upstream SOCKS5 proxy', async () => {
+      const ms = await startMicrosocks();
+      try {
+        proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: ms.port } });
+        const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+        assert.equal(rep, 0);
+        const client = new MessageChannel(socket, main.magic);
+        await handshakeV1(client);
+        client.send('ping', Buffer.alloc(8, 7));
+        assert.deepEqual((await client.next('pong')).payload, Buffer.alloc(8, 7));
+        assert.ok(node.channels[0].isV2);
+        socket.destroy();
+      } finally {
+        await ms.stop();
+      }
+    });
 
-  it("passes the client's SOCKS credentials on: only they satisfy an upstream that requires a password", async () => {
-    const ms = await startMicrosocks({ user: 'alice-7f3a', pass: 's3cret-7f3a' });
-    try {
-      proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: ms.port } });
-      const good = await socks5Connect(proxy.port, '127.0.0.1', node.port, { user: 'alice-7f3a', pass: 's3cret-7f3a' });
-      assert.equal(good.rep, 0);
-      const client = new MessageChannel(good.socket, main.magic);
-      await handshakeV1(client);
-      assert.ok(node.channels[0].isV2);
-      good.socket.destroy();
+    it("passes the client's SOCKS credentials on: only they satisfy an upstream that requires a password", async () => {
+      const ms = await startMicrosocks({ user: 'alice-7f3a', pass: 's3cret-7f3a' });
+      try {
+        proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: ms.port } });
+        const good = await socks5Connect(proxy.port, '127.0.0.1', node.port, { user: 'alice-7f3a', pass: 's3cret-7f3a' });
+        assert.equal(good.rep, 0);
+        const client = new MessageChannel(good.socket, main.magic);
+        await handshakeV1(client);
+        assert.ok(node.channels[0].isV2);
+        good.socket.destroy();
 
-      const bad = await socks5Connect(proxy.port, '127.0.0.1', node.port, { user: 'mallory', pass: 'guess' });
-      assert.equal(bad.rep, 0x01, 'an upstream authentication failure is a general failure');
-      bad.socket.destroy();
-      const line = await proxy.waitLog(/refused.*ERR_UPSTREAM_PROXY/);
-      assert.doesNotMatch(proxy.logs.join('\n'), /s3cret|guess/, 'credentials never appear in logs');
-      assert.match(line, /reason=/);
-    } finally {
-      await ms.stop();
-    }
-  });
+        const bad = await socks5Connect(proxy.port, '127.0.0.1', node.port, { user: 'mallory', pass: 'guess' });
+        assert.equal(bad.rep, 0x01, 'an upstream authentication failure is a general failure');
+        bad.socket.destroy();
+        const line = await proxy.waitLog(/refused.*ERR_UPSTREAM_PROXY/);
+        assert.doesNotMatch(proxy.logs.join('\n'), /s3cret|guess/, 'credentials never appear in logs');
+        assert.match(line, /reason=/);
+      } finally {
+        await ms.stop();
+      }
+    });
 
-  it('a v1 fallback through the upstream proxy reuses the same credentials (one Tor circuit)', async () => {
-    const v1node = await startTestNode(main.magic, 'v1-close');
-    const ms = await startMicrosocks({ user: 'bob-1', pass: 'pw-1' });
-    try {
-      proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: ms.port } });
-      const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', v1node.port, { user: 'bob-1', pass: 'pw-1' });
-      assert.equal(rep, 0);
-      const client = new MessageChannel(socket, main.magic);
-      await handshakeV1(client);
-      assert.equal(v1node.accepted, 2);
-      socket.destroy();
-    } finally {
-      await ms.stop();
-      await v1node.stop();
-    }
+    it('a v1 fallback through the upstream proxy reuses the same credentials (one Tor circuit)', async () => {
+      const v1node = await startTestNode(main.magic, 'v1-close');
+      const ms = await startMicrosocks({ user: 'bob-1', pass: 'pw-1' });
+      try {
+        proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: ms.port } });
+        const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', v1node.port, { user: 'bob-1', pass: 'pw-1' });
+        assert.equal(rep, 0);
+        const client = new MessageChannel(socket, main.magic);
+        await handshakeV1(client);
+        assert.equal(v1node.accepted, 2);
+        socket.destroy();
+      } finally {
+        await ms.stop();
+        await v1node.stop();
+      }
+    });
   });
-});
 
 describe('SOCKS5 reply codes, end to end', function () {
   let proxy: TestProxy | undefined;

@@ -74,7 +74,10 @@ describe('V2PeerTable', () => {
       t.note('1.0.0.1', 8333, 'session', 'itself');
       t.note('abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion', 8333, 'gossip', '[2001:db8::1]:8333');
       await t.saveFile(path('peers.json'));
-      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('peers.json')), ['peers.json']);
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.startsWith('peers.json')),
+        ['peers.json'],
+      );
       const u = new V2PeerTable(100, clock);
       assert.equal(u.loadFile(path('peers.json')), 2);
       assert.equal(u.lookup('1.0.0.1', 8333)?.source, 'session');
@@ -98,16 +101,37 @@ describe('V2PeerTable', () => {
     for (const [what, text] of [
       ['not JSON', '{"format": "bip324-proxy v2 peers 1", "peers": ['],
       ['another format', JSON.stringify({ format: 'something else', peers: [] })],
-      ['an entry that is not host:port', JSON.stringify({ format: 'bip324-proxy v2 peers 1', peers: [{ peer: 'no port', source: 'session', seen: 1, expires: 2, from: '' }] })],
-      ['an unknown source', JSON.stringify({ format: 'bip324-proxy v2 peers 1', peers: [{ peer: '1.2.3.4:8333', source: 'rumour', seen: 1, expires: 2, from: '' }] })],
-      ['a gossip entry trusted longer than gossip may be', JSON.stringify({ format: 'bip324-proxy v2 peers 1', peers: [{ peer: '1.2.3.4:8333', source: 'gossip', seen: 1_800_000_000_000, expires: 1_800_000_000_000 + 30 * DAY, from: '' }] })],
-      ['more entries than the table holds', JSON.stringify({ format: 'bip324-proxy v2 peers 1', peers: Array.from({ length: 101 }, (_, i) => ({ peer: `1.0.0.${i % 250}:8333`, source: 'session', seen: 1, expires: 2, from: '' })) })],
+      [
+        'an entry that is not host:port',
+        JSON.stringify({ format: 'bip324-proxy v2 peers 1', peers: [{ peer: 'no port', source: 'session', seen: 1, expires: 2, from: '' }] }),
+      ],
+      [
+        'an unknown source',
+        JSON.stringify({ format: 'bip324-proxy v2 peers 1', peers: [{ peer: '1.2.3.4:8333', source: 'rumour', seen: 1, expires: 2, from: '' }] }),
+      ],
+      [
+        'a gossip entry trusted longer than gossip may be',
+        JSON.stringify({
+          format: 'bip324-proxy v2 peers 1',
+          peers: [{ peer: '1.2.3.4:8333', source: 'gossip', seen: 1_800_000_000_000, expires: 1_800_000_000_000 + 30 * DAY, from: '' }],
+        }),
+      ],
+      [
+        'more entries than the table holds',
+        JSON.stringify({
+          format: 'bip324-proxy v2 peers 1',
+          peers: Array.from({ length: 101 }, (_, i) => ({ peer: `1.0.0.${i % 250}:8333`, source: 'session', seen: 1, expires: 2, from: '' })),
+        }),
+      ],
     ] as const) {
       it(`refuses a file with ${what}, naming the file and the reason, and keeps the table as it was`, () => {
         writeFileSync(path('bad.json'), text);
         const t = new V2PeerTable(100, clock);
         t.note('7.7.7.7', 8333, 'session', 'itself');
-        assert.throws(() => t.loadFile(path('bad.json')), (e: Error) => e.message.startsWith(path('bad.json')));
+        assert.throws(
+          () => t.loadFile(path('bad.json')),
+          (e: Error) => e.message.startsWith(path('bad.json')),
+        );
         assert.ok(t.lookup('7.7.7.7', 8333));
       });
     }

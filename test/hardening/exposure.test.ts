@@ -177,7 +177,10 @@ describe('hardening: safe to expose (issue 8)', function () {
       cleanups.push(() => socket.destroy());
       const before = await heldMemory();
       // A VERSION, then a stream of empty messages: all held until the remote's key arrives (never).
-      const stream = Buffer.concat([serializeV1(MAIN.magic, 'version', versionPayload()), ...Array.from({ length: 8000 }, () => serializeV1(MAIN.magic, 'verack', Buffer.alloc(0)))]);
+      const stream = Buffer.concat([
+        serializeV1(MAIN.magic, 'version', versionPayload()),
+        ...Array.from({ length: 8000 }, () => serializeV1(MAIN.magic, 'verack', Buffer.alloc(0))),
+      ]);
       await trickle(socket, stream);
       const grown = (await heldMemory()) - before;
       assert.ok(grown < 3_000_000, `proxy memory grew by ${grown} bytes for ${stream.length} trickled bytes`);
@@ -223,7 +226,11 @@ describe('hardening: safe to expose (issue 8)', function () {
     it('--v2-only with a silent remote: a client streaming empty messages is paused after 64 KiB instead of queued without end', async () => {
       const node = await startTestNode(MAIN.magic, 'v1-hang');
       cleanups.push(() => node.stop());
-      const proxy = await startProxy({ logLevel: 'info', downgradeGuard: 'all', timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 30_000, idleMs: 60_000 } });
+      const proxy = await startProxy({
+        logLevel: 'info',
+        downgradeGuard: 'all',
+        timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 30_000, idleMs: 60_000 },
+      });
       cleanups.push(() => proxy.stop());
       const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
       cleanups.push(() => socket.destroy());
@@ -269,7 +276,7 @@ describe('hardening: safe to expose (issue 8)', function () {
       };
       const proxy = await startProxy({ inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }] }, { observer });
       cleanups.push(() => proxy.stop());
-      const inboundPort = proxy.server.inboundAddresses[0]!.port;
+      const inboundPort = proxy.server.inboundAddresses[0].port;
       const first = await connect(inboundPort);
       assert.ok(await closedWithin(first, 3000));
       assert.match(await proxy.waitLog(/refused .*code=ERR_INTERNAL/), /observer bug/);
@@ -281,7 +288,7 @@ describe('hardening: safe to expose (issue 8)', function () {
     });
   });
 
-  describe('5. an inbound target that is the proxy\'s own listener is refused at start-up', () => {
+  describe("5. an inbound target that is the proxy's own listener is refused at start-up", () => {
     it('--inbound 127.0.0.1:P=127.0.0.1:P does not start (instead of fanning out to the connection limit)', async () => {
       const port = await freePort();
       const server = new ProxyServer(
@@ -313,7 +320,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }],
       });
       cleanups.push(() => proxy.stop());
-      const inboundPort = proxy.server.inboundAddresses[0]!.port;
+      const inboundPort = proxy.server.inboundAddresses[0].port;
       const held: net.Socket[] = [];
       cleanups.push(() => held.forEach((s) => s.destroy()));
       // Each sends a v1 prefix's worth and holds on, as in the attack.
@@ -339,7 +346,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }],
       });
       cleanups.push(() => proxy.stop());
-      const port = proxy.server.inboundAddresses[0]!.port;
+      const port = proxy.server.inboundAddresses[0].port;
       const a = [await connect(port, '127.0.0.1'), await connect(port, '127.0.0.1')];
       cleanups.push(() => a.forEach((s) => s.destroy()));
       await sleep(100);
@@ -364,7 +371,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }],
       });
       cleanups.push(() => proxy.stop());
-      const port = proxy.server.inboundAddresses[0]!.port;
+      const port = proxy.server.inboundAddresses[0].port;
       const silent = [await connect(port), await connect(port), await connect(port)];
       cleanups.push(() => silent.forEach((s) => s.destroy()));
       await sleep(100);
@@ -372,7 +379,7 @@ describe('hardening: safe to expose (issue 8)', function () {
       assert.ok(await closedWithin(fourth, 3000));
       assert.match(await proxy.waitLog(/refused .*code=ERR_HANDSHAKE_BUSY/), /handshakes in progress/);
       // Finish one of the three handshakes: a slot frees up.
-      const ch = new MessageChannel(silent[0]!, MAIN.magic, { v2: 'initiator' });
+      const ch = new MessageChannel(silent[0], MAIN.magic, { v2: 'initiator' });
       ch.send('version', versionPayload());
       await ch.next('version');
       const fifth = await connect(port);
@@ -394,7 +401,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         { now: () => now },
       );
       cleanups.push(() => proxy.stop());
-      const port = proxy.server.inboundAddresses[0]!.port;
+      const port = proxy.server.inboundAddresses[0].port;
       const sockets: net.Socket[] = [];
       cleanups.push(() => sockets.forEach((s) => s.destroy()));
       for (let i = 0; i < 6; i++) sockets.push(await connect(port));
@@ -422,8 +429,8 @@ describe('hardening: safe to expose (issue 8)', function () {
         const ch = new MessageChannel(socket, custom.magic);
         await handshakeV1(ch);
         // The remote saw a v2 key, not the client's VERSION in clear.
-        assert.ok(!node.firstBytes[0]!.subarray(4, 16).equals(Buffer.from('76657273696f6e0000000000', 'hex')), 'plaintext VERSION reached the remote');
-        assert.ok(node.channels[0]!.isV2, 'the remote speaks v2 with the client');
+        assert.ok(!node.firstBytes[0].subarray(4, 16).equals(Buffer.from('76657273696f6e0000000000', 'hex')), 'plaintext VERSION reached the remote');
+        assert.ok(node.channels[0].isV2, 'the remote speaks v2 with the client');
         assert.match(await proxy.waitLog(/unknown network magic/), /--magic 0a03cf41/);
         assert.match(await proxy.waitLog(/established/), /transport=v2/);
       });
@@ -440,7 +447,10 @@ describe('hardening: safe to expose (issue 8)', function () {
       assert.ok(await closedWithin(socket, 3000));
       assert.match(await proxy.waitLog(/refused/), /code=ERR_V1_WRONG_NETWORK/);
       await sleep(100);
-      assert.ok(node.firstBytes.every((b) => !b.includes(Buffer.from('version'))), 'nothing in clear reached the remote');
+      assert.ok(
+        node.firstBytes.every((b) => !b.includes(Buffer.from('version'))),
+        'nothing in clear reached the remote',
+      );
     });
   });
 
@@ -470,7 +480,9 @@ describe('hardening: safe to expose (issue 8)', function () {
       assert.equal(await get(port, `[::1]:${port}`), 200);
       assert.equal(await get(port, undefined), 200);
       // And through node's own client, which always sends Host.
-      const status = await new Promise<number>((resolve) => http.get({ port, host: '127.0.0.1', path: '/metrics', headers: { host: 'rebind.example' } }, (res) => resolve(res.statusCode ?? 0)));
+      const status = await new Promise<number>((resolve) =>
+        http.get({ port, host: '127.0.0.1', path: '/metrics', headers: { host: 'rebind.example' } }, (res) => resolve(res.statusCode ?? 0)),
+      );
       assert.equal(status, 403);
     });
   });
@@ -552,7 +564,7 @@ describe('hardening: safe to expose (issue 8)', function () {
       // And the connection to the upstream was dropped with it.
       const deadline = Date.now() + 3000;
       while (!upstreamConns.every((c) => c.readableEnded || c.destroyed) && Date.now() < deadline) await sleep(20);
-      assert.ok(upstreamConns.length === 1 && (upstreamConns[0]!.readableEnded || upstreamConns[0]!.destroyed), 'the dial to the upstream was cancelled');
+      assert.ok(upstreamConns.length === 1 && (upstreamConns[0].readableEnded || upstreamConns[0].destroyed), 'the dial to the upstream was cancelled');
     });
   });
 
@@ -571,7 +583,7 @@ describe('hardening: safe to expose (issue 8)', function () {
         { observer: metrics },
       );
       cleanups.push(() => proxy.stop());
-      const peer = await connect(proxy.server.inboundAddresses[0]!.port);
+      const peer = await connect(proxy.server.inboundAddresses[0].port);
       cleanups.push(() => peer.destroy());
       const ch = new MessageChannel(peer, MAIN.magic, { v2: 'initiator' });
       await ch.until(() => ch.sessionId !== undefined);

@@ -304,7 +304,9 @@ describe('hardening: faults end only the connection they hit', function () {
     }
     assert.equal(got, COUNT);
     assert.equal(nodeHash.digest('hex'), clientHash.digest('hex'));
-    console.log(`      (node not reading: the client was held back after ${stalledAt} of ${COUNT} MiB; the proxy's socket buffers peaked at ${(maxBuffered / SIZE).toFixed(2)} MiB)`);
+    console.log(
+      `      (node not reading: the client was held back after ${stalledAt} of ${COUNT} MiB; the proxy's socket buffers peaked at ${(maxBuffered / SIZE).toFixed(2)} MiB)`,
+    );
     c.socket.destroy();
     await expectNoLeaks(before);
   });

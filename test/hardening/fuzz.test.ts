@@ -43,7 +43,10 @@ describe('hardening: fuzz over real sockets', function () {
     const problems = reports.flatMap((r) => r.problems);
     await checkHealthy(env);
     problems.push(...logProblems(env.direct.logs.slice(logStart[0])), ...logProblems(env.viaSink.logs.slice(logStart[1])));
-    problems.push(...env.logsOf(env.direct).duplicateEnds.map((l) => `two end lines: ${l}`), ...env.logsOf(env.viaSink).duplicateEnds.map((l) => `two end lines: ${l}`));
+    problems.push(
+      ...env.logsOf(env.direct).duplicateEnds.map((l) => `two end lines: ${l}`),
+      ...env.logsOf(env.viaSink).duplicateEnds.map((l) => `two end lines: ${l}`),
+    );
     assert.deepEqual(problems, [], `seed ${SEED + seedOffset}`);
     await expectNoLeaks(before);
     return reports;

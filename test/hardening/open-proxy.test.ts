@@ -58,7 +58,7 @@ async function watchNetwork<T>(fn: () => Promise<T>): Promise<{ result: T; looku
   net.Socket.prototype.connect = function (this: net.Socket, ...args: unknown[]) {
     connects.push(args[0]);
     return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
-  } as typeof connect;
+  };
   try {
     return { result: await fn(), lookups, connects };
   } finally {
@@ -116,7 +116,10 @@ describe('hardening: no open proxy by accident', function () {
         ch.send('version', versionPayload({ host, port: proxy.port }));
         await ch.waitClosed();
         assert.equal(ch.received.length, 0);
-        assert.ok(proxy.logs.slice(logStart).some((l) => /refused .*code=ERR_DIAL_NOT_ALLOWED/.test(l)), host);
+        assert.ok(
+          proxy.logs.slice(logStart).some((l) => /refused .*code=ERR_DIAL_NOT_ALLOWED/.test(l)),
+          host,
+        );
       }
     });
 
@@ -129,7 +132,7 @@ describe('hardening: no open proxy by accident', function () {
       }
     });
 
-    it('a proxy listening on 0.0.0.0 refuses this machine\'s own non-loopback address at its port', async function () {
+    it("a proxy listening on 0.0.0.0 refuses this machine's own non-loopback address at its port", async function () {
       const own = Object.values(os.networkInterfaces())
         .flat()
         .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
@@ -138,14 +141,17 @@ describe('hardening: no open proxy by accident', function () {
       try {
         const port = wild.server.addresses[0].port;
         const logStart = wild.logs.length;
-        assert.equal(await socksRep(port, own!, port, 1), 0x02);
-        assert.ok(wild.logs.slice(logStart).some((l) => /code=ERR_DIAL_NOT_ALLOWED/.test(l)), wild.logs.slice(logStart).join('\n'));
+        assert.equal(await socksRep(port, own, port, 1), 0x02);
+        assert.ok(
+          wild.logs.slice(logStart).some((l) => /code=ERR_DIAL_NOT_ALLOWED/.test(l)),
+          wild.logs.slice(logStart).join('\n'),
+        );
       } finally {
         await wild.stop();
       }
     });
 
-    it('a proxy listening on 0.0.0.0 refuses a legacy VERSION naming this machine\'s address, instead of chaining connections to itself', async function () {
+    it("a proxy listening on 0.0.0.0 refuses a legacy VERSION naming this machine's address, instead of chaining connections to itself", async function () {
       const own = Object.values(os.networkInterfaces())
         .flat()
         .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
@@ -155,7 +161,7 @@ describe('hardening: no open proxy by accident', function () {
         const port = wild.server.addresses[0].port;
         const socket = await connectTo(port);
         const ch = new MessageChannel(socket, MAIN.magic);
-        ch.send('version', versionPayload({ host: own!, port }));
+        ch.send('version', versionPayload({ host: own, port }));
         await ch.waitClosed();
         await new Promise((r) => setTimeout(r, 300));
         assert.equal(wild.logs.filter((l) => / accepted /.test(l)).length, 1, wild.logs.join('\n'));
@@ -275,7 +281,11 @@ describe('hardening: no open proxy by accident', function () {
     const proxy = await startProxy();
     try {
       const before = await settle();
-      const { result: rep, lookups, connects } = await watchNetwork(async () => {
+      const {
+        result: rep,
+        lookups,
+        connects,
+      } = await watchNetwork(async () => {
         const socket = await connectTo(proxy.port);
         const read = byteReader(socket);
         socket.write(Buffer.concat([Buffer.from([5, 1, 0]), socks5Request(ONION, 8333, 3)]));

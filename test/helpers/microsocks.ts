@@ -50,13 +50,10 @@ async function startOnce(opts: { user?: string; pass?: string }): Promise<Micros
   if (opts.pass !== undefined) args.push('-P', opts.pass);
   const child = spawn('microsocks', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   let spawnError: Error | undefined;
   child.once('error', (err: NodeJS.ErrnoException) => {
-    spawnError =
-      err.code === 'ENOENT'
-        ? new Error('microsocks is not installed; these tests need it: apt-get update && apt-get install -y microsocks')
-        : err;
+    spawnError = err.code === 'ENOENT' ? new Error('microsocks is not installed; these tests need it: apt-get update && apt-get install -y microsocks') : err;
   });
 
   const deadline = Date.now() + 5000;

@@ -42,7 +42,8 @@ export async function untilAllRead(fromPort: number, toPort: number, timeoutMs =
     const sender = tcpQueues(fromPort, toPort);
     const receiver = tcpQueues(toPort, fromPort);
     if (sender?.tx === 0 && receiver?.rx === 0) return;
-    if (Date.now() > deadline) throw new Error(`:${fromPort} -> :${toPort} not all read: sender ${JSON.stringify(sender)}, receiver ${JSON.stringify(receiver)}`);
+    if (Date.now() > deadline)
+      throw new Error(`:${fromPort} -> :${toPort} not all read: sender ${JSON.stringify(sender)}, receiver ${JSON.stringify(receiver)}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }

@@ -34,7 +34,7 @@ describe('p2p services', () => {
     assert.equal(speaksV2(0x409n), false);
   });
 
-  it('reads the sender\'s services at bytes 4..11 of a VERSION', () => {
+  it("reads the sender's services at bytes 4..11 of a VERSION", () => {
     const p = Buffer.alloc(86);
     p.writeInt32LE(70016, 0);
     p.writeBigUInt64LE(0xc09n, 4);
@@ -111,8 +111,7 @@ describe('p2p services', () => {
 
   it('skips an addrv2 address of up to 512 bytes on an unknown network and stops at a longer one or a cut entry', () => {
     const v2 = Buffer.from([0, 0, 0, 0, 9, 1, 4, 1, 2, 3, 4, 0x20, 0x8d]);
-    const unknown = (len: number): Buffer =>
-      Buffer.concat([Buffer.from([0, 0, 0, 0, 9, 7, 0xfd, len & 0xff, len >> 8]), Buffer.alloc(len + 2, 0xaa)]);
+    const unknown = (len: number): Buffer => Buffer.concat([Buffer.from([0, 0, 0, 0, 9, 7, 0xfd, len & 0xff, len >> 8]), Buffer.alloc(len + 2, 0xaa)]);
     const one = [{ host: '1.2.3.4', port: 8333, services: 9n }];
     assert.deepEqual(parseAddrV2(Buffer.concat([Buffer.from([2]), unknown(512), v2])), one);
     assert.deepEqual(parseAddrV2(Buffer.concat([Buffer.from([2]), unknown(513), v2])), []);
@@ -122,8 +121,7 @@ describe('p2p services', () => {
   });
 
   it('skips addrv2 addresses whose length does not fit their network (BIP155 sizes: IPv4 4, IPv6 16, TORv3 32, CJDNS 16)', () => {
-    const entry = (net: number, addr: Buffer): Buffer =>
-      Buffer.concat([Buffer.from([0, 0, 0, 0, 9, net, addr.length]), addr, Buffer.from([0x20, 0x8d])]);
+    const entry = (net: number, addr: Buffer): Buffer => Buffer.concat([Buffer.from([0, 0, 0, 0, 9, net, addr.length]), addr, Buffer.from([0x20, 0x8d])]);
     const payload = Buffer.concat([
       Buffer.from([7]),
       entry(1, Buffer.alloc(16, 1)),

@@ -56,7 +56,7 @@ function feed(chunks: Buffer[]): Plain[] {
   const negotiation = new Socks5Negotiation();
   const out: Plain[] = [];
   for (let i = 0; i < chunks.length; i++) {
-    const steps = negotiation.push(chunks[i]!);
+    const steps = negotiation.push(chunks[i]);
     const unfed = Buffer.concat(chunks.slice(i + 1));
     for (const step of steps) out.push(plain(step, unfed));
     if (steps.some((s) => s.type !== 'reply')) break;
@@ -102,7 +102,7 @@ describe('socks5/server', () => {
   });
 
   describe('greetings from real clients', () => {
-    it("Bitcoin Core with -proxyrandomize (05 02 00 02 + RFC 1929 creds): chooses 02, accepts, returns the creds", () => {
+    it('Bitcoin Core with -proxyrandomize (05 02 00 02 + RFC 1929 creds): chooses 02, accepts, returns the creds', () => {
       const bytes = cat(GREET_CORE_CREDS, auth(CORE_CRED, CORE_CRED), CORE_CONNECT_1234);
       assertSplitInvariant(bytes, [
         { type: 'reply', data: '0502' },
@@ -142,7 +142,7 @@ describe('socks5/server', () => {
     it('never chooses a method that was not offered', () => {
       for (let m = 0; m < 256; m++) {
         const steps = feed([Buffer.from([0x05, 0x01, m])]);
-        const chosen = steps[0]!.type === 'reply' ? steps[0]!.data : (steps[0] as { data: string }).data;
+        const chosen = steps[0].type === 'reply' ? steps[0].data : (steps[0] as { data: string }).data;
         if (m === 0x00) assert.equal(chosen, '0500');
         else if (m === 0x02) assert.equal(chosen, '0502');
         else assert.equal(chosen, '05ff', `method ${m}`);
@@ -273,7 +273,7 @@ describe('socks5/server', () => {
     it('`rest` is a view of the bytes, not a copy', () => {
       const chunk = cat(GREET_NO_AUTH, CORE_CONNECT_1234, 'xyz');
       const steps = new Socks5Negotiation().push(chunk);
-      const request = steps[1]!;
+      const request = steps[1];
       assert.equal(request.type, 'request');
       if (request.type !== 'request') return;
       assert.equal(request.rest.buffer, chunk.buffer);
@@ -313,7 +313,7 @@ describe('socks5/server', () => {
       assert.deepEqual(negotiation.push(request.subarray(0, request.length - 1)), []);
       const steps = negotiation.push(request.subarray(request.length - 1));
       assert.equal(steps.length, 1);
-      assert.equal(steps[0]!.type, 'fail');
+      assert.equal(steps[0].type, 'fail');
     });
 
     it('ATYP 05 gets REP 08 and ERR_SOCKS_BAD_ATYP as soon as the 4-byte header is in', () => {
@@ -395,7 +395,7 @@ describe('socks5/server', () => {
       for (let i = 0; i < bytes.length; i++) {
         const steps = negotiation.push(bytes.subarray(i, i + 1));
         max = Math.max(max, negotiation.bufferedBytes);
-        assert.ok(negotiation.bufferedBytes < limits[phase]!, `byte ${i}: ${negotiation.bufferedBytes} buffered`);
+        assert.ok(negotiation.bufferedBytes < limits[phase], `byte ${i}: ${negotiation.bufferedBytes} buffered`);
         phase += steps.length;
       }
       assert.equal(phase, 3);
@@ -418,7 +418,10 @@ describe('socks5/server', () => {
     it('an empty push changes nothing', () => {
       const negotiation = new Socks5Negotiation();
       assert.deepEqual(negotiation.push(Buffer.alloc(0)), []);
-      assert.deepEqual(negotiation.push(GREET_NO_AUTH).map((s) => s.type), ['reply']);
+      assert.deepEqual(
+        negotiation.push(GREET_NO_AUTH).map((s) => s.type),
+        ['reply'],
+      );
     });
   });
 
@@ -426,7 +429,10 @@ describe('socks5/server', () => {
     const table: [ProxyError | Error | string, number][] = [
       [new ProxyError('ERR_DIAL_REFUSED', 'x'), REP.CONNECTION_REFUSED],
       [new ProxyError('ERR_DIAL_UNREACHABLE', 'x'), REP.HOST_UNREACHABLE],
-      [new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause: Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' }) }), REP.NETWORK_UNREACHABLE],
+      [
+        new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause: Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' }) }),
+        REP.NETWORK_UNREACHABLE,
+      ],
       [new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause: Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' }) }), REP.HOST_UNREACHABLE],
       [new ProxyError('ERR_DIAL_TIMEOUT', 'x'), REP.TTL_EXPIRED],
       [new ProxyError('ERR_ONION_NO_PROXY', 'x'), REP.NOT_ALLOWED],

@@ -121,7 +121,7 @@ async function assertRejects(promise: Promise<unknown>, code: ErrorCode): Promis
   }
   assert.ok(caught !== undefined, `expected ${code}, but the dial succeeded`);
   assert.ok(isProxyError(caught, code), `expected ${code}, got ${String((caught as { code?: string }).code)}: ${inspect(caught)}`);
-  return caught as Error;
+  return caught;
 }
 
 /** Write, then read until `expected.length` bytes came back. */
@@ -210,7 +210,10 @@ describe('upstream/dialer', () => {
         assert.equal(fake.requests.length, 0);
         const onion = await dial({ destination: makeDestination(ONION, 8333), onionProxy: proxyAt(fake.port), timeoutMs: 2000 });
         onion.destroy();
-        assert.deepEqual(fake.requests.map((r) => r.destination), [{ host: ONION, port: 8333, kind: 'onion' }]);
+        assert.deepEqual(
+          fake.requests.map((r) => r.destination),
+          [{ host: ONION, port: 8333, kind: 'onion' }],
+        );
       } finally {
         await fake.close();
       }
@@ -222,7 +225,10 @@ describe('upstream/dialer', () => {
       const fake = await startFakeUpstream({ kind: 'silent' });
       try {
         const started = Date.now();
-        const err = await assertRejects(dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 300 }), 'ERR_DIAL_TIMEOUT');
+        const err = await assertRejects(
+          dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 300 }),
+          'ERR_DIAL_TIMEOUT',
+        );
         const elapsed = Date.now() - started;
         assert.ok(elapsed >= 280 && elapsed < 2000, `took ${elapsed} ms`);
         assert.equal(repForError(err), REP.TTL_EXPIRED);
@@ -275,7 +281,11 @@ describe('upstream/dialer', () => {
       try {
         const destination = makeDestination('1.2.3.4', 8333);
         for (const credentials of [undefined, undefined, { username: '', password: '' }]) {
-          const socket = await dial(credentials ? { destination, upstreamProxy: proxyAt(fake.port), credentials, timeoutMs: 2000 } : { destination, upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
+          const socket = await dial(
+            credentials
+              ? { destination, upstreamProxy: proxyAt(fake.port), credentials, timeoutMs: 2000 }
+              : { destination, upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 },
+          );
           socket.destroy();
         }
         assert.equal(fake.requests.length, 3);
@@ -299,8 +309,8 @@ describe('upstream/dialer', () => {
           timeoutMs: 2000,
         });
         socket.destroy();
-        assert.equal(fake.requests[0]!.username, 'operator');
-        assert.equal(fake.requests[0]!.password, 'pw');
+        assert.equal(fake.requests[0].username, 'operator');
+        assert.equal(fake.requests[0].password, 'pw');
       } finally {
         await fake.close();
       }
@@ -311,12 +321,17 @@ describe('upstream/dialer', () => {
       try {
         const long = '\u00ff'.repeat(200); // 200 latin1 bytes from our server, 400 bytes as UTF-8
         for (let i = 0; i < 2; i++) {
-          const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), credentials: { username: long, password: 'p' }, timeoutMs: 2000 });
+          const socket = await dial({
+            destination: makeDestination('1.2.3.4', 8333),
+            upstreamProxy: proxyAt(fake.port),
+            credentials: { username: long, password: 'p' },
+            timeoutMs: 2000,
+          });
           socket.destroy();
         }
-        assert.match(fake.requests[0]!.username!, /^[0-9a-f]{64}$/);
-        assert.equal(fake.requests[0]!.username, fake.requests[1]!.username);
-        assert.equal(fake.requests[0]!.password, 'p');
+        assert.match(fake.requests[0].username!, /^[0-9a-f]{64}$/);
+        assert.equal(fake.requests[0].username, fake.requests[1].username);
+        assert.equal(fake.requests[0].password, 'p');
       } finally {
         await fake.close();
       }
@@ -426,9 +441,7 @@ describe('upstream/dialer', () => {
         },
       }).enable();
       const alive = (): string[] =>
-        [...created.values()]
-          .filter(({ type, resource }) => type !== 'Timeout' || (resource as { hasRef(): boolean }).hasRef())
-          .map(({ type }) => type);
+        [...created.values()].filter(({ type, resource }) => type !== 'Timeout' || (resource as { hasRef(): boolean }).hasRef()).map(({ type }) => type);
       try {
         const destination = makeDestination('1.2.3.4', 8333);
         const controller = new AbortController();
@@ -490,12 +503,18 @@ describe('upstream/dialer', () => {
     });
 
     it('a destination that refuses behind the proxy is ERR_DIAL_REFUSED, not a proxy failure', async () => {
-      const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', await closedPort()), upstreamProxy: proxyAt(plain.port), timeoutMs: 5000 }), 'ERR_DIAL_REFUSED');
+      const err = await assertRejects(
+        dial({ destination: makeDestination('127.0.0.1', await closedPort()), upstreamProxy: proxyAt(plain.port), timeoutMs: 5000 }),
+        'ERR_DIAL_REFUSED',
+      );
       assert.equal(repForError(err), REP.CONNECTION_REFUSED);
     });
 
     it('an upstream proxy port with nothing listening is ERR_UPSTREAM_PROXY (REP 01)', async () => {
-      const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(await closedPort()), timeoutMs: 5000 }), 'ERR_UPSTREAM_PROXY');
+      const err = await assertRejects(
+        dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(await closedPort()), timeoutMs: 5000 }),
+        'ERR_UPSTREAM_PROXY',
+      );
       assert.equal(repForError(err), REP.GENERAL_FAILURE);
     });
 
@@ -533,13 +552,21 @@ describe('upstream/dialer', () => {
 
     it('with -u/-P, wrong credentials are ERR_UPSTREAM_PROXY', async () => {
       await assertRejects(
-        dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(authed.port), credentials: { username: 'user', password: 'wrong' }, timeoutMs: 5000 }),
+        dial({
+          destination: makeDestination('127.0.0.1', echo.port),
+          upstreamProxy: proxyAt(authed.port),
+          credentials: { username: 'user', password: 'wrong' },
+          timeoutMs: 5000,
+        }),
         'ERR_UPSTREAM_PROXY',
       );
     });
 
     it('with -u/-P, random credentials (none given) are ERR_UPSTREAM_PROXY', async () => {
-      await assertRejects(dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(authed.port), timeoutMs: 5000 }), 'ERR_UPSTREAM_PROXY');
+      await assertRejects(
+        dial({ destination: makeDestination('127.0.0.1', echo.port), upstreamProxy: proxyAt(authed.port), timeoutMs: 5000 }),
+        'ERR_UPSTREAM_PROXY',
+      );
     });
   });
 });

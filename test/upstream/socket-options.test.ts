@@ -66,7 +66,11 @@ describe('dialer: socket options as the kernel sees them', function () {
 
   it('a dial through an upstream SOCKS5 proxy (microsocks) returns a socket with TCP_NODELAY and keepalive (60 s) on', async () => {
     microsocks = await startMicrosocks();
-    const socket = await dial({ destination: makeDestination('127.0.0.1', port), upstreamProxy: { host: '127.0.0.1', port: microsocks.port }, timeoutMs: 5000 });
+    const socket = await dial({
+      destination: makeDestination('127.0.0.1', port),
+      upstreamProxy: { host: '127.0.0.1', port: microsocks.port },
+      timeoutMs: 5000,
+    });
     try {
       assert.deepEqual(await kernelSocketOptions(socket), EXPECTED);
       // And it is the live, connected socket: bytes still go through after the probe.

@@ -7,16 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { isProxyError, type ErrorCode } from '../../src/errors.js';
 import { MAX_V1_PAYLOAD } from '../../src/limits.js';
-import {
-  V1Parser,
-  commandName,
-  isValidCommand,
-  serializeV1,
-  sha256d,
-  v1Checksum,
-  v1Header,
-  type V1Event,
-} from '../../src/v1/framing.js';
+import { V1Parser, commandName, isValidCommand, serializeV1, sha256d, v1Checksum, v1Header, type V1Event } from '../../src/v1/framing.js';
 
 const MAIN = Buffer.from('f9beb4d9', 'hex');
 const TESTNET3 = Buffer.from('0b110907', 'hex');
@@ -66,10 +57,7 @@ const VERSION_PAYLOAD = Buffer.from(
   ].join(''),
   'hex',
 );
-const VERSION_HEADER = Buffer.concat([
-  Buffer.from('f9beb4d9' + '76657273696f6e0000000000' + '66000000', 'hex'),
-  nobleChecksum(VERSION_PAYLOAD),
-]);
+const VERSION_HEADER = Buffer.concat([Buffer.from('f9beb4d9' + '76657273696f6e0000000000' + '66000000', 'hex'), nobleChecksum(VERSION_PAYLOAD)]);
 const VERSION_MSG = Buffer.concat([VERSION_HEADER, VERSION_PAYLOAD]);
 
 describe('v1 framing', () => {
@@ -131,10 +119,7 @@ describe('v1 framing', () => {
 
   describe('v1Header and serializeV1', () => {
     it('frames VERACK as magic, NUL-padded name, zero length and checksum 5df6e0e2', () => {
-      assert.equal(
-        v1Header(MAIN, 'verack', Buffer.alloc(0)).toString('hex'),
-        'f9beb4d9' + '76657261636b000000000000' + '00000000' + '5df6e0e2',
-      );
+      assert.equal(v1Header(MAIN, 'verack', Buffer.alloc(0)).toString('hex'), 'f9beb4d9' + '76657261636b000000000000' + '00000000' + '5df6e0e2');
     });
 
     it('serializes the hand-built VERSION message byte for byte', () => {
@@ -152,7 +137,7 @@ describe('v1 framing', () => {
         assert.deepEqual(wire, frame(command, payload, { magic: TESTNET3 }));
         const events = parser.push(wire);
         assert.equal(events.length, 1);
-        const ev = events[0]!;
+        const ev = events[0];
         assert.equal(ev.type, 'message');
         if (ev.type !== 'message') continue;
         assert.equal(ev.command, command);
@@ -184,7 +169,7 @@ describe('v1 framing', () => {
       const parser = new V1Parser(MAIN);
       const events = parser.push(VERSION_MSG);
       assert.equal(events.length, 1);
-      const ev = events[0]!;
+      const ev = events[0];
       assert.ok(ev.type === 'message');
       assert.equal(ev.command, 'version');
       assert.deepEqual(ev.header, VERSION_HEADER);
@@ -232,7 +217,7 @@ describe('v1 framing', () => {
       assert.equal(parser.pending, 2_000_000);
       const events = parser.push(wire.subarray(2_000_024));
       assert.equal(events.length, 1);
-      const ev = events[0]!;
+      const ev = events[0];
       assert.ok(ev.type === 'message');
       assert.equal(ev.command, 'block');
       assert.ok(ev.payload.equals(payload));
@@ -252,11 +237,11 @@ describe('v1 framing', () => {
       const events = parser.push(Buffer.concat([bad, good]));
       assert.equal(events.length, 2);
       const [dropped, message] = events;
-      assert.ok(dropped!.type === 'dropped');
+      assert.ok(dropped.type === 'dropped');
       assert.equal(dropped.command, 'ping');
       assert.equal(dropped.error.code, 'ERR_V1_BAD_CHECKSUM');
       assert.equal(dropped.error.fatal, false);
-      assert.ok(message!.type === 'message');
+      assert.ok(message.type === 'message');
       assert.equal(message.command, 'pong');
       assert.deepEqual(message.payload, Buffer.alloc(8, 2));
       assert.deepEqual(summarize(parser.push(good)), summarize([message]));
@@ -266,7 +251,7 @@ describe('v1 framing', () => {
       const bad = frame('ping', Buffer.alloc(8, 1), { checksum: Buffer.from('00000000', 'hex') });
       const events = new V1Parser(MAIN, { verifyChecksum: false }).push(bad);
       assert.equal(events.length, 1);
-      assert.ok(events[0]!.type === 'message');
+      assert.ok(events[0].type === 'message');
       assert.deepEqual(events[0].header, bad.subarray(0, 24));
     });
 
@@ -281,11 +266,7 @@ describe('v1 framing', () => {
       for (let i = 0; i <= wire.length; i++) {
         for (let j = i; j <= wire.length; j++) {
           const parser = new V1Parser(MAIN);
-          const events = [
-            ...parser.push(wire.subarray(0, i)),
-            ...parser.push(wire.subarray(i, j)),
-            ...parser.push(wire.subarray(j)),
-          ];
+          const events = [...parser.push(wire.subarray(0, i)), ...parser.push(wire.subarray(i, j)), ...parser.push(wire.subarray(j))];
           assert.deepEqual(summarize(events), expected, `split at ${i}, ${j}`);
           assert.equal(parser.buffered, 0);
           assert.equal(parser.pending, 0);
@@ -300,7 +281,10 @@ describe('v1 framing', () => {
         frame('headers', Buffer.from([0])),
       ]);
       const expected = summarize(new V1Parser(MAIN).push(wire));
-      assert.deepEqual(expected.map((s) => s.split(' ').slice(0, 2).join(' ')), ['message getdata', 'dropped tx', 'message headers']);
+      assert.deepEqual(
+        expected.map((s) => s.split(' ').slice(0, 2).join(' ')),
+        ['message getdata', 'dropped tx', 'message headers'],
+      );
       for (let i = 0; i <= wire.length; i++) {
         const parser = new V1Parser(MAIN);
         assert.deepEqual(summarize([...parser.push(wire.subarray(0, i)), ...parser.push(wire.subarray(i))]), expected);
@@ -336,7 +320,7 @@ describe('v1 framing', () => {
       }
       const events = parser.push(VERSION_MSG.subarray(VERSION_MSG.length - 1));
       assert.equal(events.length, 1);
-      assert.ok(events[0]!.type === 'message');
+      assert.ok(events[0].type === 'message');
       assert.deepEqual(events[0].header, VERSION_HEADER);
       assert.deepEqual(events[0].payload, VERSION_PAYLOAD);
       assert.equal(parser.buffered, 0);
@@ -346,7 +330,7 @@ describe('v1 framing', () => {
     it('hands out header and payload views of the input chunk when they lie inside it', () => {
       const input = Buffer.from(VERSION_MSG);
       const [ev] = new V1Parser(MAIN).push(input);
-      assert.ok(ev!.type === 'message');
+      assert.ok(ev.type === 'message');
       assert.equal(ev.payload.buffer, input.buffer);
       assert.equal(ev.payload.byteOffset, input.byteOffset + 24);
       assert.equal(ev.header.buffer, input.buffer);
@@ -362,7 +346,7 @@ describe('v1 framing', () => {
       const parser = new V1Parser(MAIN);
       assert.deepEqual(parser.push(a), []);
       const [ev] = parser.push(b);
-      assert.ok(ev!.type === 'message');
+      assert.ok(ev.type === 'message');
       assert.deepEqual(ev.payload, VERSION_PAYLOAD);
       assert.equal(ev.header.byteOffset, a.byteOffset, 'the header lay whole in the first chunk');
       input.fill(0);
@@ -375,7 +359,7 @@ describe('v1 framing', () => {
       assert.deepEqual(parser.push(input.subarray(0, 10)), []);
       const second = input.subarray(10);
       const [ev] = parser.push(second);
-      assert.ok(ev!.type === 'message');
+      assert.ok(ev.type === 'message');
       assert.deepEqual(ev.header, VERSION_HEADER);
       assert.equal(ev.payload.buffer, second.buffer);
       assert.equal(ev.payload.byteOffset, second.byteOffset + 14);
@@ -391,7 +375,10 @@ describe('v1 framing', () => {
       }
       assert.ok(isProxyError(first, 'ERR_V1_BAD_MAGIC'));
       for (const more of [VERSION_MSG, Buffer.alloc(0), Buffer.from([1])]) {
-        assert.throws(() => parser.push(more), (err: unknown) => err === first);
+        assert.throws(
+          () => parser.push(more),
+          (err: unknown) => err === first,
+        );
       }
       assert.equal(parser.buffered, 0);
     });
@@ -416,10 +403,10 @@ describe('v1 framing', () => {
       const wire = Buffer.concat(msgs);
       // Skipped messages come out with their header and an empty payload; kept ones whole.
       const expected = [
-        `message ping ${msgs[0]!.toString('hex', 0, 24)} `,
-        `message inv ${msgs[1]!.toString('hex', 0, 24)} `,
+        `message ping ${msgs[0].toString('hex', 0, 24)} `,
+        `message inv ${msgs[1].toString('hex', 0, 24)} `,
         `message version ${VERSION_HEADER.toString('hex')} ${VERSION_PAYLOAD.toString('hex')}`,
-        `message verack ${msgs[3]!.toString('hex')} `,
+        `message verack ${msgs[3].toString('hex')} `,
       ];
 
       it('refuses keep together with checksum verification (RangeError)', () => {
@@ -440,7 +427,7 @@ describe('v1 framing', () => {
 
       it('holds none of a skipped payload and counts down what is left of it in pending', () => {
         const parser = new V1Parser(MAIN, { keep, verifyChecksum: false });
-        const invStart = msgs[0]!.length;
+        const invStart = msgs[0].length;
         assert.equal(parser.push(wire.subarray(0, invStart + 24 + 10)).length, 1);
         assert.equal(parser.pending, 990);
         assert.equal(parser.buffered, 24);
@@ -460,7 +447,7 @@ describe('v1 framing', () => {
       const events: V1Event[] = [];
       for (let i = 0; i < wire.length; i += 997) events.push(...parser.push(wire.subarray(i, i + 997)));
       assert.equal(events.length, 101);
-      assert.ok(events[0]!.type === 'message');
+      assert.ok(events[0].type === 'message');
       assert.ok(events[0].payload.equals(payload));
       assert.deepEqual(
         summarize(events.slice(1)),

@@ -97,169 +97,172 @@ function keyStartingWith(head: Buffer, impl: Impl = 'ours'): EllSwiftKey {
   throw new Error('no encoding found');
 }
 
-for (const impl of IMPLS) describe(`v2 handshake misbehaviour: garbage and terminator${implLabel(impl)}`, () => {
-  it('disconnects an initiator that sends 4096 bytes of garbage (ERR_V2_NO_TERMINATOR)', () => {
-    const { r, iTail } = halfHandshake({ garbage: randomBytes(4096) }, {}, impl);
-    assert.equal(r.state, 'garbage');
-    throwsCode(() => r.receive(iTail), 'ERR_V2_NO_TERMINATOR');
-    assert.equal(r.state, 'failed');
+for (const impl of IMPLS)
+  describe(`v2 handshake misbehaviour: garbage and terminator${implLabel(impl)}`, () => {
+    it('disconnects an initiator that sends 4096 bytes of garbage (ERR_V2_NO_TERMINATOR)', () => {
+      const { r, iTail } = halfHandshake({ garbage: randomBytes(4096) }, {}, impl);
+      assert.equal(r.state, 'garbage');
+      throwsCode(() => r.receive(iTail), 'ERR_V2_NO_TERMINATOR');
+      assert.equal(r.state, 'failed');
+    });
+
+    it('accepts exactly 4095 bytes of garbage', () => {
+      const { r, iTail } = halfHandshake({ garbage: randomBytes(4095) }, {}, impl);
+      assert.deepEqual(types(r.receive(iTail)), ['ready']);
+    });
+
+    it('fails when 4111 bytes follow the key without a terminator, and not one byte earlier', () => {
+      const r = make('responder');
+      r.receive(newKey(impl).ellswift);
+      assert.equal(r.state, 'garbage');
+      const junk = randomBytes(4111);
+      assert.deepEqual(r.receive(junk.subarray(0, 4110)), []);
+      throwsCode(() => r.receive(junk.subarray(4110)), 'ERR_V2_NO_TERMINATOR');
+    });
+
+    it('fails on one big chunk holding far more than 4111 bytes of garbage', () => {
+      const i = make('initiator');
+      i.start();
+      throwsCode(() => i.receive(Buffer.concat([newKey(impl).ellswift, randomBytes(100_000)])), 'ERR_V2_NO_TERMINATOR');
+    });
+
+    it('keeps waiting on a wrong terminator (one byte flipped), then fails once 4111 bytes passed', () => {
+      const garbageLen = 10;
+      const { r, iTail } = halfHandshake({ garbage: randomBytes(garbageLen) }, {}, impl);
+      const tampered = Buffer.from(iTail);
+      tampered[5] ^= 0x01;
+      assert.deepEqual(r.receive(tampered), [], 'the peer keeps waiting, as Core does until its handshake timeout');
+      assert.equal(r.state, 'garbage');
+      const seen = garbageLen + tampered.length;
+      const more = randomBytes(4111 - seen);
+      assert.deepEqual(r.receive(more.subarray(0, more.length - 1)), []);
+      throwsCode(() => r.receive(more.subarray(more.length - 1)), 'ERR_V2_NO_TERMINATOR');
+    });
+
+    it('finds a terminator split across two chunks at every position', () => {
+      const garbage = randomBytes(40);
+      const { r, iHead, iTail } = (() => {
+        const i = peer(impl, 'initiator', { garbage, key: newKey(impl) });
+        const rKey = ellswiftCreate();
+        const rGarbage = randomBytes(3);
+        const r0 = make('responder', { key: rKey, garbage: rGarbage });
+        const head = sends(i.start());
+        const tail = sends(i.receive(sends(r0.receive(head))));
+        return { r: { key: rKey, garbage: rGarbage }, iHead: head, iTail: tail };
+      })();
+      // the terminator sits at offset 0..15 of iTail; cut the garbage + terminator region everywhere
+      const afterKey = Buffer.concat([iHead.subarray(64), iTail]);
+      for (let cut = 0; cut <= garbage.length + 16; cut++) {
+        const fresh = make('responder', { key: r.key, garbage: r.garbage });
+        fresh.receive(iHead.subarray(0, 64));
+        const a = fresh.receive(afterKey.subarray(0, cut));
+        const b = fresh.receive(afterKey.subarray(cut));
+        assert.deepEqual(types([...a, ...b]), ['ready'], `cut at ${cut}`);
+      }
+    });
+
+    it('rejects garbage changed after it was sent: the version packet fails authentication (ERR_V2_BAD_TAG)', () => {
+      const i = peer(impl, 'initiator', { garbage: randomBytes(20) });
+      const r = make('responder');
+      const head = Buffer.from(sends(i.start()));
+      head[head.length - 1] ^= 0x80;
+      const tail = sends(i.receive(sends(r.receive(head))));
+      throwsCode(() => r.receive(tail), 'ERR_V2_BAD_TAG');
+      assert.equal(r.sessionId, undefined);
+    });
+
+    it('rejects changed garbage on the first packet even when that packet is a decoy (ERR_V2_BAD_TAG)', () => {
+      const i = peer(impl, 'initiator', { garbage: randomBytes(20), decoys: [Buffer.alloc(5)] });
+      const r = make('responder');
+      const head = Buffer.from(sends(i.start()));
+      head[70] ^= 0x01;
+      const tail = sends(i.receive(sends(r.receive(head))));
+      // terminator (16) + decoy packet (20 + 5): the decoy alone already fails
+      throwsCode(() => r.receive(tail.subarray(0, 16 + 25)), 'ERR_V2_BAD_TAG');
+    });
   });
 
-  it('accepts exactly 4095 bytes of garbage', () => {
-    const { r, iTail } = halfHandshake({ garbage: randomBytes(4095) }, {}, impl);
-    assert.deepEqual(types(r.receive(iTail)), ['ready']);
+for (const impl of IMPLS)
+  describe(`v2 handshake misbehaviour: version packet and decoys${implLabel(impl)}`, () => {
+    it('accepts a non-empty version packet and never surfaces its contents', () => {
+      const { i, r, iTail } = halfHandshake({ versionContents: randomBytes(100) }, { versionContents: Buffer.from('future feature') }, impl);
+      const events = r.receive(Buffer.concat([iTail, i.encrypt([Buffer.from('hi')])]));
+      assert.deepEqual(types(events), ['ready', 'message']);
+      assert.deepEqual(messages(events), [Buffer.from('hi')]);
+      assert.deepEqual(r.sessionId, i.sessionId);
+    });
+
+    it('accepts decoys before the version packet (10 decoys of 1..100 zero bytes, as the Core test framework sends)', () => {
+      const decoys = Array.from({ length: 10 }, (_, n) => Buffer.alloc(1 + n * 11));
+      const { i, r, iTail } = halfHandshake({ decoys, garbage: randomBytes(30) }, { decoys }, impl);
+      assert.ok(i.sessionId);
+      const events = r.receive(iTail);
+      assert.deepEqual(types(events), ['ready']);
+      assert.deepEqual(r.sessionId, i.sessionId);
+    });
+
+    it('accepts decoys before the version packet delivered one byte at a time', () => {
+      const decoys = [Buffer.alloc(3), randomBytes(50)];
+      const { r, iTail } = halfHandshake({ decoys }, {}, impl);
+      const events: V2Event[] = [];
+      for (let k = 0; k < iTail.length; k++) events.push(...r.receive(iTail.subarray(k, k + 1)));
+      assert.deepEqual(types(events), ['ready']);
+    });
+
+    it('skips decoys between application messages', () => {
+      const { i, r } = established({}, {}, impl);
+      const wire = Buffer.concat([
+        i.encrypt([Buffer.from('one')]),
+        i.encrypt([randomBytes(10)], true),
+        i.encrypt([], true),
+        i.encrypt([Buffer.from('two')]),
+        i.encrypt([randomBytes(1000)], true),
+      ]);
+      assert.deepEqual(messages(r.receive(wire)), [Buffer.from('one'), Buffer.from('two')]);
+      assert.deepEqual(messages(r.receive(i.encrypt([Buffer.from('three')]))), [Buffer.from('three')]);
+    });
   });
 
-  it('fails when 4111 bytes follow the key without a terminator, and not one byte earlier', () => {
-    const r = make('responder');
-    r.receive(newKey(impl).ellswift);
-    assert.equal(r.state, 'garbage');
-    const junk = randomBytes(4111);
-    assert.deepEqual(r.receive(junk.subarray(0, 4110)), []);
-    throwsCode(() => r.receive(junk.subarray(4110)), 'ERR_V2_NO_TERMINATOR');
-  });
+for (const impl of IMPLS)
+  describe(`v2 handshake misbehaviour: packet authentication and length${implLabel(impl)}`, () => {
+    it('rejects a version packet with a flipped tag bit (ERR_V2_BAD_TAG)', () => {
+      const { r, iTail } = halfHandshake({}, {}, impl);
+      const tampered = Buffer.from(iTail);
+      tampered[tampered.length - 1] ^= 0x01;
+      throwsCode(() => r.receive(tampered), 'ERR_V2_BAD_TAG');
+    });
 
-  it('fails on one big chunk holding far more than 4111 bytes of garbage', () => {
-    const i = make('initiator');
-    i.start();
-    throwsCode(() => i.receive(Buffer.concat([newKey(impl).ellswift, randomBytes(100_000)])), 'ERR_V2_NO_TERMINATOR');
-  });
-
-  it('keeps waiting on a wrong terminator (one byte flipped), then fails once 4111 bytes passed', () => {
-    const garbageLen = 10;
-    const { r, iTail } = halfHandshake({ garbage: randomBytes(garbageLen) }, {}, impl);
-    const tampered = Buffer.from(iTail);
-    tampered[5]! ^= 0x01;
-    assert.deepEqual(r.receive(tampered), [], 'the peer keeps waiting, as Core does until its handshake timeout');
-    assert.equal(r.state, 'garbage');
-    const seen = garbageLen + tampered.length;
-    const more = randomBytes(4111 - seen);
-    assert.deepEqual(r.receive(more.subarray(0, more.length - 1)), []);
-    throwsCode(() => r.receive(more.subarray(more.length - 1)), 'ERR_V2_NO_TERMINATOR');
-  });
-
-  it('finds a terminator split across two chunks at every position', () => {
-    const garbage = randomBytes(40);
-    const { r, iHead, iTail } = (() => {
-      const i = peer(impl, 'initiator', { garbage, key: newKey(impl) });
-      const rKey = ellswiftCreate();
-      const rGarbage = randomBytes(3);
-      const r0 = make('responder', { key: rKey, garbage: rGarbage });
-      const head = sends(i.start());
-      const tail = sends(i.receive(sends(r0.receive(head))));
-      return { r: { key: rKey, garbage: rGarbage }, iHead: head, iTail: tail };
-    })();
-    // the terminator sits at offset 0..15 of iTail; cut the garbage + terminator region everywhere
-    const afterKey = Buffer.concat([iHead.subarray(64), iTail]);
-    for (let cut = 0; cut <= garbage.length + 16; cut++) {
-      const fresh = make('responder', { key: r.key, garbage: r.garbage });
-      fresh.receive(iHead.subarray(0, 64));
-      const a = fresh.receive(afterKey.subarray(0, cut));
-      const b = fresh.receive(afterKey.subarray(cut));
-      assert.deepEqual(types([...a, ...b]), ['ready'], `cut at ${cut}`);
-    }
-  });
-
-  it('rejects garbage changed after it was sent: the version packet fails authentication (ERR_V2_BAD_TAG)', () => {
-    const i = peer(impl, 'initiator', { garbage: randomBytes(20) });
-    const r = make('responder');
-    const head = Buffer.from(sends(i.start()));
-    head[head.length - 1]! ^= 0x80;
-    const tail = sends(i.receive(sends(r.receive(head))));
-    throwsCode(() => r.receive(tail), 'ERR_V2_BAD_TAG');
-    assert.equal(r.sessionId, undefined);
-  });
-
-  it('rejects changed garbage on the first packet even when that packet is a decoy (ERR_V2_BAD_TAG)', () => {
-    const i = peer(impl, 'initiator', { garbage: randomBytes(20), decoys: [Buffer.alloc(5)] });
-    const r = make('responder');
-    const head = Buffer.from(sends(i.start()));
-    head[70]! ^= 0x01;
-    const tail = sends(i.receive(sends(r.receive(head))));
-    // terminator (16) + decoy packet (20 + 5): the decoy alone already fails
-    throwsCode(() => r.receive(tail.subarray(0, 16 + 25)), 'ERR_V2_BAD_TAG');
-  });
-});
-
-for (const impl of IMPLS) describe(`v2 handshake misbehaviour: version packet and decoys${implLabel(impl)}`, () => {
-  it('accepts a non-empty version packet and never surfaces its contents', () => {
-    const { i, r, iTail } = halfHandshake({ versionContents: randomBytes(100) }, { versionContents: Buffer.from('future feature') }, impl);
-    const events = r.receive(Buffer.concat([iTail, i.encrypt([Buffer.from('hi')])]));
-    assert.deepEqual(types(events), ['ready', 'message']);
-    assert.deepEqual(messages(events), [Buffer.from('hi')]);
-    assert.deepEqual(r.sessionId, i.sessionId);
-  });
-
-  it('accepts decoys before the version packet (10 decoys of 1..100 zero bytes, as the Core test framework sends)', () => {
-    const decoys = Array.from({ length: 10 }, (_, n) => Buffer.alloc(1 + n * 11));
-    const { i, r, iTail } = halfHandshake({ decoys, garbage: randomBytes(30) }, { decoys }, impl);
-    assert.ok(i.sessionId);
-    const events = r.receive(iTail);
-    assert.deepEqual(types(events), ['ready']);
-    assert.deepEqual(r.sessionId, i.sessionId);
-  });
-
-  it('accepts decoys before the version packet delivered one byte at a time', () => {
-    const decoys = [Buffer.alloc(3), randomBytes(50)];
-    const { r, iTail } = halfHandshake({ decoys }, {}, impl);
-    const events: V2Event[] = [];
-    for (let k = 0; k < iTail.length; k++) events.push(...r.receive(iTail.subarray(k, k + 1)));
-    assert.deepEqual(types(events), ['ready']);
-  });
-
-  it('skips decoys between application messages', () => {
-    const { i, r } = established({}, {}, impl);
-    const wire = Buffer.concat([
-      i.encrypt([Buffer.from('one')]),
-      i.encrypt([randomBytes(10)], true),
-      i.encrypt([], true),
-      i.encrypt([Buffer.from('two')]),
-      i.encrypt([randomBytes(1000)], true),
-    ]);
-    assert.deepEqual(messages(r.receive(wire)), [Buffer.from('one'), Buffer.from('two')]);
-    assert.deepEqual(messages(r.receive(i.encrypt([Buffer.from('three')]))), [Buffer.from('three')]);
-  });
-});
-
-for (const impl of IMPLS) describe(`v2 handshake misbehaviour: packet authentication and length${implLabel(impl)}`, () => {
-  it('rejects a version packet with a flipped tag bit (ERR_V2_BAD_TAG)', () => {
-    const { r, iTail } = halfHandshake({}, {}, impl);
-    const tampered = Buffer.from(iTail);
-    tampered[tampered.length - 1]! ^= 0x01;
-    throwsCode(() => r.receive(tampered), 'ERR_V2_BAD_TAG');
-  });
-
-  it('rejects an application packet with a flipped tag bit (ERR_V2_BAD_TAG)', () => {
-    const { i, r } = established({}, {}, impl);
-    const pkt = Buffer.from(i.encrypt([Buffer.from('payload')]));
-    pkt[pkt.length - 16]! ^= 0x40;
-    throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
-  });
-
-  it('rejects a packet whose header or contents byte was flipped (ERR_V2_BAD_TAG)', () => {
-    for (const pos of [3, 4, 8]) {
+    it('rejects an application packet with a flipped tag bit (ERR_V2_BAD_TAG)', () => {
       const { i, r } = established({}, {}, impl);
       const pkt = Buffer.from(i.encrypt([Buffer.from('payload')]));
-      pkt[pos]! ^= 0x80;
+      pkt[pkt.length - 16] ^= 0x40;
       throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
-    }
-  });
+    });
 
-  it('rejects a length above 4,000,013 as soon as the 3 length bytes arrive (ERR_V2_TOO_LARGE)', () => {
-    const { i, r } = established({}, {}, impl);
-    const pkt = i.encrypt([Buffer.alloc(MAX_V2_CONTENTS + 1)]);
-    assert.deepEqual(r.receive(pkt.subarray(0, 2)), []);
-    throwsCode(() => r.receive(pkt.subarray(2, 3)), 'ERR_V2_TOO_LARGE');
-  });
+    it('rejects a packet whose header or contents byte was flipped (ERR_V2_BAD_TAG)', () => {
+      for (const pos of [3, 4, 8]) {
+        const { i, r } = established({}, {}, impl);
+        const pkt = Buffer.from(i.encrypt([Buffer.from('payload')]));
+        pkt[pos] ^= 0x80;
+        throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
+      }
+    });
 
-  it('applies a smaller maxContents, including to the version packet', () => {
-    const { i, r } = established({}, { maxContents: 100 }, impl);
-    assert.deepEqual(messages(r.receive(i.encrypt([Buffer.alloc(100, 7)]))), [Buffer.alloc(100, 7)]);
-    throwsCode(() => r.receive(i.encrypt([Buffer.alloc(101)])), 'ERR_V2_TOO_LARGE');
-    const h = halfHandshake({ versionContents: Buffer.alloc(11) }, { maxContents: 10 }, impl);
-    throwsCode(() => h.r.receive(h.iTail), 'ERR_V2_TOO_LARGE');
+    it('rejects a length above 4,000,013 as soon as the 3 length bytes arrive (ERR_V2_TOO_LARGE)', () => {
+      const { i, r } = established({}, {}, impl);
+      const pkt = i.encrypt([Buffer.alloc(MAX_V2_CONTENTS + 1)]);
+      assert.deepEqual(r.receive(pkt.subarray(0, 2)), []);
+      throwsCode(() => r.receive(pkt.subarray(2, 3)), 'ERR_V2_TOO_LARGE');
+    });
+
+    it('applies a smaller maxContents, including to the version packet', () => {
+      const { i, r } = established({}, { maxContents: 100 }, impl);
+      assert.deepEqual(messages(r.receive(i.encrypt([Buffer.alloc(100, 7)]))), [Buffer.alloc(100, 7)]);
+      throwsCode(() => r.receive(i.encrypt([Buffer.alloc(101)])), 'ERR_V2_TOO_LARGE');
+      const h = halfHandshake({ versionContents: Buffer.alloc(11) }, { maxContents: 10 }, impl);
+      throwsCode(() => h.r.receive(h.iTail), 'ERR_V2_TOO_LARGE');
+    });
   });
-});
 
 describe('v2 handshake misbehaviour: v1 peers at the responder', () => {
   const versionMessage = Buffer.concat([v1VersionPrefix(MAGIC), Buffer.from('66000000', 'hex'), randomBytes(4), randomBytes(102)]);
@@ -324,26 +327,27 @@ describe('v2 handshake misbehaviour: v1 peers at the responder', () => {
     throwsCode(() => r.receive(wrong.subarray(15, 16)), 'ERR_V1_WRONG_NETWORK');
   });
 
-  for (const impl of IMPLS) it(`takes a v2 key that matches the first 15 prefix bytes as v2 at byte 16, and those bytes as the key start${implLabel(impl)}`, () => {
-    const prefix = v1VersionPrefix(MAGIC);
-    const head = Buffer.concat([prefix.subarray(0, 15), Buffer.of(0x01)]);
-    const key = keyStartingWith(head, impl);
-    const i = peer(impl, 'initiator', { key });
-    const r = make('responder');
-    const iHead = sends(i.start());
-    assert.deepEqual(iHead.subarray(0, 16), head);
-    for (let k = 0; k < 15; k++) assert.deepEqual(r.receive(iHead.subarray(k, k + 1)), [], `byte ${k}`);
-    const rEvents = r.receive(iHead.subarray(15));
-    assert.deepEqual(types(rEvents), ['send', 'send']);
-    const iEvents = i.receive(sends(rEvents));
-    assert.deepEqual(types(iEvents), ['send', 'ready']);
-    assert.deepEqual(types(r.receive(sends(iEvents))), ['ready']);
-    assert.deepEqual(r.sessionId, i.sessionId);
-  });
+  for (const impl of IMPLS)
+    it(`takes a v2 key that matches the first 15 prefix bytes as v2 at byte 16, and those bytes as the key start${implLabel(impl)}`, () => {
+      const prefix = v1VersionPrefix(MAGIC);
+      const head = Buffer.concat([prefix.subarray(0, 15), Buffer.of(0x01)]);
+      const key = keyStartingWith(head, impl);
+      const i = peer(impl, 'initiator', { key });
+      const r = make('responder');
+      const iHead = sends(i.start());
+      assert.deepEqual(iHead.subarray(0, 16), head);
+      for (let k = 0; k < 15; k++) assert.deepEqual(r.receive(iHead.subarray(k, k + 1)), [], `byte ${k}`);
+      const rEvents = r.receive(iHead.subarray(15));
+      assert.deepEqual(types(rEvents), ['send', 'send']);
+      const iEvents = i.receive(sends(rEvents));
+      assert.deepEqual(types(iEvents), ['send', 'ready']);
+      assert.deepEqual(types(r.receive(sends(iEvents))), ['ready']);
+      assert.deepEqual(r.sessionId, i.sessionId);
+    });
 
   it('disconnects a v1 VERSION whose magic differs from ours in the last byte only (ERR_V1_WRONG_NETWORK)', () => {
     const head = v1VersionPrefix(MAGIC);
-    head[3]! ^= 0x01;
+    head[3] ^= 0x01;
     const r = make('responder');
     assert.deepEqual(r.receive(head.subarray(0, 3)), []);
     throwsCode(() => r.receive(Buffer.concat([head.subarray(3), randomBytes(48)])), 'ERR_V1_WRONG_NETWORK');
@@ -351,20 +355,21 @@ describe('v2 handshake misbehaviour: v1 peers at the responder', () => {
 });
 
 describe('v2 handshake misbehaviour: a failed transport stays dead', () => {
-  for (const impl of IMPLS) it(`keeps throwing ERR_V2_BAD_STATE on receive() and encrypt() after ERR_V2_BAD_TAG${implLabel(impl)}`, () => {
-    const { i, r } = established({}, {}, impl);
-    const pkt = Buffer.from(i.encrypt([Buffer.from('x')]));
-    pkt[pkt.length - 1]! ^= 1;
-    throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
-    assert.equal(r.state, 'failed');
-    assert.equal(r.canSend, false);
-    // even a valid packet is refused now
-    for (let n = 0; n < 3; n++) {
-      throwsCode(() => r.receive(i.encrypt([Buffer.from('y')])), 'ERR_V2_BAD_STATE');
-      throwsCode(() => r.encrypt([Buffer.from('z')]), 'ERR_V2_BAD_STATE');
-      throwsCode(() => r.receive(Buffer.alloc(0)), 'ERR_V2_BAD_STATE');
-    }
-  });
+  for (const impl of IMPLS)
+    it(`keeps throwing ERR_V2_BAD_STATE on receive() and encrypt() after ERR_V2_BAD_TAG${implLabel(impl)}`, () => {
+      const { i, r } = established({}, {}, impl);
+      const pkt = Buffer.from(i.encrypt([Buffer.from('x')]));
+      pkt[pkt.length - 1] ^= 1;
+      throwsCode(() => r.receive(pkt), 'ERR_V2_BAD_TAG');
+      assert.equal(r.state, 'failed');
+      assert.equal(r.canSend, false);
+      // even a valid packet is refused now
+      for (let n = 0; n < 3; n++) {
+        throwsCode(() => r.receive(i.encrypt([Buffer.from('y')])), 'ERR_V2_BAD_STATE');
+        throwsCode(() => r.encrypt([Buffer.from('z')]), 'ERR_V2_BAD_STATE');
+        throwsCode(() => r.receive(Buffer.alloc(0)), 'ERR_V2_BAD_STATE');
+      }
+    });
 
   it('keeps throwing after ERR_V2_NO_TERMINATOR and after ERR_V1_WRONG_NETWORK', () => {
     const a = make('responder');

@@ -8,11 +8,33 @@ import { isProxyError, type ErrorCode } from '../../src/errors.js';
 import { SHORT_ID_COMMANDS, contentsPrefix, decodeContents, shortIdFor } from '../../src/v2/messages.js';
 
 const BIP324_TABLE: Array<[number, string]> = [
-  [1, 'addr'], [2, 'block'], [3, 'blocktxn'], [4, 'cmpctblock'], [5, 'feefilter'], [6, 'filteradd'],
-  [7, 'filterclear'], [8, 'filterload'], [9, 'getblocks'], [10, 'getblocktxn'], [11, 'getdata'],
-  [12, 'getheaders'], [13, 'headers'], [14, 'inv'], [15, 'mempool'], [16, 'merkleblock'],
-  [17, 'notfound'], [18, 'ping'], [19, 'pong'], [20, 'sendcmpct'], [21, 'tx'], [22, 'getcfilters'],
-  [23, 'cfilter'], [24, 'getcfheaders'], [25, 'cfheaders'], [26, 'getcfcheckpt'], [27, 'cfcheckpt'],
+  [1, 'addr'],
+  [2, 'block'],
+  [3, 'blocktxn'],
+  [4, 'cmpctblock'],
+  [5, 'feefilter'],
+  [6, 'filteradd'],
+  [7, 'filterclear'],
+  [8, 'filterload'],
+  [9, 'getblocks'],
+  [10, 'getblocktxn'],
+  [11, 'getdata'],
+  [12, 'getheaders'],
+  [13, 'headers'],
+  [14, 'inv'],
+  [15, 'mempool'],
+  [16, 'merkleblock'],
+  [17, 'notfound'],
+  [18, 'ping'],
+  [19, 'pong'],
+  [20, 'sendcmpct'],
+  [21, 'tx'],
+  [22, 'getcfilters'],
+  [23, 'cfilter'],
+  [24, 'getcfheaders'],
+  [25, 'cfheaders'],
+  [26, 'getcfcheckpt'],
+  [27, 'cfcheckpt'],
   [28, 'addrv2'],
 ];
 
@@ -42,7 +64,10 @@ describe('v2 message types', () => {
   });
 
   it('knows exactly ids 1..28 and 37', () => {
-    assert.deepEqual([...SHORT_ID_COMMANDS.keys()].sort((a, b) => a - b), [...BIP324_TABLE.map(([id]) => id), 37]);
+    assert.deepEqual(
+      [...SHORT_ID_COMMANDS.keys()].sort((a, b) => a - b),
+      [...BIP324_TABLE.map(([id]) => id), 37],
+    );
   });
 
   it('decodes id 37 as feature but sends feature in the long form', () => {
@@ -138,9 +163,7 @@ describe('v2 message types', () => {
     const names = BIP324_TABLE.map(([, c]) => c);
     for (let i = 0; i < 2000; i++) {
       const command =
-        i % 3 === 0
-          ? names[i % names.length]!
-          : Array.from({ length: i % 13 }, () => String.fromCharCode(0x20 + Math.floor(Math.random() * 95))).join('');
+        i % 3 === 0 ? names[i % names.length] : Array.from({ length: i % 13 }, () => String.fromCharCode(0x20 + Math.floor(Math.random() * 95))).join('');
       const payload = randomBytes(Math.floor(Math.random() * 300));
       const prefix = contentsPrefix(command);
       assert.equal(prefix.length, shortIdFor(command) === undefined ? 13 : 1);

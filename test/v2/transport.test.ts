@@ -75,11 +75,7 @@ function pump(a: Side, b: Side, chunker: Chunker = whole): void {
   }
 }
 
-function connect(
-  iOpts: Partial<V2TransportOptions> = {},
-  rOpts: Partial<V2TransportOptions> = {},
-  chunker: Chunker = whole,
-): { i: Side; r: Side } {
+function connect(iOpts: Partial<V2TransportOptions> = {}, rOpts: Partial<V2TransportOptions> = {}, chunker: Chunker = whole): { i: Side; r: Side } {
   const i = side({ role: 'initiator', ...iOpts });
   const r = side({ role: 'responder', ...rOpts });
   assert.deepEqual(r.t.start(), []);
@@ -192,7 +188,7 @@ describe('V2Transport handshake', () => {
     it(`completes with ${name}, equal session ids, messages both ways`, () => {
       const { i, r } = connect({ garbage: randomBytes(gi) }, { garbage: randomBytes(gr) });
       assert.ok(i.ready && r.ready);
-      assert.equal(i.ready!.length, 32);
+      assert.equal(i.ready.length, 32);
       assert.deepEqual(i.ready, r.ready);
       assert.deepEqual(i.t.sessionId, r.t.sessionId);
       assert.equal(i.t.state, 'app');
@@ -240,7 +236,7 @@ describe('V2Transport handshake', () => {
     assert.equal(i.t.canSend, false);
     const after = i.t.receive(rKey.ellswift.subarray(63));
     assert.equal(after.length, 1);
-    assert.equal(after[0]!.type, 'send');
+    assert.equal(after[0].type, 'send');
     assert.equal((after[0] as { data: Buffer }).data.length, 16 + 20);
     assert.equal(i.t.canSend, true);
     assert.equal(i.t.sessionId, undefined);
@@ -253,7 +249,7 @@ describe('V2Transport handshake', () => {
     const iKey = ellswiftCreate();
     // byte 0 of a key differs from the magic's first byte except with probability 1/256
     const key = Buffer.from(iKey.ellswift);
-    key[0] = MAGIC[0]! ^ 0xff;
+    key[0] = MAGIC[0] ^ 0xff;
     const first = r.t.receive(key.subarray(0, 1));
     assert.equal(first.length, 1);
     assert.equal((first[0] as { data: Buffer }).data.length, 64 + 7);
@@ -378,10 +374,10 @@ describe('V2Transport packet stream', () => {
     send(i, r, [Buffer.from('after')]);
     pump(i, r, chunksOf(65536));
     assert.equal(r.messages.length, 2);
-    assert.ok(r.messages[0]!.equals(big1));
+    assert.ok(r.messages[0].equals(big1));
     assert.deepEqual(r.messages[1], Buffer.from('after'));
     assert.equal(i.messages.length, 1);
-    assert.ok(i.messages[0]!.equals(big2));
+    assert.ok(i.messages[0].equals(big2));
   });
 
   it('assembles a 4 MB packet fed in 1 KiB chunks in linear time', () => {
@@ -473,8 +469,8 @@ describe('V2Transport against the official BIP324 packet vectors', () => {
   // an empty version packet when in_ignore is set).
   const text = readFileSync(new URL('../../../test/vectors/packet_encoding_test_vectors.csv', import.meta.url), 'utf8');
   const lines = text.trim().split(/\r?\n/);
-  const cols = lines[0]!.split(',');
-  const rows = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, n) => [cols[n]!, v])) as Record<string, string>);
+  const cols = lines[0].split(',');
+  const rows = lines.slice(1).map((l) => Object.fromEntries(l.split(',').map((v, n) => [cols[n], v])) as Record<string, string>);
   const hex = (s: string | undefined): Buffer => Buffer.from(s ?? '', 'hex');
 
   for (const row of rows) {
@@ -499,8 +495,8 @@ describe('V2Transport against the official BIP324 packet vectors', () => {
         sent.push((e as { data: Buffer }).data);
       }
       assert.equal(sent.length, 2);
-      assert.deepEqual(sent[0]!.subarray(0, 64), hex(row.in_ellswift_ours));
-      const tail = sent[1]!;
+      assert.deepEqual(sent[0].subarray(0, 64), hex(row.in_ellswift_ours));
+      const tail = sent[1];
       assert.deepEqual(tail.subarray(0, 16), hex(row.mid_send_garbage_terminator));
       const packetLen = contents.length + 20;
       const end = ignore ? tail.length - 20 : tail.length;

@@ -36,7 +36,7 @@ export async function serveLegacy(n: Negotiation, head: Buffer, services: Servic
     raw.push(c);
     events = parser.push(c);
   }
-  const first = events[0]!;
+  const first = events[0];
   if (first.type === 'dropped') throw new ProxyError('ERR_V1_BAD_CHECKSUM', 'the first message (VERSION) has a bad checksum');
   n.sent = true;
   const destination = versionDestination(first.payload);

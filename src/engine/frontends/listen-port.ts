@@ -17,7 +17,7 @@ export async function serveListenPort(n: Negotiation, services: Services): Promi
   });
   if (kind === 'socks4') throw new ProxyError('ERR_SOCKS4', 'SOCKS4 request; only SOCKS5 is served', { reply: SOCKS4_REJECT });
   if (kind === 'unknown') {
-    throw new ProxyError('ERR_UNKNOWN_PROTOCOL', `first byte 0x${head[0]!.toString(16).padStart(2, '0')} is neither SOCKS5 nor a known network magic`);
+    throw new ProxyError('ERR_UNKNOWN_PROTOCOL', `first byte 0x${head[0].toString(16).padStart(2, '0')} is neither SOCKS5 nor a known network magic`);
   }
   n.conn.record.frontEnd = kind;
   services.announce(n.conn);

@@ -41,7 +41,6 @@ function ipv6Bytes(host: string): Buffer {
   return b;
 }
 
-
 /** A legacy client's VERSION (24-byte header + 86-byte payload) asking for addrRecv. */
 export function legacyVersion(magic: Buffer, addrRecv: { host: string; port: number }): Buffer {
   return serializeV1(magic, 'version', versionPayload(addrRecv));

@@ -76,7 +76,7 @@ export function logProblems(lines: readonly string[]): string[] {
   for (const line of lines) {
     if (/ ERROR /.test(line)) problems.push(`ERROR line: ${line}`);
     if (/internal error/.test(line)) problems.push(`internal error: ${line}`);
-    const refusal = / WARN  .*\b(refused|closed|dropped)\b/.test(line);
+    const refusal = / WARN {2}.*\b(refused|closed|dropped)\b/.test(line);
     if (refusal && (!/\bcode=ERR_[A-Z0-9_]+/.test(line) || !/\breason=/.test(line))) problems.push(`refusal without code and reason: ${line}`);
     const code = codeOf(line);
     if (code !== undefined && !(code in ERROR_CODES)) problems.push(`unknown code ${code}: ${line}`);

@@ -68,7 +68,14 @@ async function judge(
   const vanished = r.reset === true && outcome === 'not-accepted';
   if ((outcome === 'not-accepted' && !vanished) || outcome === 'no-end-line') problems.push(`${at}: ${outcome}`);
   else if (!vanished && r.expect !== undefined && !r.expect.includes(outcome)) problems.push(`${at}: expected ${r.expect.join('|')}, got ${outcome}: ${line}`);
-  return { target: r.target, index: r.index, seed: 0, how: r.how, outcome: r.hung ? 'hung' : vanished ? 'reset-before-accept' : outcome, problems: problems.map((p) => (p.startsWith(at) ? p : `${at}: ${p}`)) };
+  return {
+    target: r.target,
+    index: r.index,
+    seed: 0,
+    how: r.how,
+    outcome: r.hung ? 'hung' : vanished ? 'reset-before-accept' : outcome,
+    problems: problems.map((p) => (p.startsWith(at) ? p : `${at}: ${p}`)),
+  };
 }
 
 /** Send `bytes` to the shared port of the proxy routeFor() picks, end as told, and judge the result. */
@@ -92,7 +99,12 @@ async function sharedCase(
   }
   // A client that ends mid-negotiation is ERR_CLIENT_CLOSED; one that waits runs into ERR_SOCKS_TIMEOUT.
   const expect = ending === 'reset' ? undefined : ending === 'end' ? c.expect?.map((x) => (x === 'ERR_SOCKS_TIMEOUT' ? 'ERR_CLIENT_CLOSED' : x)) : c.expect;
-  return judge(env, proxy, { target: c.target, index: c.index, how: `${c.how} ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect, reset: ending === 'reset' }, problems);
+  return judge(
+    env,
+    proxy,
+    { target: c.target, index: c.index, how: `${c.how} ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect, reset: ending === 'reset' },
+    problems,
+  );
 }
 
 const sharedRandom: FuzzTarget = {
@@ -105,7 +117,8 @@ const sharedRandom: FuzzTarget = {
     else if (flavour === 'socks4') bytes[0] = 4;
     else if (flavour === 'magic') {
       bytes = Buffer.concat([rng.pick(NETWORKS).magic, bytes]);
-    } else if (flavour === 'http') bytes = Buffer.concat([Buffer.from(`GET /${rng.int(1000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`), bytes.subarray(0, rng.int(64))]);
+    } else if (flavour === 'http')
+      bytes = Buffer.concat([Buffer.from(`GET /${rng.int(1000)} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`), bytes.subarray(0, rng.int(64))]);
     const ending = rng.pick(['end', 'end', 'end', 'reset', 'wait'] as const);
     const kind = classifyFirstBytes(bytes);
     let expect: string[] | undefined;
@@ -456,12 +469,18 @@ const v1Stream: FuzzTarget = {
       if (wantPong && !client.received.some((m) => m.command === 'pong' && m.payload.equals(msgs[2].payload))) problems.push('no pong after a dropped message');
       const id = env.logsOf(proxy).connOf(localPort, since);
       const lines = id === undefined ? [] : env.logsOf(proxy).linesOf(id);
-      if (!lines.some((l) => /dropped a message from the v1 side .*code=ERR_V1_BAD_CHECKSUM .*reason=/.test(l))) problems.push('no "dropped" log line with ERR_V1_BAD_CHECKSUM');
+      if (!lines.some((l) => /dropped a message from the v1 side .*code=ERR_V1_BAD_CHECKSUM .*reason=/.test(l)))
+        problems.push('no "dropped" log line with ERR_V1_BAD_CHECKSUM');
     }
     if (ending === 'end') socket.end();
     const closed = await closedWithin(socket, WAIT_MS);
     socket.destroy();
-    return judge(env, proxy, { target: this.name, index, how: `${kind} in message ${target} (${msgs[target].command})`, localPort, since, hung: !closed, expect }, problems);
+    return judge(
+      env,
+      proxy,
+      { target: this.name, index, how: `${kind} in message ${target} (${msgs[target].command})`, localPort, since, hung: !closed, expect },
+      problems,
+    );
   },
 };
 
@@ -485,7 +504,9 @@ function expectForFlip(tap: WriteTap, offset: number): { region: string; expect:
   const pkt = w.find((x) => offset >= x.start && offset < x.start + x.length)!;
   // A flipped length bit may announce a longer packet that never completes: the session idles until
   // the client leaves, or the peer's end of stream finds the packet cut short.
-  return offset < pkt.start + 3 ? { region: 'app-length', expect: ['ERR_V2_BAD_TAG', 'ERR_V2_TOO_LARGE', 'ERR_PEER_RESET', 'clean'] } : { region: 'app-packet', expect: ['ERR_V2_BAD_TAG'] };
+  return offset < pkt.start + 3
+    ? { region: 'app-length', expect: ['ERR_V2_BAD_TAG', 'ERR_V2_TOO_LARGE', 'ERR_PEER_RESET', 'clean'] }
+    : { region: 'app-packet', expect: ['ERR_V2_BAD_TAG'] };
 }
 
 /**
@@ -538,7 +559,10 @@ const initiator: FuzzTarget = {
       const g = rng.range(0, 300);
       // key, garbage, terminator, version packet, then the node's version (119) and verack (33) packets
       const span = 64 + g + 16 + 20 + 152;
-      plan = kind === 'flip' ? { kind: 'flip', offset: rng.int(span), bit: rng.int(8) } : { kind: 'cut', offset: rng.range(1, span - 1), then: rng.chance(0.75) ? 'end' : 'reset' };
+      plan =
+        kind === 'flip'
+          ? { kind: 'flip', offset: rng.int(span), bit: rng.int(8) }
+          : { kind: 'cut', offset: rng.range(1, span - 1), then: rng.chance(0.75) ? 'end' : 'reset' };
       const p = plan;
       scripted = await startScriptedNode({ garbageLen: g, halfOpen: false, plan: (i) => (i === 0 ? p : undefined) });
       remotePort = scripted.port;
@@ -596,7 +620,11 @@ const initiator: FuzzTarget = {
         const conn = scripted.conns[0];
         if (conn?.tap !== undefined) {
           const judged =
-            plan.kind === 'flip' ? expectForFlip(conn.tap, plan.offset) : plan.kind === 'cut' ? expectForCut(conn.tap, plan.offset, plan.then) : { region: '?', expect: undefined };
+            plan.kind === 'flip'
+              ? expectForFlip(conn.tap, plan.offset)
+              : plan.kind === 'cut'
+                ? expectForCut(conn.tap, plan.offset, plan.then)
+                : { region: '?', expect: undefined };
           expect = judged.expect;
           how += ` region=${judged.region}`;
           problems.push(...prefixProblems(client.received, conn.sent));
@@ -625,7 +653,21 @@ const responder: FuzzTarget = {
       const bytes = rng.bytes(n);
       const since = proxy.logs.length;
       const r = await probe(env.inboundPort, splitRandomly(bytes, rng), ending, WAIT_MS);
-      return judge(env, proxy, { target: this.name, index, how: `random len=${n} ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ending === 'reset' ? undefined : expect, reset: ending === 'reset' }, []);
+      return judge(
+        env,
+        proxy,
+        {
+          target: this.name,
+          index,
+          how: `random len=${n} ending=${ending}`,
+          localPort: r.localPort,
+          since,
+          hung: r.hung,
+          expect: ending === 'reset' ? undefined : expect,
+          reset: ending === 'reset',
+        },
+        [],
+      );
     }
     if (kind === 'wrong-magic') {
       // The --inbound listener has no --network, so it accepts every known network (the peer's is
@@ -637,7 +679,20 @@ const responder: FuzzTarget = {
       const since = proxy.logs.length;
       const ending = rng.pick(['end', 'wait'] as const);
       const r = await probe(env.inboundPort, splitRandomly(bytes, rng), ending, WAIT_MS);
-      return judge(env, proxy, { target: this.name, index, how: `v1 VERSION of unaccepted network ${magic.toString('hex')}, ${bytes.length} bytes, ending=${ending}`, localPort: r.localPort, since, hung: r.hung, expect: ['ERR_V1_WRONG_NETWORK'] }, []);
+      return judge(
+        env,
+        proxy,
+        {
+          target: this.name,
+          index,
+          how: `v1 VERSION of unaccepted network ${magic.toString('hex')}, ${bytes.length} bytes, ending=${ending}`,
+          localPort: r.localPort,
+          since,
+          hung: r.hung,
+          expect: ['ERR_V1_WRONG_NETWORK'],
+        },
+        [],
+      );
     }
     const since = proxy.logs.length;
     const socket = await connectTo(env.inboundPort);
@@ -686,7 +741,11 @@ export function fuzzTarget(name: string): FuzzTarget {
 }
 
 /** Run `count` cases of a target from case index `from`, `concurrency` at a time; each case gets its own seed. */
-export async function runBatch(env: FuzzEnv, target: FuzzTarget, options: { from?: number; count: number; seed: number; concurrency?: number }): Promise<CaseReport[]> {
+export async function runBatch(
+  env: FuzzEnv,
+  target: FuzzTarget,
+  options: { from?: number; count: number; seed: number; concurrency?: number },
+): Promise<CaseReport[]> {
   const from = options.from ?? 0;
   const master = new Rng(options.seed);
   const seeds = Array.from({ length: options.count }, () => master.u32());
@@ -700,7 +759,14 @@ export async function runBatch(env: FuzzEnv, target: FuzzTarget, options: { from
       try {
         report = await target.run(env, new Rng(seed), from + i);
       } catch (err) {
-        report = { target: target.name, index: from + i, seed, how: 'harness', outcome: 'harness-error', problems: [`${target.name}#${from + i}: ${(err as Error).stack ?? String(err)}`] };
+        report = {
+          target: target.name,
+          index: from + i,
+          seed,
+          how: 'harness',
+          outcome: 'harness-error',
+          problems: [`${target.name}#${from + i}: ${(err as Error).stack ?? String(err)}`],
+        };
       }
       report.seed = seed;
       report.problems = report.problems.map((p) => `${p} [replay: target=${target.name} index=${from + i} seed=${seed}]`);

@@ -35,7 +35,7 @@ export function tapWrites(socket: net.Socket, plan: WritePlan): WriteTap {
   const write = socket.write.bind(socket) as (data: Buffer, cb?: (err?: Error | null) => void) => boolean;
   let chain: Promise<void> = Promise.resolve();
   const splitPoints = plan.kind === 'split' ? [...plan.at].sort((x, y) => x - y) : [];
-  socket.write = ((data: Uint8Array | string): boolean => {
+  socket.write = (data: Uint8Array | string): boolean => {
     const buf = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const start = tap.written;
     tap.written += buf.length;
@@ -95,6 +95,6 @@ export function tapWrites(socket: net.Socket, plan: WritePlan): WriteTap {
         return true;
       }
     }
-  }) as typeof socket.write;
+  };
   return tap;
 }

@@ -80,7 +80,7 @@ export class FSChaCha20 {
   /** Encryption and decryption are the same XOR. */
   crypt(chunk: Uint8Array): Uint8Array {
     const ks = this.getKeystreamBytes(chunk.length);
-    const ret = chunk.map((b, i) => b ^ ks[i]!);
+    const ret = chunk.map((b, i) => b ^ ks[i]);
     if ((this.chunkCounter + 1) % REKEY_INTERVAL === 0) {
       this.key = Uint8Array.from(this.getKeystreamBytes(32));
       this.blockCounter = 0;

@@ -114,7 +114,7 @@ function randomBelow(lo: bigint, hi: bigint): bigint {
 export function xelligatorswift(x: FE): [FE, FE] {
   for (;;) {
     const u = randomBelow(1n, P);
-    const c = randomBytes(1)[0]! & 7;
+    const c = randomBytes(1)[0] & 7;
     const t = xswiftecInv(x, u, c);
     if (t !== null) return [u, t];
   }
