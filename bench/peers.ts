@@ -173,7 +173,7 @@ export function connectTcp(port: number): Promise<net.Socket> {
 }
 
 /** Reads exact byte counts from a socket during a request/reply exchange, then hands the socket back. */
-class ExactReader {
+export class ExactReader {
   private buf: Buffer = Buffer.alloc(0);
   private want: { n: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   private readonly onData = (chunk: Buffer): void => {

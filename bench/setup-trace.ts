@@ -20,7 +20,7 @@ import { serializeV1, V1Parser } from '../src/v1/framing.js';
 import { contentsPrefix, decodeContents } from '../src/v2/messages.js';
 import { V2Transport } from '../src/v2/transport.js';
 import { type TraceEvent, startChild } from './child.js';
-import { versionPayload } from './peers.js';
+import { ExactReader, versionPayload } from './peers.js';
 
 const MAGIC = networkByName('main')!.magic;
 const now = (): number => Number(process.hrtime.bigint());
@@ -69,33 +69,6 @@ function startTracedPeer(): Promise<net.Server> {
   return new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, () => resolve(server)));
 }
 
-/** Reads until `n` bytes are in, then resolves them (the rest stays for the next read). */
-class Reader {
-  private buf = Buffer.alloc(0);
-  private want: { n: number; resolve: (b: Buffer) => void } | undefined;
-  constructor(socket: net.Socket, trace: TraceEvent[]) {
-    socket.on('data', (chunk: Buffer) => {
-      trace.push([now(), 'client read', chunk.length]);
-      this.buf = Buffer.concat([this.buf, chunk]);
-      this.check();
-    });
-  }
-  read(n: number): Promise<Buffer> {
-    return new Promise((resolve) => {
-      this.want = { n, resolve };
-      this.check();
-    });
-  }
-  private check(): void {
-    if (this.want === undefined || this.buf.length < this.want.n) return;
-    const { n, resolve } = this.want;
-    this.want = undefined;
-    const out = this.buf.subarray(0, n);
-    this.buf = this.buf.subarray(n);
-    resolve(out);
-  }
-}
-
 function connect(port: number, trace: TraceEvent[]): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     trace.push([now(), 'client connect()', 0]);
@@ -118,7 +91,8 @@ function send(socket: net.Socket, data: Buffer, trace: TraceEvent[], what: strin
 async function viaProxy(proxyPort: number, peerPort: number): Promise<TraceEvent[]> {
   const trace: TraceEvent[] = [];
   const socket = await connect(proxyPort, trace);
-  const reader = new Reader(socket, trace);
+  socket.on('data', (chunk: Buffer) => trace.push([now(), 'client read', chunk.length]));
+  const reader = new ExactReader(socket);
   send(socket, Buffer.of(5, 2, 0, 2), trace, 'SOCKS5 greeting');
   await reader.read(2);
   const user = Buffer.from('trace-user');

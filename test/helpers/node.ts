@@ -206,8 +206,10 @@ export async function handshakeV1(ch: MessageChannel, addrRecv?: { host: string;
   ch.send('verack');
 }
 
-function ipv6Bytes(host: string): Buffer {
-  const [head, tail] = host.includes('::') ? host.split('::') : [host, undefined];
+/** The 16 bytes of an IPv6 address in any text form (the test's own parser: an oracle for src/address.ts). */
+export function ipv6Bytes(host: string): Buffer {
+  const full = new URL(`http://[${host}]/`).hostname.slice(1, -1);
+  const [head, tail] = full.includes('::') ? full.split('::') : [full, undefined];
   const h = head ? head.split(':') : [];
   const t = tail ? tail.split(':') : [];
   const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];

@@ -4,7 +4,7 @@
  */
 import { networkByName, type Network } from '../../../src/networks.js';
 import { serializeV1 } from '../../../src/v1/framing.js';
-import { versionPayload } from '../node.js';
+import { ipv6Bytes, versionPayload } from '../node.js';
 
 /** The network every fuzz input and actor uses. */
 export const MAIN: Network = networkByName('main')!;
@@ -28,17 +28,6 @@ export function socks5Request(host: string, port: number, atyp: 1 | 3 | 4 = 3): 
   const p = Buffer.alloc(2);
   p.writeUInt16BE(port);
   return Buffer.concat([Buffer.from([5, 1, 0, atyp]), addr, p]);
-}
-
-function ipv6Bytes(host: string): Buffer {
-  const full = new URL(`http://[${host}]/`).hostname.slice(1, -1);
-  const [head, tail] = full.includes('::') ? full.split('::') : [full, undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const b = Buffer.alloc(16);
-  groups.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
-  return b;
 }
 
 /** A legacy client's VERSION (24-byte header + 86-byte payload) asking for addrRecv. */
