@@ -279,6 +279,29 @@ describe('shaping (issue 13)', function () {
       assert.doesNotMatch(line, /code=/, line);
     });
 
+    it('after the client half-closes, the node can still answer it: no cover is written after our FIN', async () => {
+      const node = await startTestNode(MAIN.magic, 'v2', {}, { impl: 'independent', allowHalfOpen: true });
+      cleanups.push(() => node.stop());
+      const proxy = await startProxy({ logLevel: 'info', shaping: { mode: 'cover', rate: 200_000 } });
+      cleanups.push(() => proxy.stop());
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      const client = new MessageChannel(socket, MAIN.magic);
+      await handshakeV1(client);
+      const nodeCh = node.channels[0];
+      await nodeCh.until(() => nodeCh.independent!.decoysReceived > 10, 10_000, 'cover');
+      socket.end();
+      await new Promise((r) => nodeCh.socket.once('end', r));
+      // Cover ticks every 2.5 ms on average: one written after our FIN is a write after end, which
+      // tears the half-open connection down before the node's answer.
+      await sleep(300);
+      const answer = randomBytes(50);
+      nodeCh.send('tx', answer);
+      await client.until(() => client.received.some((m) => m.command === 'tx' && m.payload.equals(answer)), 5000, 'the answer after the half-close');
+      nodeCh.socket.end();
+      const line = await proxy.waitLog(/closed/);
+      assert.doesNotMatch(line, /code=/, line);
+    });
+
     it('leaves no timer behind when the connection closes: client, node or proxy shutdown', async () => {
       // rate 1 B/s: the pending tick is hundreds of seconds away, so a timer that is not cleared shows.
       const node = await startTestNode(MAIN.magic, 'v2');

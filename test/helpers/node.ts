@@ -236,11 +236,15 @@ export async function startTestNode(
   magic: Buffer,
   mode: NodeMode = 'v2',
   transportOptions: Partial<V2TransportOptions> = {},
-  peer: { impl?: Impl; independentOptions?: Partial<PeerOptions> } = {},
+  peer: {
+    impl?: Impl;
+    independentOptions?: Partial<PeerOptions>;
+    /** Keep sending after the proxy's FIN (default: end at once, as Node does). */ allowHalfOpen?: boolean;
+  } = {},
 ): Promise<TestNode> {
   const node: TestNode = { port: 0, channels: [], accepted: 0, firstBytes: [], stop: async () => {} };
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  const server = net.createServer({ allowHalfOpen: peer.allowHalfOpen ?? false }, (socket) => {
     node.accepted++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
