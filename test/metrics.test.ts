@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { Writable } from 'node:stream';
 
-import type { ConnectionRecord } from '../src/engine/record.js';
+import { type ConnectionRecord, newRecord } from '../src/engine/record.js';
 import { createLogger } from '../src/log.js';
 import { HANDSHAKE_BUCKETS_SECONDS, Metrics, hostAllowed, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
@@ -212,19 +212,7 @@ describe('metrics: live counters of a running proxy', function () {
 
 describe('metrics: observer bookkeeping', function () {
   function record(id: number, over: Partial<ConnectionRecord> = {}): ConnectionRecord {
-    return {
-      id,
-      frontEnd: 'socks5',
-      client: '127.0.0.1:5000',
-      startedAt: Date.now(),
-      bytesToPeer: 0,
-      bytesFromPeer: 0,
-      msgsToPeer: 0,
-      msgsFromPeer: 0,
-      decoysToPeer: 0,
-      decoyBytesToPeer: 0,
-      ...over,
-    };
+    return { ...newRecord(id, 'socks5', '127.0.0.1:5000'), ...over };
   }
   async function samples(m: Metrics): Promise<Sample[]> {
     return parseProm(await m.registry.metrics());

@@ -37,6 +37,22 @@ export interface ConnectionRecord {
   decoyBytesToPeer: number;
 }
 
+/** A new connection's record: who connected, through which front end, and every counter at zero. */
+export function newRecord(id: number, frontEnd: FrontEndKind, client: string): ConnectionRecord {
+  return {
+    id,
+    frontEnd,
+    client,
+    startedAt: Date.now(),
+    bytesToPeer: 0,
+    bytesFromPeer: 0,
+    msgsToPeer: 0,
+    msgsFromPeer: 0,
+    decoysToPeer: 0,
+    decoyBytesToPeer: 0,
+  };
+}
+
 export interface ProxyObserver {
   /** A connection was accepted; on the shared port, once its first bytes named the front end (or it was refused). */
   opened(record: ConnectionRecord): void;

@@ -40,7 +40,7 @@ import { serveInbound } from './frontends/inbound.js';
 import { V2PeerTable } from './v2-peers.js';
 import { serveListenPort } from './frontends/listen-port.js';
 import { type Conn, Negotiation, type Services } from './negotiation.js';
-import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserver, endpoints } from './record.js';
+import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserver, endpoints, newRecord } from './record.js';
 
 export interface ProxyServerOptions {
   observer?: ProxyObserver;
@@ -242,18 +242,7 @@ export class ProxyServer {
   /** Register a new connection, or refuse it at once when its pool is full. */
   private open(socket: Socket, frontEnd: FrontEndKind): Conn | undefined {
     const id = ++this.nextId;
-    const record: ConnectionRecord = {
-      id,
-      frontEnd,
-      client: formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }),
-      startedAt: Date.now(),
-      bytesToPeer: 0,
-      bytesFromPeer: 0,
-      msgsToPeer: 0,
-      msgsFromPeer: 0,
-      decoysToPeer: 0,
-      decoyBytesToPeer: 0,
-    };
+    const record = newRecord(id, frontEnd, formatHostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }));
     const log = this.log.child({ conn: id });
     socket.on('error', () => {}); // errors are handled by whoever owns the socket at the time
     const ticket: Ticket | { code: ErrorCode; reason: string } = this.closing
