@@ -50,7 +50,8 @@ export function versionPayload(): Buffer {
   return p;
 }
 
-async function listen(onConnection: (socket: net.Socket) => void): Promise<EchoServer> {
+/** A loopback server on an ephemeral port: Nagle off, errors end the socket, close() destroys every connection. */
+export async function listen(onConnection: (socket: net.Socket) => void): Promise<EchoServer> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);

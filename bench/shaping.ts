@@ -19,7 +19,6 @@
  * cover bytes per second, and the latency of real messages. Writes bench/results/shaping.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -30,7 +29,7 @@ import { serializeV1 } from '../src/v1/framing.js';
 import { contentsPrefix, decodeContents } from '../src/v2/messages.js';
 import { V2Transport } from '../src/v2/transport.js';
 import { startChild } from './child.js';
-import { socks5Connect, V1Client, versionPayload } from './peers.js';
+import { listen, socks5Connect, V1Client, versionPayload } from './peers.js';
 import { type Trace, MIX_DESCRIPTION, evaluate, mixScript, quantile, toBursts, v2WireSize } from './shaping-model.js';
 
 const MAIN = networkByName('main')!;
@@ -59,12 +58,7 @@ interface NodeConn {
 /** A v2 node: answers version with version + verack and ping with pong, and records every read. */
 async function startNode(): Promise<{ port: number; conns: NodeConn[]; close(): Promise<void> }> {
   const conns: NodeConn[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    socket.setNoDelay(true);
+  const server = await listen((socket) => {
     const t = new V2Transport({ role: 'responder', magic: MAIN.magic });
     let done!: () => void;
     const conn: NodeConn = { reads: [], arrivals: new Map(), recording: false, handshaken: new Promise((r) => (done = r)) };
@@ -93,16 +87,7 @@ async function startNode(): Promise<{ port: number; conns: NodeConn[]; close(): 
       for (const b of out) socket.write(b);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    conns,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return { port: server.port, conns, close: server.close };
 }
 
 export interface ShapingRow {
