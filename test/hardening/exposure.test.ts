@@ -657,42 +657,39 @@ describe('hardening: safe to expose (issue 8)', function () {
 
 describe('hardening: a stream cut in the middle of a packet', function () {
   this.timeout(30_000);
+
+  /** A client's session through the proxy to a v2 node that plays `script`; the proxy's closing line. */
+  async function closingLine(script: Parameters<typeof startRawV2Node>[0], clientEnds: boolean): Promise<string> {
+    const node = await startRawV2Node(script);
+    const proxy = await startProxy({ logLevel: 'info' });
+    try {
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      const ch = new MessageChannel(socket, MAIN.magic);
+      ch.send('version', versionPayload());
+      await ch.next('verack');
+      if (clientEnds) socket.end();
+      return await proxy.waitLog(/ closed /);
+    } finally {
+      await proxy.stop();
+      await node.stop();
+    }
+  }
+
   it('a v2 peer that ends its stream inside a packet is closed with ERR_PEER_RESET, not as a normal close', async () => {
-    const node = await startRawV2Node((t, socket) => {
+    const line = await closingLine((t, socket) => {
       socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
       socket.write(t.encrypt([contentsPrefix('verack')]));
       const ping = t.encrypt([contentsPrefix('ping'), Buffer.alloc(8)]);
       socket.end(ping.subarray(0, 10));
-    });
-    const proxy = await startProxy({ logLevel: 'info' });
-    try {
-      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
-      const ch = new MessageChannel(socket, MAIN.magic);
-      ch.send('version', versionPayload());
-      await ch.next('verack');
-      assert.match(await proxy.waitLog(/ closed /), /reason="peer closed the connection in the middle of a packet" code=ERR_PEER_RESET/);
-    } finally {
-      await proxy.stop();
-      await node.stop();
-    }
+    }, false);
+    assert.match(line, /reason="peer closed the connection in the middle of a packet" code=ERR_PEER_RESET/);
   });
 
   it('a v2 peer that ends its stream between packets is a normal close', async () => {
-    const node = await startRawV2Node((t, socket) => {
+    const line = await closingLine((t, socket) => {
       socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
       socket.end(t.encrypt([contentsPrefix('verack')]));
-    });
-    const proxy = await startProxy({ logLevel: 'info' });
-    try {
-      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
-      const ch = new MessageChannel(socket, MAIN.magic);
-      ch.send('version', versionPayload());
-      await ch.next('verack');
-      socket.end();
-      assert.match(await proxy.waitLog(/ closed /), /INFO .*closed reason="both sides closed"/);
-    } finally {
-      await proxy.stop();
-      await node.stop();
-    }
+    }, true);
+    assert.match(line, /INFO .*closed reason="both sides closed"/);
   });
 });
