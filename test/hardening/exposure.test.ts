@@ -675,15 +675,18 @@ describe('hardening: a stream cut in the middle of a packet', function () {
     }
   }
 
-  it('a v2 peer that ends its stream inside a packet is closed with ERR_PEER_RESET, not as a normal close', async () => {
-    const line = await closingLine((t, socket) => {
-      socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
-      socket.write(t.encrypt([contentsPrefix('verack')]));
-      const ping = t.encrypt([contentsPrefix('ping'), Buffer.alloc(8)]);
-      socket.end(ping.subarray(0, 10));
-    }, false);
-    assert.match(line, /reason="peer closed the connection in the middle of a packet" code=ERR_PEER_RESET/);
-  });
+  // Inside the length field, right after it (nothing of the body yet), and inside the body.
+  for (const cut of [2, 3, 10]) {
+    it(`a v2 peer that ends its stream ${cut} bytes into a packet is closed with ERR_PEER_RESET, not as a normal close`, async () => {
+      const line = await closingLine((t, socket) => {
+        socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
+        socket.write(t.encrypt([contentsPrefix('verack')]));
+        const ping = t.encrypt([contentsPrefix('ping'), Buffer.alloc(8)]);
+        socket.end(ping.subarray(0, cut));
+      }, false);
+      assert.match(line, /reason="peer closed the connection in the middle of a packet" code=ERR_PEER_RESET/);
+    });
+  }
 
   it('a v2 peer that ends its stream between packets is a normal close', async () => {
     const line = await closingLine((t, socket) => {

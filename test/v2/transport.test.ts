@@ -507,3 +507,37 @@ describe('V2Transport against the official BIP324 packet vectors', () => {
     });
   }
 });
+
+describe('V2Transport.midPacket: whether a stream that ends now was cut inside a packet', () => {
+  it('is false between packets and true inside the version packet, inside a length field and inside a body', () => {
+    const i = side({ role: 'initiator' });
+    const r = side({ role: 'responder' });
+    assert.deepEqual(r.t.start(), []);
+    absorb(i, r, i.t.start());
+    absorb(r, i, r.t.receive(Buffer.concat(r.inbox.splice(0))));
+    absorb(i, r, i.t.receive(Buffer.concat(i.inbox.splice(0))));
+    // The responder now has the initiator's terminator and version packet in flight: all but its last 5 bytes.
+    const flight = Buffer.concat(r.inbox.splice(0));
+    absorb(r, i, r.t.receive(flight.subarray(0, flight.length - 5)));
+    assert.equal(r.ready, undefined, 'the version packet is not complete yet');
+    assert.equal(r.t.midPacket, true, 'inside the version packet');
+    absorb(r, i, r.t.receive(flight.subarray(flight.length - 5)));
+    assert.notEqual(r.ready, undefined);
+    assert.equal(r.t.midPacket, false, 'between packets');
+
+    // An empty packet too: its announced length is 0, and its header byte and tag are still to come.
+    for (const [cut, text] of [
+      [1, 'hello'],
+      [3, 'hello'],
+      [10, 'hello'],
+      [3, ''],
+    ] as const) {
+      const packet = i.t.encrypt([Buffer.from(text)]);
+      absorb(r, i, r.t.receive(packet.subarray(0, cut)));
+      assert.equal(r.t.midPacket, true, `${cut} bytes into a packet`);
+      absorb(r, i, r.t.receive(packet.subarray(cut)));
+      assert.equal(r.t.midPacket, false, `after the rest of the packet (cut at ${cut})`);
+      assert.deepEqual(r.messages.pop(), Buffer.from(text));
+    }
+  });
+});
