@@ -87,7 +87,7 @@ async function startNode(): Promise<{ port: number; conns: NodeConn[]; close(): 
       for (const b of out) socket.write(b);
     });
   });
-  return { port: server.port, conns, close: server.close };
+  return { port: server.port, conns, close: () => server.close() };
 }
 
 export interface ShapingRow {
