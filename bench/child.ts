@@ -11,6 +11,7 @@
  * child records them) and 'stop' (close and exit, so that a --cpu-prof profile gets written).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export type ChildOp = 'cpu' | 'mem' | 'conns' | 'stats' | 'trace' | 'stop';
 
@@ -107,6 +108,19 @@ export function childFlagsFromEnv(): string[] {
 }
 
 /**
+ * The proxy child runs with the GLIBC_TUNABLES of the systemd unit (as `npm start` does), so the
+ * bench measures the daemon as it is deployed; BENCH_PROXY_MALLOC=glibc-defaults runs it without
+ * (the "before" of bench/README.md). Other children keep the bench's environment.
+ */
+export function childEnv(script: URL): NodeJS.ProcessEnv {
+  if (!script.pathname.endsWith('/proxy-process.js') || process.env.BENCH_PROXY_MALLOC === 'glibc-defaults') return process.env;
+  const unit = readFileSync(new URL('../../contrib/systemd/bip324-proxy.service', import.meta.url), 'utf8');
+  const tunables = /^Environment=GLIBC_TUNABLES=(\S+)$/m.exec(unit)?.[1];
+  if (tunables === undefined) throw new Error('bench: no Environment=GLIBC_TUNABLES= line in contrib/systemd/bip324-proxy.service');
+  return { ...process.env, GLIBC_TUNABLES: tunables };
+}
+
+/**
  * `wrap`: a command the child runs under, e.g. ['valgrind', '--tool=callgrind', ...]: it is
  * started as `wrap... node execArgv... script args...`.
  */
@@ -115,6 +129,7 @@ export async function startChild(script: URL, args: string[], execArgv: string[]
   const proc: ChildProcess = fork(script, args, {
     ...(wrap.length > 0 ? { execPath: wrap[0], execArgv: [...wrap.slice(1), process.execPath, ...flags] } : { execArgv: flags }),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: childEnv(script),
   });
   const forkedAt = performance.now();
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
