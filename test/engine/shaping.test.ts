@@ -226,6 +226,40 @@ describe('shaping (issue 13)', function () {
       assert.ok(log.indexOf(true) < log.lastIndexOf(false), `the first decoy came only after the verack: ${log.join(',')}`);
     });
 
+    it('that burst is padded too when the client has already half-closed (it goes out with our FIN)', async () => {
+      // The node's key is held back by a gate until the proxy has seen the client's VERSION and FIN:
+      // the proxy then answers the key, sends the held VERSION and ends, all in one burst.
+      const log: boolean[] = [];
+      const node = await startTestNode(MAIN.magic, 'v2', {}, { impl: 'independent', independentOptions: { onPacket: (decoy) => log.push(decoy) } });
+      cleanups.push(() => node.stop());
+      let open = (): void => {};
+      const opened = new Promise<void>((r) => (open = r));
+      const gate = net.createServer((fromProxy) => {
+        const toNode = net.connect(node.port, '127.0.0.1');
+        fromProxy.pipe(toNode);
+        toNode.on('data', (c: Buffer) => void opened.then(() => fromProxy.write(c)));
+        toNode.on('end', () => void opened.then(() => fromProxy.end()));
+        fromProxy.on('close', () => toNode.destroy());
+        toNode.on('close', () => fromProxy.destroy());
+      });
+      await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => gate.close(() => r())));
+      const proxy = await startProxy({ logLevel: 'info', shaping: { mode: 'pad', rate: 1024 } });
+      cleanups.push(() => proxy.stop());
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', (gate.address() as net.AddressInfo).port);
+      const client = new MessageChannel(socket, MAIN.magic);
+      client.send('version', versionPayload());
+      socket.end();
+      // Not a timing assertion: time for the proxy to read the FIN before the gate opens.
+      await sleep(300);
+      open();
+      const nodeCh = node.channels[0];
+      assert.ok(nodeCh !== undefined, 'the node was reached');
+      await nodeCh.until(() => nodeCh.received.some((m) => m.command === 'version'), 10_000, "the client's VERSION at the node");
+      await new Promise((r) => (nodeCh.socket.readableEnded ? r(undefined) : nodeCh.socket.once('end', r)));
+      assert.ok(log.includes(true), `no decoy in the burst sent with our FIN: ${log.join(',')}`);
+    });
+
     it('sends nothing while the connection is idle', async () => {
       // A high rate: were a cover timer running under pad, it would tick a hundred times here.
       const t = await open('pad', 'independent', {}, 100_000);
