@@ -37,6 +37,17 @@ function assertBadAddress(fn: () => unknown, what: string): void {
   assert.throws(fn, (err: unknown) => isProxyError(err, 'ERR_SOCKS_BAD_ADDRESS'), what);
 }
 
+/** The message of the ProxyError with this code that fn throws (fails the test when it throws nothing or something else). */
+function messageOf(fn: () => unknown, code: 'ERR_SOCKS_BAD_ADDRESS' | 'ERR_CONFIG'): string {
+  try {
+    fn();
+  } catch (err) {
+    if (isProxyError(err, code)) return err.message;
+    throw err;
+  }
+  assert.fail(`no ${code}`);
+}
+
 describe('address', () => {
   describe('classifyHost: what Bitcoin Core puts in an ATYP 03 DOMAINNAME', () => {
     const table: [string, HostKind][] = [
@@ -100,6 +111,44 @@ describe('address', () => {
         assertBadAddress(() => classifyHost(host), JSON.stringify(host));
       });
     }
+
+    it('says why it refuses a host, so the log names the rule that was broken', () => {
+      const reasons: [string, string][] = [
+        ['', 'bad destination host "": empty'],
+        ['exa mple.com', 'bad destination host "exa mple.com": control, space or non-ASCII character'],
+        ['bücher.de', 'bad destination host "bücher.de": control, space or non-ASCII character'],
+        ['example..com', 'bad destination host "example..com": empty label'],
+        ['exa$mple.com', `bad destination host "exa$mple.com": label "exa$mple" is not letters, digits, '-' or '_' (max 63)`],
+        ['expyuzz4wqqyqhjn.onion', 'bad destination host "expyuzz4wqqyqhjn.onion": v2 onion addresses no longer work; use the v3 (56 character) address'],
+        ['abc.onion', 'bad destination host "abc.onion": not a v3 onion address (56 base32 characters before .onion)'],
+        ['expyuzz4wqqyqhjn.x.onion', 'bad destination host "expyuzz4wqqyqhjn.x.onion": not a v3 onion address (56 base32 characters before .onion)'],
+      ];
+      for (const [host, message] of reasons)
+        assert.equal(
+          messageOf(() => classifyHost(host), 'ERR_SOCKS_BAD_ADDRESS'),
+          message,
+          JSON.stringify(host),
+        );
+    });
+
+    it('quotes only the first 32 characters of an over-long host', () => {
+      const host = 'a'.repeat(300);
+      assert.equal(
+        messageOf(() => classifyHost(host), 'ERR_SOCKS_BAD_ADDRESS'),
+        `bad destination host "${'a'.repeat(32)}...": longer than 255 bytes`,
+      );
+    });
+
+    it('refuses a v3 onion label followed by another label before .onion', () => {
+      assertBadAddress(() => classifyHost(ONION.replace('.onion', '.x.onion')), 'v3 label, then x.onion');
+    });
+
+    it('refuses a host that is not a string with ERR_SOCKS_BAD_ADDRESS, not a TypeError', () => {
+      for (const host of [undefined, null, 1234]) {
+        assertBadAddress(() => classifyHost(host as unknown as string), String(host));
+        assertBadAddress(() => makeDestination(host as unknown as string, 8333), String(host));
+      }
+    });
   });
 
   describe('makeDestination', () => {
@@ -118,6 +167,10 @@ describe('address', () => {
       assertBadAddress(() => makeDestination('[1.2.3.4]', 8333), 'bracketed IPv4');
       assertBadAddress(() => makeDestination('[example.com]', 8333), 'bracketed name');
       assertBadAddress(() => makeDestination('[fe80::1%eth0]', 8333), 'bracketed scoped IPv6');
+    });
+
+    it('strips only a pair of brackets: one bracket alone leaves the host as it is (and refused)', () => {
+      for (const host of ['a::1]', 'x2001:db8::1]', '[::12', '[2001:db8::1x']) assertBadAddress(() => makeDestination(host, 8333), host);
     });
 
     it('rejects port 0 and ports outside 1-65535', () => {
@@ -210,6 +263,34 @@ describe('address', () => {
       assert.match(message('::1:8333', 8333), /e\.g\. \[::1\]:8333$/);
     });
 
+    it('names what is wrong after the brackets', () => {
+      assert.equal(
+        messageOf(() => parseHostPort('[::1]x:1324'), 'ERR_CONFIG'),
+        "'[::1]x:1324' is not [IPV6]:PORT",
+      );
+      assert.equal(
+        messageOf(() => parseHostPort('[1.2.3.4]:1324'), 'ERR_CONFIG'),
+        "'[1.2.3.4]:1324': '1.2.3.4' is not an IPv6 address",
+      );
+    });
+
+    it('accepts names that begin or end with a digit, and a name alone with the default port', () => {
+      assert.deepEqual(parseHostPort('node1:8333'), { host: 'node1', port: 8333 });
+      assert.deepEqual(parseHostPort('1e100.net:443'), { host: '1e100.net', port: 443 });
+      assert.deepEqual(parseHostPort('localhost', 1324), { host: 'localhost', port: 1324 });
+    });
+
+    it('accepts a 253-character host name and refuses a 254-character one (RFC 1035 §2.3.4 limit)', () => {
+      const name = (last: number): string => ['a'.repeat(63), 'b'.repeat(63), 'c'.repeat(63), 'd'.repeat(last)].join('.');
+      assert.equal(name(61).length, 253);
+      assert.deepEqual(parseHostPort(`${name(61)}:8333`), { host: name(61), port: 8333 });
+      assert.equal(name(62).length, 254);
+      assert.equal(
+        messageOf(() => parseHostPort(`${name(62)}:8333`), 'ERR_CONFIG'),
+        `'${name(62)}:8333': '${name(62)}' is not a host name or IP address`,
+      );
+    });
+
     it('round-trips through formatHostPort', () => {
       for (const text of ['127.0.0.1:1324', '[::1]:1324', '[2001:db8::1]:0', 'localhost:9']) {
         assert.equal(formatHostPort(parseHostPort(text)), text);
@@ -247,6 +328,10 @@ describe('address', () => {
       'mylocalhost',
       '',
       '127.0.0.1.nip.io',
+      'x127.0.0.1]', // one bracket is not a pair
+      '[127.0.0.1x',
+      '1::ffff:7f00:1', // not IPv4-mapped: 1:0:0:0:0:ffff:7f00:1
+      '::ffff:7f00:1:2', // 0:0:0:0:ffff:7f00:1:2, not IPv4-mapped either
     ];
     for (const host of yes) it(`takes ${host} for loopback`, () => assert.equal(isLoopback(host), true));
     for (const host of no) it(`does not take '${host}' for loopback`, () => assert.equal(isLoopback(host), false));
@@ -266,6 +351,10 @@ describe('address', () => {
 
     it('has no form for a %zone, an IPv4 address, a name or brackets', () => {
       for (const text of ['fe80::1%eth0', '1.2.3.4', 'example.com', '[::1]', '']) assert.equal(canonicalIPv6(text), undefined, text);
+    });
+
+    it('has no form for text the URL parser would clean up or cut short (a tab, a newline, "]" and a path)', () => {
+      for (const text of ['::\t1', '::1\n', '::1]:80/[']) assert.equal(canonicalIPv6(text), undefined, JSON.stringify(text));
     });
   });
 
@@ -325,6 +414,7 @@ describe('address', () => {
       ['2001:DB8::0:1', '2001:db8::1'],
       ['::1', '::1'],
       ['::ffff:1:2:3', '::ffff:1:2:3'], // not IPv4-mapped (0:0:0:0:ffff:1:2:3)
+      ['1::ffff:7f00:1', '1::ffff:7f00:1'], // not IPv4-mapped (1:0:0:0:0:ffff:7f00:1)
     ];
     for (const [text, canonical] of table) it(`writes ${text} as ${canonical}`, () => assert.equal(canonicalIP(text), canonical));
 
@@ -366,6 +456,11 @@ describe('address', () => {
       ['1.2.3.4', '1.2.3.4'],
       ['::ffff:1.2.3.4', '1.2.3.4'], // how Node reports an IPv4 peer on a dual-stack listener
       ['::FFFF:1.2.3.4', '1.2.3.4'],
+      ['::ffff:10.20.30.40', '10.20.30.40'], // octets of more than one digit
+      ['1::ffff:1.2.3.4', '1:0:0:0::/64'], // not IPv4-mapped: the prefix is not all zeros
+      ['::ffff:1.2.3.4junk', '::ffff:1.2.3.4junk'], // not an address at all: its own key
+      ['2001:db8::1:2:3:4:5', '2001:db8:0:1::/64'], // groups after "::" reach into the /64
+      ['::1:2:3:4:5:6', '0:0:1:2::/64'],
       ['2001:db8:1:2:3:4:5:6', '2001:db8:1:2::/64'],
       ['2001:db8:1:2::1', '2001:db8:1:2::/64'], // the same /64, other spellings
       ['2001:0DB8:0001:0002:ffff::', '2001:db8:1:2::/64'],
