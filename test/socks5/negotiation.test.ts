@@ -139,6 +139,12 @@ describe('socks5/server', () => {
       assert.deepEqual(feed([h('05 00')]), [{ type: 'fail', data: '05ff', code: 'ERR_SOCKS_NO_METHOD' }]);
     });
 
+    it('NMETHODS 0 is logged as a greeting that offers no methods', () => {
+      const [step] = new Socks5Negotiation().push(h('05 00'));
+      assert.equal(step.type, 'fail');
+      if (step.type === 'fail') assert.equal(step.error.message, 'SOCKS5 greeting offers no methods');
+    });
+
     it('never chooses a method that was not offered', () => {
       for (let m = 0; m < 256; m++) {
         const steps = feed([Buffer.from([0x05, 0x01, m])]);
@@ -184,6 +190,30 @@ describe('socks5/server', () => {
       const request = steps[2] as { username: string; password: string };
       assert.deepEqual(Buffer.from(request.username, 'latin1'), h('ff 00 80'));
       assert.deepEqual(Buffer.from(request.password, 'latin1'), h('c3 a9'));
+    });
+
+    it('answers each message in the push that brings its last byte, wherever the bytes are cut', () => {
+      // A client waits for each answer before it sends the next message, so an answer held back for a
+      // byte that never comes stalls it. An empty password ends the auth message on its PLEN byte.
+      const messages = [GREET_NBITCOIN, auth('u', ''), CORE_CONNECT_1234];
+      const answers = ['reply 0502', 'reply 0100', 'request 1.2.3.4:8333'];
+      const bytes = cat(...messages);
+      let sum = 0;
+      const ends = messages.map((m) => (sum += m.length)); // where each message ends
+      for (let i = 1; i < bytes.length; i++) {
+        const negotiation = new Socks5Negotiation();
+        const seen = (chunk: Buffer): string[] =>
+          negotiation
+            .push(chunk)
+            .map((s) =>
+              s.type === 'reply' ? `reply ${s.data.toString('hex')}` : s.type === 'request' ? `request ${s.destination.host}:${s.destination.port}` : 'fail',
+            );
+        const before = seen(bytes.subarray(0, i));
+        const after = seen(bytes.subarray(i));
+        const done = ends.filter((e) => e <= i).length;
+        assert.deepEqual(before, answers.slice(0, done), `cut at ${i}`);
+        assert.deepEqual(after, answers.slice(done), `cut at ${i}`);
+      }
     });
 
     it('an auth message with version other than 01 gets 01 01 and ERR_SOCKS_BAD_AUTH', () => {
@@ -263,6 +293,15 @@ describe('socks5/server', () => {
       ]);
     });
 
+    it('a request step has username and password only after RFC 1929 auth; a fail step has data only when there is a reply', () => {
+      const [, noAuth] = new Socks5Negotiation().push(cat(GREET_NO_AUTH, CORE_CONNECT_1234));
+      assert.deepEqual(Object.keys(noAuth).sort(), ['destination', 'rest', 'type']);
+      const [, , withAuth] = new Socks5Negotiation().push(cat(GREET_NBITCOIN, auth('u', 'p'), CORE_CONNECT_1234));
+      assert.deepEqual(Object.keys(withAuth).sort(), ['destination', 'password', 'rest', 'type', 'username']);
+      const [http] = new Socks5Negotiation().push(Buffer.from('GET / HTTP/1.1\r\n'));
+      assert.deepEqual(Object.keys(http).sort(), ['error', 'type']);
+    });
+
     it('hands back bytes pipelined after the request as `rest`', () => {
       assertSplitInvariant(cat(GREET_NO_AUTH, CORE_CONNECT_1234, h('f9beb4d9 76657273696f6e')), [
         { type: 'reply', data: '0500' },
@@ -278,6 +317,10 @@ describe('socks5/server', () => {
       if (request.type !== 'request') return;
       assert.equal(request.rest.buffer, chunk.buffer);
       assert.equal(request.rest.toString(), 'xyz');
+      // Small buffers share Node's allocation pool, so the same .buffer alone would not show a view.
+      assert.equal(request.rest.byteOffset, chunk.byteOffset + chunk.length - 3);
+      chunk[chunk.length - 1] = 0x21;
+      assert.equal(request.rest.toString(), 'xy!');
     });
   });
 
@@ -304,6 +347,17 @@ describe('socks5/server', () => {
 
     it('Tor RESOLVE_PTR (F1) gets REP 07', () => {
       assert.deepEqual(connect(h('05 f1 00 01 01 02 03 04 00 00')), [{ type: 'fail', data: '05070001000000000000', code: 'ERR_SOCKS_BAD_COMMAND' }]);
+    });
+
+    it('names a known command and writes an unknown one as 0x..', () => {
+      const message = (cmd: number): string => {
+        const step = new Socks5Negotiation().push(cat(GREET_NO_AUTH, h(`05 ${cmd.toString(16).padStart(2, '0')} 00 01 01 02 03 04 20 8d`)))[1];
+        return step.type === 'fail' ? step.error.message : `no failure: ${step.type}`;
+      };
+      assert.equal(message(0x02), 'SOCKS5 command BIND is not supported (only CONNECT)');
+      assert.equal(message(0xf0), 'SOCKS5 command Tor RESOLVE is not supported (only CONNECT)');
+      assert.equal(message(0x09), 'SOCKS5 command 0x09 is not supported (only CONNECT)');
+      assert.equal(message(0xab), 'SOCKS5 command 0xab is not supported (only CONNECT)');
     });
 
     it('an unsupported command is answered only after the whole request arrived (no unread bytes at close)', () => {
@@ -450,5 +504,24 @@ describe('socks5/server', () => {
         assert.equal(repForError(err), rep);
       });
     }
+
+    /** ERR_DIAL_UNREACHABLE whose cause chain has ENETUNREACH `depth` causes below the top one. */
+    function unreachableAt(depth: number): ProxyError {
+      let cause: Error = Object.assign(new Error('connect ENETUNREACH'), { code: 'ENETUNREACH' });
+      for (let i = 0; i < depth; i++) cause = new Error(`wrapper ${i}`, { cause });
+      return new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause });
+    }
+
+    it('finds ENETUNREACH up to five causes deep and stops looking there', () => {
+      assert.equal(repForError(unreachableAt(0)), REP.NETWORK_UNREACHABLE);
+      assert.equal(repForError(unreachableAt(4)), REP.NETWORK_UNREACHABLE);
+      assert.equal(repForError(unreachableAt(5)), REP.HOST_UNREACHABLE);
+    });
+
+    it('a cause chain that ends in null or a string is searched without throwing', () => {
+      assert.equal(repForError(new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause: null })), REP.HOST_UNREACHABLE);
+      assert.equal(repForError(new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause: new Error('y', { cause: null }) })), REP.HOST_UNREACHABLE);
+      assert.equal(repForError(new ProxyError('ERR_DIAL_UNREACHABLE', 'x', { cause: 'ENETUNREACH' })), REP.HOST_UNREACHABLE);
+    });
   });
 });
