@@ -13,11 +13,11 @@
  * - pad: a write burst (the packets that one read of the local side, or one reply of the handshake,
  *   produced, written at once) gets decoys after its real packets, in the same write, so that its
  *   wire size is a step of PAD_LADDER. Nothing is ever sent on its own.
- * - cover: the same with the coarser COVER_LADDER, plus cover bursts: a clock ticks at random
- *   intervals (half exponentially distributed, half short follow-ups that look like a round trip
- *   to the peer) and each tick sends one decoy of a size drawn from COVER_SIZES, the classes a
- *   transaction broadcast falls in once padded. The mean interval is the mean cover size divided
- *   by the rate, so cover averages `rate` bytes per second. A tick that finds data of ours still
+ * - cover: the same with the coarser COVER_LADDER, plus cover bursts: a clock ticks at
+ *   exponentially distributed intervals (a Poisson process) and each tick sends one decoy of a
+ *   size drawn from COVER_SIZES, the classes most real bursts fall in once padded. The mean
+ *   interval is the mean cover size divided by the rate, so cover averages `rate` bytes per
+ *   second. A tick that finds data of ours still
  *   waiting in the socket's buffer is skipped: cover only fills idle time, and never queues ahead
  *   of a real message.
  *
@@ -132,20 +132,11 @@ export const DECOY_ZEROS = Buffer.alloc(MAX_DECOY_CONTENTS);
  * The wire sizes of cover bursts, drawn uniformly from this list: the sizes a transaction
  * broadcast takes under COVER_LADDER, in about the shares it takes them (bench/README.md,
  * "Traffic shaping": 384 bytes 55 %, 768 30 %, 1152 10 %, 1920 5 %), so that the size of a burst
- * says little about whether it carried a transaction. The largest also bounds what a real message
- * can find ahead of it on the wire: one cover burst.
+ * says little about whether it carried a transaction. (Only 384 and 768, for more bursts per byte,
+ * measured worse through the proxy: the larger broadcasts then stood out by size.) The largest
+ * also bounds what a real message can find ahead of it on the wire: one cover burst.
  */
 export const COVER_SIZES: readonly number[] = [...Array<number>(11).fill(384), ...Array<number>(6).fill(768), 1152, 1152, 1920];
-
-/**
- * Cover ticks come in two kinds, so that the gaps between cover bursts look like the gaps around a
- * broadcast (our inv, the peer's getdata one round trip later, our tx): half of them a follow-up,
- * FOLLOW_GAP of the mean interval after the previous tick (19 to 255 ms at the default rate, the
- * round trips of most peers); the other half exponentially distributed, with the mean that keeps
- * the average at mean size / rate.
- */
-export const FOLLOW_SHARE = 0.5;
-export const FOLLOW_GAP: readonly [number, number] = [0.03, 0.4];
 
 /** A uniform random number in [0, 1), from the CSPRNG: the observer must not predict the next tick. */
 export function cryptoUniform(): number {
@@ -159,8 +150,6 @@ export function cryptoUniform(): number {
 export class CoverClock {
   /** Mean interval between ticks: mean cover size / rate. */
   readonly meanDelayMs: number;
-  /** Mean of the exponential ticks, so that with the follow-ups the mean is meanDelayMs. */
-  private readonly exponentialMeanMs: number;
 
   constructor(
     rate: number,
@@ -170,15 +159,16 @@ export class CoverClock {
     if (!(rate > 0)) throw new RangeError('cover rate must be above 0');
     const meanSize = sizes.reduce((a, b) => a + b, 0) / sizes.length;
     this.meanDelayMs = (1000 * meanSize) / rate;
-    const followMean = ((FOLLOW_GAP[0] + FOLLOW_GAP[1]) / 2) * this.meanDelayMs;
-    this.exponentialMeanMs = (this.meanDelayMs - FOLLOW_SHARE * followMean) / (1 - FOLLOW_SHARE);
   }
 
-  /** Milliseconds until the next tick: a follow-up (uniform in FOLLOW_GAP of the mean) or an exponential gap. */
+  /**
+   * Milliseconds until the next tick, exponentially distributed: memoryless, so that the time
+   * from any moment (a real burst's, say) back to the last tick is distributed like the gap
+   * between two ticks, and a real burst does not stand out by falling closer to its neighbours.
+   */
   nextDelayMs(): number {
-    if (this.random() < FOLLOW_SHARE) return (FOLLOW_GAP[0] + (FOLLOW_GAP[1] - FOLLOW_GAP[0]) * this.random()) * this.meanDelayMs;
     // 1 - u is in (0, 1], so the logarithm is finite.
-    return -Math.log(1 - this.random()) * this.exponentialMeanMs;
+    return -Math.log(1 - this.random()) * this.meanDelayMs;
   }
 
   /** The wire size of the cover burst a tick sends. */

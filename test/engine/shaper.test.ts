@@ -92,7 +92,7 @@ describe('shaper: filling a gap with decoys', () => {
 });
 
 describe('shaper: the cover clock', () => {
-  it('intervals average mean cover size / rate (637.5 ms at 1024 B/s), half of them follow-ups of 3-40 % of that, so cover averages the rate', () => {
+  it('intervals are exponential with mean = mean cover size / rate (637.5 ms at 1024 B/s), so cover averages the rate', () => {
     const rate = 1024;
     const clock = new CoverClock(rate, seededUniform(42));
     const n = 40_000;
@@ -101,13 +101,11 @@ describe('shaper: the cover clock', () => {
     // COVER_SIZES: 11 x 384, 6 x 768, 2 x 1152, 1 x 1920 = 652.8 bytes on average; / 1024 B/s = 637.5 ms.
     assert.ok(Math.abs(mean - 637.5) < 15, `mean ${mean} ms`);
     assert.ok(delays.every((d) => d >= 0 && Number.isFinite(d)));
-    // Below 0.03 x mean only exponential gaps fall: 0.5 x (1 - e^(-0.03 / 1.785)) = 0.83 %.
+    // Exponential with mean 637.5 ms: P(d < x * 637.5) = 1 - e^(-x).
     const below = (x: number): number => delays.filter((d) => d < x * 637.5).length / n;
-    assert.ok(Math.abs(below(0.03) - 0.0083) < 0.003, `below 19 ms: ${below(0.03)}`);
-    // Up to 0.4 x mean: every follow-up and 0.5 x (1 - e^(-0.4 / 1.785)) of the rest = 60.0 %.
-    assert.ok(Math.abs(below(0.4) - 0.6) < 0.01, `below 255 ms: ${below(0.4)}`);
-    // The exponential half has a tail: above 3 x mean, 0.5 x e^(-3 / 1.785) = 9.3 %.
-    assert.ok(Math.abs(1 - below(3) - 0.093) < 0.01, `above 1.9 s: ${1 - below(3)}`);
+    assert.ok(Math.abs(below(0.1) - 0.0952) < 0.006, `below 64 ms: ${below(0.1)}`);
+    assert.ok(Math.abs(below(1) - 0.6321) < 0.01, `below 637.5 ms: ${below(1)}`);
+    assert.ok(Math.abs(1 - below(3) - 0.0498) < 0.005, `above 1.9 s: ${1 - below(3)}`);
     const sizes = Array.from({ length: n }, () => clock.burstSize());
     const bytes = sizes.reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(bytes / ((mean * n) / 1000) - rate) < 40, `${bytes / ((mean * n) / 1000)} B/s`);
