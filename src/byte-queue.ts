@@ -12,7 +12,9 @@
  *   it into an owned buffer that later small reads are appended to. That buffer starts at
  *   MIN_TAIL bytes and doubles while small reads keep coming, up to MAX_TAIL.
  * The common case, a read that holds whole messages and is consumed before the next one arrives,
- * is therefore never copied. Memory held is at most about twice the bytes queued plus MIN_TAIL.
+ * is therefore never copied. Memory held is at most twice the bytes queued, plus MIN_TAIL and one
+ * small raw read, plus the part already read of the oldest buffer (a read is kept whole until all
+ * of it is read): at most one socket read or one merge buffer, 64 KiB.
  *
  * take(n) hands out a view when one buffer holds the n bytes, else one copy of exactly n bytes.
  */
