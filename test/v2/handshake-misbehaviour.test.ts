@@ -392,3 +392,108 @@ describe('v2 handshake misbehaviour: a failed transport stays dead', () => {
     }
   });
 });
+
+describe('v2 handshake misbehaviour: keys that look partly like a v1 VERSION', () => {
+  const versionField = Buffer.from('version\0\0\0\0\0', 'latin1');
+
+  for (const impl of IMPLS)
+    it(`an initiator accepts a responder key whose first 16 bytes read as a v1 VERSION of another network${implLabel(impl)}`, () => {
+      // Only a responder tells v1 from v2 by these bytes; from a responder they are just a key.
+      const rKey = keyStartingWith(Buffer.concat([TESTNET, versionField]), impl);
+      const i = make('initiator');
+      const r = peer(impl, 'responder', { key: rKey });
+      r.start();
+      const rOut = r.receive(sends(i.start()));
+      assert.deepEqual(sends(rOut).subarray(0, 16), Buffer.concat([TESTNET, versionField]));
+      const iEvents = i.receive(sends(rOut));
+      assert.deepEqual(types(iEvents), ['send', 'ready']);
+      assert.deepEqual(types(r.receive(sends(iEvents))), ['ready']);
+      assert.deepEqual(i.sessionId, r.sessionId);
+    });
+
+  for (const impl of IMPLS)
+    it(`a responder takes a key with "version" at bytes 4..10 but a non-NUL byte 15 as v2, fed one byte at a time${implLabel(impl)}`, () => {
+      const head = Buffer.concat([Buffer.from('01020304', 'hex'), versionField.subarray(0, 11), Buffer.of(0x01)]);
+      const key = keyStartingWith(head, impl);
+      const i = peer(impl, 'initiator', { key });
+      const r = make('responder');
+      const iHead = sends(i.start());
+      const rEvents: V2Event[] = [];
+      for (let k = 0; k < iHead.length; k++) rEvents.push(...r.receive(iHead.subarray(k, k + 1)));
+      assert.deepEqual(types(rEvents), ['send', 'send']);
+      const iEvents = i.receive(sends(rEvents));
+      assert.deepEqual(types(r.receive(sends(iEvents))), ['ready']);
+      assert.deepEqual(r.sessionId, i.sessionId);
+    });
+});
+
+describe('v2 handshake misbehaviour: a responder on several networks', () => {
+  const REGTEST = networkByName('regtest')!.magic;
+
+  /**
+   * The terminators each network would use for this pair of keys, from the independent
+   * implementation: `iTerm` is what the initiator sends, `rTerm` what the responder answers with.
+   */
+  function terminators(
+    magic: Uint8Array,
+    iKey: independent.EllswiftKeyPair,
+    rKey: independent.EllswiftKeyPair,
+  ): { iTerm: Buffer; rTerm: Buffer; lengthOf: (n: number) => Buffer } {
+    const s = independent.initializeV2Transport(magic, iKey.privateKey, iKey.ellswift, rKey.ellswift, true);
+    return {
+      iTerm: Buffer.from(s.sendGarbageTerminator),
+      rTerm: Buffer.from(s.recvGarbageTerminator),
+      /** The encrypted length field of the initiator's first packet announcing n bytes of contents. */
+      lengthOf: (n) => Buffer.from(s.sendL.crypt(Uint8Array.of(n & 0xff, (n >> 8) & 0xff, n >> 16))),
+    };
+  }
+
+  for (const order of ['the real network first', 'the real network last'] as const)
+    it(`takes the earliest terminator when garbage holds another network's terminator (${order})`, () => {
+      // The peer's garbage starts with regtest's terminator for these keys; mainnet's follows it,
+      // 7 bytes later. The first terminator in the stream ends the garbage, whichever candidate it
+      // belongs to; what follows is then the start of a packet (a valid regtest length field of 100
+      // bytes, then 4 bytes of its body and mainnet's terminator), so nothing fails yet.
+      const iKey = independent.ellswiftCreate();
+      const rKey = independent.ellswiftCreate();
+      const main = terminators(MAGIC, iKey, rKey);
+      const reg = terminators(REGTEST, iKey, rKey);
+      const networks = order === 'the real network first' ? [MAGIC, REGTEST] : [REGTEST, MAGIC];
+      const r = make('responder', {
+        magic: networks[0],
+        networks,
+        key: { privateKey: rKey.privateKey, ellswift: Buffer.from(rKey.ellswift) },
+        garbage: Buffer.alloc(0),
+      });
+      assert.deepEqual(types(r.receive(Buffer.from(iKey.ellswift))), ['send']);
+      assert.equal(r.magic, undefined);
+      const events = r.receive(Buffer.concat([reg.iTerm, reg.lengthOf(100), randomBytes(4), main.iTerm]));
+      assert.deepEqual(r.magic, REGTEST);
+      assert.deepEqual(sends(events).subarray(0, 16), reg.rTerm);
+      assert.equal(r.state, 'version');
+      assert.equal(r.midPacket, true);
+    });
+
+  it('finds the terminator of the second of three networks split across two chunks at every position', () => {
+    const iKey = independent.ellswiftCreate();
+    const rKey = independent.ellswiftCreate();
+    const networks = [MAGIC, TESTNET, REGTEST];
+    const t = terminators(TESTNET, iKey, rKey);
+    const afterKey = Buffer.concat([randomBytes(20), t.iTerm]);
+    for (let cut = 0; cut <= afterKey.length; cut++) {
+      const r = make('responder', { networks, key: { privateKey: rKey.privateKey, ellswift: Buffer.from(rKey.ellswift) }, garbage: Buffer.alloc(0) });
+      r.receive(Buffer.from(iKey.ellswift));
+      const a = r.receive(afterKey.subarray(0, cut));
+      const b = r.receive(afterKey.subarray(cut));
+      assert.deepEqual(sends([...a, ...b]).subarray(0, 16), t.rTerm, `cut at ${cut}`);
+      assert.deepEqual(r.magic, TESTNET, `cut at ${cut}`);
+    }
+  });
+
+  it('a responder given no networks at all refuses the first garbage byte (ERR_V2_BAD_STATE) instead of scanning', () => {
+    const r = make('responder', { networks: [] });
+    assert.deepEqual(types(r.receive(ellswiftCreate().ellswift)), ['send']);
+    throwsCode(() => r.receive(Buffer.of(0)), 'ERR_V2_BAD_STATE');
+    assert.equal(r.state, 'failed');
+  });
+});

@@ -11,6 +11,7 @@ import { NETWORKS, networkByName, v1VersionPrefix } from '../../src/networks.js'
 import { MAX_V2_CONTENTS } from '../../src/limits.js';
 import { type EllSwiftKey, ellswiftCreate } from '../../src/crypto/ellswift.js';
 import { startsLikeV1Version, V2Transport, type V2Event, type V2TransportOptions } from '../../src/v2/transport.js';
+import * as independent from '../helpers/independent-v2/index.js';
 
 const MAGIC = networkByName('main')!.magic;
 
@@ -538,6 +539,349 @@ describe('V2Transport.midPacket: whether a stream that ends now was cut inside a
       absorb(r, i, r.t.receive(packet.subarray(cut)));
       assert.equal(r.t.midPacket, false, `after the rest of the packet (cut at ${cut})`);
       assert.deepEqual(r.messages.pop(), Buffer.from(text));
+    }
+  });
+});
+
+/** The mainnet magic, written out rather than read back from src/networks.ts. */
+const MAINNET_MAGIC = Buffer.from('f9beb4d9', 'hex');
+
+/** A key pool that hands out the given keys in order, so a test can look at a key after the transport used it. */
+function poolOf(...keys: EllSwiftKey[]): { take(): EllSwiftKey } {
+  return {
+    take: () => {
+      const k = keys.shift();
+      assert.ok(k, 'the transport took more keys than expected');
+      return k;
+    },
+  };
+}
+
+function isZero(b: Uint8Array): boolean {
+  return b.every((x) => x === 0);
+}
+
+/**
+ * Runs `fn` and returns every array wiped with fill(0) meanwhile (whole-array fills only): the array
+ * itself and a copy of what it held just before. Buffer.prototype.fill and the typed-array fill are
+ * both watched, and restored afterwards.
+ */
+function wipedDuring(fn: () => void): { target: Uint8Array; before: Buffer }[] {
+  const wiped: { target: Uint8Array; before: Buffer }[] = [];
+  const typedProto = Object.getPrototypeOf(Uint8Array.prototype) as { fill: (...a: unknown[]) => unknown };
+  const bufferProto = Buffer.prototype as unknown as { fill: (...a: unknown[]) => unknown };
+  const origTyped = typedProto.fill;
+  const origBuffer = bufferProto.fill;
+  const watch = (orig: (...a: unknown[]) => unknown) =>
+    function (this: Uint8Array, ...args: unknown[]): unknown {
+      if (args.length === 1 && args[0] === 0) wiped.push({ target: this, before: Buffer.from(this) });
+      return orig.apply(this, args);
+    };
+  typedProto.fill = watch(origTyped);
+  bufferProto.fill = watch(origBuffer);
+  try {
+    fn();
+  } finally {
+    typedProto.fill = origTyped;
+    bufferProto.fill = origBuffer;
+  }
+  return wiped;
+}
+
+describe('V2Transport constructor validation', () => {
+  it('throws RangeError for a magic that is not 4 bytes', () => {
+    for (const len of [0, 3, 5]) {
+      assert.throws(() => new V2Transport({ role: 'initiator', magic: Buffer.alloc(len, 1) }), RangeError, `magic of ${len} bytes`);
+    }
+  });
+
+  it('throws RangeError when any network magic of a responder is not 4 bytes, first or last', () => {
+    for (const networks of [[Buffer.alloc(3, 1)], [MAGIC, Buffer.alloc(5, 1)], [Buffer.alloc(0), MAGIC], [MAGIC, MAGIC, Buffer.alloc(3)]]) {
+      assert.throws(() => new V2Transport({ role: 'responder', magic: MAGIC, networks }), RangeError, networks.map((m) => m.length).join(','));
+    }
+    // every magic 4 bytes: accepted
+    assert.doesNotThrow(() => new V2Transport({ role: 'responder', magic: MAGIC, networks: [MAGIC, Buffer.from('0b110907', 'hex')] }));
+  });
+
+  it('throws RangeError for an initiator given more than one network (an initiator knows its network)', () => {
+    assert.throws(() => new V2Transport({ role: 'initiator', magic: MAGIC, networks: [MAGIC, Buffer.from('0b110907', 'hex')] }), RangeError);
+    assert.doesNotThrow(() => new V2Transport({ role: 'initiator', magic: MAGIC, networks: [MAGIC] }));
+  });
+});
+
+describe('V2Transport default garbage', () => {
+  it('has a length in 0..4095 and reaches both ends of that range (100,000 draws)', () => {
+    // Each length has probability 1/4096 per draw: the chance that 0 or 4095 never shows up in
+    // 100,000 draws is 2 * (4095/4096)^100000 < 5e-11, so this does not fail by bad luck.
+    const key = ellswiftCreate();
+    let min = Infinity;
+    let max = -Infinity;
+    for (let n = 0; n < 100_000; n++) {
+      const t = new V2Transport({ role: 'initiator', magic: MAGIC, keyPool: { take: () => key } });
+      const [ev] = t.start();
+      const len = (ev as { data: Buffer }).data.length - 64;
+      if (len < min) min = len;
+      if (len > max) max = len;
+    }
+    assert.equal(min, 0);
+    assert.equal(max, 4095);
+  });
+});
+
+describe('V2Transport misuse leaves the state unchanged', () => {
+  it('an initiator fed bytes before start() throws ERR_V2_BAD_STATE, stays in key and can still complete', () => {
+    const i = side({ role: 'initiator' });
+    const r = side({ role: 'responder' });
+    for (const bytes of [Buffer.of(1), randomBytes(64), randomBytes(200)]) {
+      assertCode(() => i.t.receive(bytes), 'ERR_V2_BAD_STATE');
+      assert.equal(i.t.state, 'key', `after ${bytes.length} bytes`);
+      assert.equal(i.t.bytesReceived, 0);
+    }
+    absorb(i, r, i.t.start());
+    pump(i, r);
+    assert.ok(i.ready && r.ready);
+    assert.deepEqual(i.ready, r.ready);
+  });
+
+  it('a responder is started by its first receive(): a start() after it throws ERR_V2_BAD_STATE', () => {
+    const r = new V2Transport({ role: 'responder', magic: MAGIC });
+    r.receive(Buffer.of(MAGIC[0] ^ 0xff));
+    assertCode(() => r.start(), 'ERR_V2_BAD_STATE');
+    // an empty first chunk starts it as well
+    const r2 = new V2Transport({ role: 'responder', magic: MAGIC });
+    assert.deepEqual(r2.receive(Buffer.alloc(0)), []);
+    assertCode(() => r2.start(), 'ERR_V2_BAD_STATE');
+  });
+
+  it('bytes after the v1 fallback throw ERR_V2_BAD_STATE and leave the transport in v1 with its magic', () => {
+    const r = new V2Transport({ role: 'responder', magic: MAGIC });
+    const version = Buffer.concat([v1VersionPrefix(MAINNET_MAGIC), randomBytes(30)]);
+    assert.deepEqual(
+      r.receive(version).map((e) => e.type),
+      ['v1'],
+    );
+    for (let n = 0; n < 2; n++) {
+      assertCode(() => r.receive(Buffer.of(1)), 'ERR_V2_BAD_STATE');
+      assert.equal(r.state, 'v1');
+      assert.deepEqual(r.magic, MAINNET_MAGIC);
+    }
+  });
+
+  it('encrypt() and encryptPieces() before the handshake throw ERR_V2_BAD_STATE, not fatal', () => {
+    const i = side({ role: 'initiator' });
+    for (const call of [() => i.t.encrypt([Buffer.from('x')]), () => i.t.encryptPieces([Buffer.from('x')])]) {
+      assert.throws(call, (err: unknown) => isProxyError(err, 'ERR_V2_BAD_STATE') && err.fatal === false);
+    }
+    i.t.start();
+    for (const call of [() => i.t.encrypt([Buffer.from('x')]), () => i.t.encryptPieces([Buffer.from('x')])]) {
+      assert.throws(call, (err: unknown) => isProxyError(err, 'ERR_V2_BAD_STATE') && err.fatal === false);
+    }
+    assert.equal(i.t.state, 'key');
+  });
+});
+
+describe('V2Transport.encryptPieces', () => {
+  it('sends a message by default and a decoy the receiver skips with ignore = true, read by the independent peer', () => {
+    const peer = new independent.IndependentV2Peer({ role: 'responder', magic: MAGIC });
+    const t = new V2Transport({ role: 'initiator', magic: MAGIC });
+    peer.start();
+    const toPeer: Buffer[] = [];
+    const deliver = (events: V2Event[]): void => {
+      for (const e of events) if (e.type === 'send') toPeer.push(e.data);
+    };
+    deliver(t.start());
+    const fromPeer = peer.receive(Buffer.concat(toPeer.splice(0)));
+    deliver(t.receive(Buffer.concat(fromPeer.flatMap((e) => (e.type === 'send' ? [e.data] : [])))));
+    assert.deepEqual(
+      peer.receive(Buffer.concat(toPeer.splice(0))).map((e) => e.type),
+      ['ready'],
+    );
+    const wire = Buffer.concat([
+      ...t.encryptPieces([Buffer.from('dec'), Buffer.from('oy')], true),
+      ...t.encryptPieces([Buffer.from('hel'), Buffer.from('lo')]),
+      ...t.encryptPieces([Buffer.from('x')], false),
+    ]);
+    const got = peer.receive(wire);
+    assert.deepEqual(got, [
+      { type: 'message', contents: Buffer.from('hello') },
+      { type: 'message', contents: Buffer.from('x') },
+    ]);
+  });
+
+  it('a decoy from encryptPieces(..., true) is skipped by our own receiver as well', () => {
+    const a = connect({ key: ellswiftCreate(), garbage: Buffer.alloc(0) });
+    const pieces = [Buffer.from('abc'), randomBytes(100)];
+    const viaPieces = Buffer.concat(a.i.t.encryptPieces(pieces, true));
+    a.r.inbox.push(viaPieces);
+    pump(a.i, a.r);
+    assert.deepEqual(a.r.messages, [], 'the decoy is skipped');
+    send(a.i, a.r, [Buffer.from('after')]);
+    pump(a.i, a.r);
+    assert.deepEqual(a.r.messages, [Buffer.from('after')]);
+  });
+});
+
+describe('V2Transport.magic', () => {
+  it('is the only network from the start, for both roles and after a failure', () => {
+    const i = new V2Transport({ role: 'initiator', magic: MAINNET_MAGIC });
+    assert.deepEqual(i.magic, MAINNET_MAGIC);
+    i.start();
+    assert.deepEqual(i.magic, MAINNET_MAGIC);
+    const r = new V2Transport({ role: 'responder', magic: MAINNET_MAGIC });
+    assert.deepEqual(r.magic, MAINNET_MAGIC);
+    r.receive(ellswiftCreate().ellswift.subarray(0, 20));
+    assert.deepEqual(r.magic, MAINNET_MAGIC);
+    assertCode(() => r.receive(Buffer.concat([randomBytes(44), randomBytes(5000)])), 'ERR_V2_NO_TERMINATOR');
+    assert.equal(r.state, 'failed');
+    assert.deepEqual(r.magic, MAINNET_MAGIC);
+  });
+});
+
+describe('V2Transport.footprint', () => {
+  it('counts the 4111-byte garbage scan window while the terminator is awaited, and drops it once found', () => {
+    const i = side({ role: 'initiator', garbage: randomBytes(30) });
+    const r = side({ role: 'responder' });
+    const head = (i.t.start()[0] as { data: Buffer }).data;
+    assert.equal(r.t.footprint, 0);
+    absorb(r, i, r.t.receive(head.subarray(0, 64)));
+    assert.equal(r.t.state, 'garbage');
+    assert.equal(r.t.footprint, 4095 + 16);
+    absorb(r, i, r.t.receive(head.subarray(64)));
+    assert.equal(r.t.footprint, 4095 + 16, 'garbage received, no terminator yet');
+    absorb(i, r, i.t.receive(Buffer.concat(i.inbox.splice(0))));
+    absorb(r, i, r.t.receive(Buffer.concat(r.inbox.splice(0))));
+    assert.ok(r.ready);
+    assert.equal(r.t.footprint, 0);
+  });
+});
+
+describe('V2Transport wipes its own private key and the derived keys, never an injected key', () => {
+  it('wipes a key it took from its pool once the ECDH is done (initiator and responder)', () => {
+    for (const role of ['initiator', 'responder'] as const) {
+      const mine = ellswiftCreate();
+      const copy = Buffer.from(mine.privateKey);
+      const a = side({ role, keyPool: poolOf(mine) });
+      const b = side({ role: role === 'initiator' ? 'responder' : 'initiator' });
+      const [i, r] = role === 'initiator' ? [a, b] : [b, a];
+      assert.deepEqual(r.t.start(), []);
+      absorb(i, r, i.t.start());
+      assert.deepEqual(Buffer.from(mine.privateKey), copy, `${role}: not before the ECDH`);
+      pump(i, r);
+      assert.ok(i.ready && r.ready);
+      assert.ok(isZero(mine.privateKey), `${role}: wiped`);
+    }
+  });
+
+  it('never wipes an injected key: after the handshake, after the v1 fallback, after a failure', () => {
+    const k1 = ellswiftCreate();
+    const c1 = Buffer.from(k1.privateKey);
+    const { i, r } = connect({ key: k1 }, {});
+    assert.ok(i.ready && r.ready);
+    assert.deepEqual(Buffer.from(k1.privateKey), c1, 'initiator, after the handshake');
+
+    const k2 = ellswiftCreate();
+    const c2 = Buffer.from(k2.privateKey);
+    const v1 = new V2Transport({ role: 'responder', magic: MAGIC, key: k2 });
+    assert.equal(v1.receive(Buffer.concat([v1VersionPrefix(MAINNET_MAGIC), randomBytes(10)]))[0].type, 'v1');
+    assert.deepEqual(Buffer.from(k2.privateKey), c2, 'responder, after the v1 fallback');
+
+    const k3 = ellswiftCreate();
+    const c3 = Buffer.from(k3.privateKey);
+    const bad = new V2Transport({ role: 'responder', magic: MAGIC, key: k3 });
+    assertCode(() => bad.receive(Buffer.concat([ellswiftCreate().ellswift, randomBytes(5000)])), 'ERR_V2_NO_TERMINATOR');
+    assert.deepEqual(Buffer.from(k3.privateKey), c3, 'responder, after a failure');
+  });
+
+  it('wipes its own key when the handshake fails (responder)', () => {
+    const mine = ellswiftCreate();
+    const r = new V2Transport({ role: 'responder', magic: MAGIC, keyPool: poolOf(mine) });
+    assert.equal(r.receive(Buffer.of(MAGIC[0] ^ 0xff))[0].type, 'send');
+    assertCode(() => r.receive(Buffer.concat([randomBytes(63), randomBytes(5000)])), 'ERR_V2_NO_TERMINATOR');
+    assert.ok(isZero(mine.privateKey));
+  });
+
+  // The replacement key is made inside start() and never handed out, so these two tests read it from
+  // the transport's private field (checked to be the key that was sent, by the independent decoder).
+  function replacementKey(t: V2Transport, sent: Buffer): EllSwiftKey {
+    const key = (t as unknown as { ourKey?: EllSwiftKey }).ourKey;
+    assert.ok(key, 'the transport holds its replacement key until the ECDH');
+    assert.deepEqual(Buffer.from(key.ellswift), sent);
+    assert.equal(independent.pubX(key.privateKey), independent.ellswiftDecode(sent));
+    return key;
+  }
+
+  it('wipes a pooled key that reads as a v1 VERSION at start(), and the replacement key after the ECDH', () => {
+    const crafted: EllSwiftKey = { privateKey: ellswiftCreate().privateKey, ellswift: Buffer.concat([v1VersionPrefix(MAGIC), randomBytes(48)]) };
+    const i = side({ role: 'initiator', keyPool: poolOf(crafted), garbage: Buffer.alloc(0) });
+    const r = side({ role: 'responder' });
+    absorb(i, r, i.t.start());
+    assert.ok(isZero(crafted.privateKey), 'the refused pooled key is wiped at once');
+    const sentKey = i.sent[0].subarray(0, 64);
+    assert.notDeepEqual(sentKey, crafted.ellswift);
+    const replacement = replacementKey(i.t, sentKey);
+    assert.ok(!isZero(replacement.privateKey));
+    pump(i, r);
+    assert.ok(i.ready && r.ready);
+    assert.ok(isZero(replacement.privateKey), 'the replacement is wiped after the ECDH');
+  });
+
+  it('an injected key that reads as a v1 VERSION is left alone, and its replacement (ours) wiped after the ECDH', () => {
+    const crafted: EllSwiftKey = { privateKey: ellswiftCreate().privateKey, ellswift: Buffer.concat([v1VersionPrefix(MAGIC), randomBytes(48)]) };
+    const copy = Buffer.from(crafted.privateKey);
+    const i = side({ role: 'initiator', key: crafted, garbage: Buffer.alloc(0) });
+    const r = side({ role: 'responder' });
+    absorb(i, r, i.t.start());
+    const replacement = replacementKey(i.t, i.sent[0].subarray(0, 64));
+    pump(i, r);
+    assert.ok(i.ready && r.ready);
+    assert.ok(isZero(replacement.privateKey), 'the replacement is ours: wiped after the ECDH');
+    assert.deepEqual(Buffer.from(crafted.privateKey), copy, "the injected key is the caller's: never wiped");
+  });
+
+  it('wipes the four derived L/P keys (computed by the independent implementation) once the ciphers exist', () => {
+    for (const role of ['initiator', 'responder'] as const) {
+      const iKey = independent.ellswiftCreate();
+      const rKey = independent.ellswiftCreate();
+      const ours = role === 'initiator' ? iKey : rKey;
+      const theirs = role === 'initiator' ? rKey : iKey;
+      const t = new V2Transport({ role, magic: MAGIC, key: { privateKey: ours.privateKey, ellswift: Buffer.from(ours.ellswift) }, garbage: Buffer.alloc(0) });
+      t.start();
+      const expected = independent.initializeV2Transport(MAGIC, iKey.privateKey, iKey.ellswift, rKey.ellswift, true);
+      const wiped = wipedDuring(() => t.receive(Buffer.from(theirs.ellswift)));
+      assert.equal(t.canSend, true);
+      for (const [name, k] of Object.entries({
+        initiatorL: expected.initiatorL,
+        initiatorP: expected.initiatorP,
+        responderL: expected.responderL,
+        responderP: expected.responderP,
+      })) {
+        const hit = wiped.find((w) => w.before.equals(k));
+        assert.ok(hit, `${role}: ${name} wiped`);
+        assert.ok(isZero(hit.target), `${role}: ${name} is zero now`);
+      }
+    }
+  });
+
+  it("a responder on several networks wipes every network's derived keys once the peer's terminator names one", () => {
+    const nets = [MAGIC, Buffer.from('0b110907', 'hex'), Buffer.from('fabfb5da', 'hex')];
+    const iKey = independent.ellswiftCreate();
+    const rKey = independent.ellswiftCreate();
+    const r = new V2Transport({
+      role: 'responder',
+      magic: nets[0],
+      networks: nets,
+      key: { privateKey: rKey.privateKey, ellswift: Buffer.from(rKey.ellswift) },
+    });
+    r.receive(Buffer.from(iKey.ellswift));
+    const states = nets.map((m) => independent.initializeV2Transport(m, iKey.privateKey, iKey.ellswift, rKey.ellswift, true));
+    const wiped = wipedDuring(() => r.receive(Buffer.from(states[1].sendGarbageTerminator)));
+    assert.deepEqual(r.magic, nets[1]);
+    for (const [n, s] of states.entries()) {
+      for (const k of [s.initiatorL, s.initiatorP, s.responderL, s.responderP]) {
+        const hit = wiped.find((w) => w.before.equals(k));
+        assert.ok(hit, `network ${n}: a derived key wiped`);
+        assert.ok(isZero(hit.target));
+      }
     }
   });
 });
