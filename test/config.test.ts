@@ -122,6 +122,20 @@ describe('config', () => {
       assert.doesNotMatch(msg, /positional/);
     });
 
+    it('refuses --no- before a string option as only for on/off options, and --no-UNKNOWN as unknown', () => {
+      const msg = configError(['--no-listen'], /^--no-listen: only on\/off options can be negated$/);
+      assert.doesNotMatch(msg, /positional/);
+      configError(['--no-bogus'], /^unknown option --no-bogus \(see --help\)$/);
+      configError(['--bogus-no-listen'], /^unknown option --bogus-no-listen \(see --help\)$/);
+    });
+
+    it('lets a programming error in parsing the command line through as itself, not as ERR_CONFIG', () => {
+      assert.throws(
+        () => loadConfig('--listen' as unknown as string[], NO_ENV),
+        (err: unknown) => err instanceof TypeError && (err as { code?: unknown }).code === 'ERR_INVALID_ARG_TYPE',
+      );
+    });
+
     it('refuses an option without its value and a flag with one', () => {
       configError(['--listen'], /--listen needs a value/);
       configError(['--v2-only=yes'], /--v2-only does not take a value/);
@@ -490,10 +504,12 @@ describe('config', () => {
 
     it('refuses a single-valued key given twice', () => {
       configError(['--config', file('network=main\nnetwork=signet\n')], /network \(in .*\) is given more than once/);
+      configError(['--config', file('v2-only=1\nv2-only=1\n')], /v2-only \(in .*\) is given more than once/);
+      configError(['--config', file('v2-only\nv2-only=0\n')], /v2-only \(in .*\) is given more than once/);
     });
 
     it('refuses a string key without a value', () => {
-      configError(['--config', file('listen\n')], /listen \(in .*\) needs a value/);
+      configError(['--config', file('listen\n')], /listen \(in .*\) needs a value \(listen=HOST:PORT\)$/);
       configError(['--config', file('network=\n')], /network \(in .*\) needs a value/);
     });
 
