@@ -546,6 +546,8 @@ describe('config', () => {
     it('refuses a string key without a value', () => {
       configError(['--config', file('listen\n')], /listen \(in .*\) needs a value \(listen=HOST:PORT\)$/);
       configError(['--config', file('network=\n')], /network \(in .*\) needs a value/);
+      // a blank then # after the "=" starts a comment, as the man page says, not a value "#/var/log/x"
+      configError(['--config', file('log-file= #/var/log/x\n')], /log-file \(in .*\) needs a value/);
     });
 
     it('names the file and key when a value from the file is bad', () => {
