@@ -122,6 +122,20 @@ describe('config', () => {
       assert.doesNotMatch(msg, /positional/);
     });
 
+    it('refuses --no- before a string option as only for on/off options, and --no-UNKNOWN as unknown', () => {
+      const msg = configError(['--no-listen'], /^--no-listen: only on\/off options can be negated$/);
+      assert.doesNotMatch(msg, /positional/);
+      configError(['--no-bogus'], /^unknown option --no-bogus \(see --help\)$/);
+      configError(['--bogus-no-listen'], /^unknown option --bogus-no-listen \(see --help\)$/);
+    });
+
+    it('lets a programming error in parsing the command line through as itself, not as ERR_CONFIG', () => {
+      assert.throws(
+        () => loadConfig('--listen' as unknown as string[], NO_ENV),
+        (err: unknown) => err instanceof TypeError && (err as { code?: unknown }).code === 'ERR_INVALID_ARG_TYPE',
+      );
+    });
+
     it('refuses an option without its value and a flag with one', () => {
       configError(['--listen'], /--listen needs a value/);
       configError(['--v2-only=yes'], /--v2-only does not take a value/);
@@ -217,7 +231,8 @@ describe('config', () => {
     });
 
     it('refuses a magic that is not exactly 8 hex digits', () => {
-      for (const bad of ['4a0b1c2', '4a0b1c2d0', 'zzzzzzzz', '', '0x']) {
+      // '0x' is only a prefix: one in the middle is not dropped to leave 8 hex digits
+      for (const bad of ['4a0b1c2', '4a0b1c2d0', 'zzzzzzzz', '', '0x', '4a0x0b1c2d']) {
         configError(['--magic', bad], /--magic/, /8 hex digits/);
       }
     });
@@ -231,6 +246,15 @@ describe('config', () => {
       assert.equal(config(['--allow-remote']).allowRemote, true);
       assert.equal(config(['--v2-only', '--no-v2-only']).downgradeGuard, 'known');
       assert.equal(config(['--allow-remote', '--no-allow-remote']).allowRemote, false);
+    });
+
+    it('takes --downgrade-guard off, known or all, and --v2-only only with all', () => {
+      assert.equal(config(['--downgrade-guard', 'off']).downgradeGuard, 'off');
+      assert.equal(config(['--downgrade-guard', 'all']).downgradeGuard, 'all');
+      configError(['--downgrade-guard', 'bogus'], /^--downgrade-guard: 'bogus' is not one of off, known, all/);
+      assert.equal(config(['--v2-only', '--downgrade-guard', 'all']).downgradeGuard, 'all');
+      configError(['--v2-only', '--downgrade-guard', 'known'], /^--v2-only is --downgrade-guard all; it contradicts --downgrade-guard known$/);
+      configError(['--v2-only', '--downgrade-guard', 'off'], /it contradicts --downgrade-guard off$/);
     });
   });
 
@@ -301,6 +325,15 @@ describe('config', () => {
       for (const bad of ['0', '-1', '1.5', 'many', '']) configError(['--max-connections', bad], /--max-connections/);
     });
 
+    it('takes only plain digits for counts, and the minimum itself', () => {
+      for (const bad of ['1e3', '0x10', '10.0', 'x5', '+5']) {
+        assert.equal(configError(['--max-connections', bad]), `--max-connections: '${bad}' is not a whole number of at least 1; e.g. 1024`);
+      }
+      assert.equal(config(['--max-connections', '1']).maxConnections, 1);
+      assert.equal(config(['--max-inbound-per-ip', '0']).inboundLimits.perIp, 0);
+      configError(['--max-inbound', '0'], /^--max-inbound: '0' is not a whole number of at least 1/);
+    });
+
     it('takes each timeout in seconds, fractions allowed, and stores milliseconds', () => {
       const c = config(['--socks-timeout', '3', '--connect-timeout', '19.5', '--handshake-timeout', '0.25', '--idle-timeout', '600']);
       assert.deepEqual(c.timeouts, { socksMs: 3000, connectMs: 19500, handshakeMs: 250, idleMs: 600_000 });
@@ -316,6 +349,8 @@ describe('config', () => {
         configError([opt, '0'], new RegExp(opt), /more than 0/);
         configError([`${opt}=-5`], new RegExp(opt));
         configError([opt, '5s'], new RegExp(opt), /not a number of seconds/);
+        configError([opt, '1e1'], new RegExp(`^${opt}: '1e1' is not a number of seconds$`));
+        configError([opt, 'x5'], new RegExp(`^${opt}: 'x5' is not a number of seconds$`));
       }
     });
 
@@ -352,6 +387,20 @@ describe('config', () => {
     it('refuses a rule without "=" and a target port 0', () => {
       configError(['--inbound', '127.0.0.1:8333'], /LISTEN=TARGET/);
       configError(['--inbound', '127.0.0.1:8333=127.0.0.1:0'], /target needs a port/);
+    });
+
+    it('refuses a target that cannot be dialed or is an onion service, at start-up', () => {
+      configError(
+        ['--inbound', '127.0.0.1:8334=[fe80::1%eth0]:8333'],
+        /^--inbound: '127\.0\.0\.1:8334=\[fe80::1%eth0\]:8333': the target cannot be dialed: /,
+        /%scope/,
+      );
+      configError(['--inbound', '127.0.0.1:8334=foo.onion:8333'], /^--inbound: '127\.0\.0\.1:8334=foo\.onion:8333': the target cannot be dialed: /);
+      const onion = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
+      configError(
+        ['--inbound', `127.0.0.1:8334=${onion}:8333`],
+        /: the target must be the node's own address, not an onion service; e\.g\. 0\.0\.0\.0:8333=127\.0\.0\.1:8334$/,
+      );
     });
   });
 
@@ -490,11 +539,15 @@ describe('config', () => {
 
     it('refuses a single-valued key given twice', () => {
       configError(['--config', file('network=main\nnetwork=signet\n')], /network \(in .*\) is given more than once/);
+      configError(['--config', file('v2-only=1\nv2-only=1\n')], /v2-only \(in .*\) is given more than once/);
+      configError(['--config', file('v2-only\nv2-only=0\n')], /v2-only \(in .*\) is given more than once/);
     });
 
     it('refuses a string key without a value', () => {
-      configError(['--config', file('listen\n')], /listen \(in .*\) needs a value/);
+      configError(['--config', file('listen\n')], /listen \(in .*\) needs a value \(listen=HOST:PORT\)$/);
       configError(['--config', file('network=\n')], /network \(in .*\) needs a value/);
+      // a blank then # after the "=" starts a comment, as the man page says, not a value "#/var/log/x"
+      configError(['--config', file('log-file= #/var/log/x\n')], /log-file \(in .*\) needs a value/);
     });
 
     it('names the file and key when a value from the file is bad', () => {

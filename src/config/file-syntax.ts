@@ -64,6 +64,8 @@ function stripComment(text: string): string {
 
 function parseValue(rest: string, lineNo: number): string {
   const text = rest.trimStart();
+  // "key= # note": the blank before the # is gone from `text`, but it still makes the rest a comment.
+  if (text !== rest && (text.startsWith('#') || text.startsWith(';'))) return '';
   if (text.startsWith('"')) return parseQuoted(text, lineNo);
   let value = '';
   for (let i = 0; i < text.length; i++) {
