@@ -261,7 +261,10 @@ async function startUnaccepting(): Promise<Unaccepting> {
     filler.on('error', () => {});
     fillers.push(filler);
     const connected = await Promise.race([new Promise<boolean>((r) => filler.once('connect', () => r(true))), sleep(500).then(() => false)]);
-    if (!connected) return { port, stop };
+    if (connected) continue;
+    // A busy event loop may only be late with 'connect': give it time, then look again.
+    await sleep(250);
+    if (filler.connecting) return { port, stop };
   }
 }
 
