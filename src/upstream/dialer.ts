@@ -80,6 +80,7 @@ function fitCredential(value: string): string {
   return createHash('sha256').update(value, 'latin1').digest('hex');
 }
 
+/** The errno of a failed connect; of a happy-eyeballs AggregateError, that of the last address tried. */
 function errnoOf(err: unknown): string | undefined {
   if (err instanceof AggregateError && err.errors.length > 0) return errnoOf(err.errors[err.errors.length - 1]);
   const code = (err as { code?: unknown } | null)?.code;
@@ -112,7 +113,10 @@ function directError(err: unknown, where: string): ProxyError {
     default:
       code = 'ERR_DIAL_FAILED';
   }
-  return new ProxyError(code, msg, { cause: err });
+  // A name with several addresses fails with an AggregateError whose own code is the first attempt's:
+  // put the errno mapped above in front, so the SOCKS5 reply (repForError) follows the same attempt.
+  const cause = err instanceof AggregateError && errno !== undefined ? errnoCause(errno, err) : err;
+  return new ProxyError(code, msg, { cause });
 }
 
 /** An errno-carrying cause so repForError can tell "network unreachable" (03) from "host unreachable" (04). */

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import dns, { type LookupAddress } from 'node:dns';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { inspect } from 'node:util';
 
@@ -63,7 +65,11 @@ interface SeenRequest {
   username?: string;
   password?: string;
 }
-type FakeBehaviour = { kind: 'silent' } | { kind: 'close-after-greeting' } | { kind: 'reply'; rep: number; extra?: Buffer };
+type FakeBehaviour =
+  | { kind: 'silent' }
+  | { kind: 'close-after-greeting' }
+  /** After a success reply the fake echoes, or, given `peer`, hands the socket to it instead. */
+  | { kind: 'reply'; rep: number; extra?: Buffer; peer?: (socket: Socket) => void };
 
 /**
  * A SOCKS5 upstream built on our own server state machine: records what the dialer sends and answers
@@ -80,7 +86,7 @@ async function startFakeUpstream(behaviour: FakeBehaviour): Promise<Listening & 
     let piping = false;
     socket.on('data', (chunk: Buffer) => {
       if (piping) {
-        socket.write(chunk);
+        if (behaviour.kind === 'reply' && behaviour.peer === undefined) socket.write(chunk);
         return;
       }
       for (const step of negotiation.push(chunk)) {
@@ -98,8 +104,11 @@ async function startFakeUpstream(behaviour: FakeBehaviour): Promise<Listening & 
           if (behaviour.kind !== 'reply') return;
           // Reply and the peer's first bytes in one write, as they can arrive from Tor.
           socket.write(Buffer.concat([socks5Reply(behaviour.rep), behaviour.extra ?? Buffer.alloc(0)]));
-          if (behaviour.rep === REP.SUCCEEDED) piping = true;
-          else socket.end();
+          if (behaviour.rep !== REP.SUCCEEDED) socket.end();
+          else {
+            piping = true;
+            behaviour.peer?.(socket);
+          }
         }
       }
     });
@@ -151,6 +160,114 @@ async function waitFor(condition: () => boolean, what: string, ms = 2000): Promi
   }
 }
 
+/**
+ * A peer that sends "bye" and half-closes at once, then records what still arrives until our FIN.
+ * `got` resolves with it.
+ */
+function halfClosingPeer(): { peer: (socket: Socket) => void; got: Promise<string> } {
+  let resolveGot!: (text: string) => void;
+  const got = new Promise<string>((resolve) => (resolveGot = resolve));
+  const peer = (socket: Socket): void => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => resolveGot(Buffer.concat(chunks).toString()));
+    socket.on('close', () => resolveGot(Buffer.concat(chunks).toString()));
+    socket.end('bye');
+  };
+  return { peer, got };
+}
+
+/** Read the dialed socket until the peer's FIN, then send "after" and end: what a half-open socket allows. */
+async function readToEndThenSend(socket: Socket): Promise<{ read: string; writeError?: string }> {
+  const chunks: Buffer[] = [];
+  let writeError: string | undefined;
+  socket.on('error', (err: NodeJS.ErrnoException) => (writeError = err.code ?? err.message));
+  await new Promise<void>((resolve) => {
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.once('end', resolve);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => socket.end('after', () => resolve()));
+  const result: { read: string; writeError?: string } = { read: Buffer.concat(chunks).toString() };
+  if (writeError !== undefined) result.writeError = writeError;
+  return result;
+}
+
+type LookupAnswer = LookupAddress[] | { errno: string };
+
+/**
+ * Names resolved as the test says, through the resolver net.connect calls (dns.lookup, read at call
+ * time); every other name goes to the real one. No other way gives a name several loopback-reachable
+ * addresses (happy eyeballs), or makes a connect fail with an errno the kernel only gives after minutes.
+ */
+async function withLookup<T>(answers: Record<string, LookupAnswer>, body: () => Promise<T>): Promise<T> {
+  const real = dns.lookup;
+  const fake = (hostname: string, options: dns.LookupAllOptions, callback: (...args: unknown[]) => void): void => {
+    const answer = answers[hostname];
+    if (answer === undefined) {
+      real(hostname, options, callback as never);
+      return;
+    }
+    process.nextTick(() => {
+      if ('errno' in answer) callback(Object.assign(new Error(`${answer.errno} ${hostname}`), { code: answer.errno, syscall: 'connect', hostname }));
+      else if (options.all) callback(null, answer);
+      else callback(null, answer[0].address, answer[0].family);
+    });
+  };
+  (dns as { lookup: unknown }).lookup = fake;
+  try {
+    return await body();
+  } finally {
+    (dns as { lookup: unknown }).lookup = real;
+  }
+}
+
+interface Unaccepting {
+  port: number;
+  stop(): void;
+}
+
+/**
+ * A loopback port whose TCP handshake never completes: a listener (in a child process blocked in
+ * Atomics.wait, so nothing ever calls accept) whose accept queue is full, so the kernel drops further
+ * SYNs. The queue is filled by connecting until a connection stays pending.
+ */
+async function startUnaccepting(): Promise<Unaccepting> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer();
+       s.listen({ host: '127.0.0.1', port: 0, backlog: 1 }, () =>
+         process.stdout.write(s.address().port + '\\n', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)));`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.once('data', (c: Buffer) => resolve(Number(c.toString().trim())));
+    child.once('exit', (code) => reject(new Error(`listener child exited (${String(code)})`)));
+  });
+  const fillers: Socket[] = [];
+  const stop = (): void => {
+    for (const f of fillers) f.destroy();
+    child.kill('SIGKILL');
+  };
+  for (;;) {
+    if (fillers.length === 10) {
+      stop();
+      throw new Error('the accept queue never filled');
+    }
+    const filler = connect(port, '127.0.0.1');
+    filler.on('error', () => {});
+    fillers.push(filler);
+    const connected = await Promise.race([new Promise<boolean>((r) => filler.once('connect', () => r(true))), sleep(500).then(() => false)]);
+    if (connected) continue;
+    // A busy event loop may only be late with 'connect': give it time, then look again.
+    await sleep(250);
+    if (filler.connecting) return { port, stop };
+  }
+}
+
 describe('upstream/dialer', () => {
   describe('randomCredentials', () => {
     it('is 16 random bytes as hex for username and password, fresh every call', () => {
@@ -185,6 +302,81 @@ describe('upstream/dialer', () => {
     it('a closed port is ERR_DIAL_REFUSED (REP 05)', async () => {
       const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', await closedPort()), timeoutMs: 2000 }), 'ERR_DIAL_REFUSED');
       assert.equal(repForError(err), REP.CONNECTION_REFUSED);
+    });
+
+    // Linux refuses a TCP connect to a multicast address at once with ENETUNREACH (tcp_v4_connect).
+    it('a multicast address is ERR_DIAL_UNREACHABLE, reported as REP 03 (network unreachable) from the errno', async () => {
+      const err = await assertRejects(dial({ destination: makeDestination('224.0.0.1', 8333), timeoutMs: 2000 }), 'ERR_DIAL_UNREACHABLE');
+      assert.equal(repForError(err), REP.NETWORK_UNREACHABLE);
+    });
+
+    describe('errno mapping', () => {
+      const table: [string, ErrorCode, number][] = [
+        ['ETIMEDOUT', 'ERR_DIAL_TIMEOUT', REP.TTL_EXPIRED],
+        ['EADDRNOTAVAIL', 'ERR_DIAL_UNREACHABLE', REP.HOST_UNREACHABLE],
+        ['ENETDOWN', 'ERR_DIAL_UNREACHABLE', REP.NETWORK_UNREACHABLE],
+      ];
+      for (const [errno, code, rep] of table) {
+        it(`a connect failing with ${errno} is ${code}, REP 0${rep}`, async () => {
+          const err = await withLookup({ 'fails.test': { errno } }, () =>
+            assertRejects(dial({ destination: makeDestination('fails.test', 8333), timeoutMs: 2000 }), code),
+          );
+          assert.equal(repForError(err), rep);
+        });
+      }
+
+      // With several addresses, net.connect tries each (happy eyeballs) and fails with an AggregateError
+      // whose own code is the first attempt's; the dialer maps the last attempt's errno.
+      it('a name whose every address fails is mapped by the last address tried (ECONNREFUSED after ENETUNREACH)', async () => {
+        const port = await closedPort();
+        const addresses: LookupAddress[] = [
+          { address: '224.0.0.1', family: 4 },
+          { address: '127.0.0.1', family: 4 },
+        ];
+        const err = await withLookup({ 'two.test': addresses }, () =>
+          assertRejects(dial({ destination: makeDestination('two.test', port), timeoutMs: 2000 }), 'ERR_DIAL_REFUSED'),
+        );
+        assert.equal(repForError(err), REP.CONNECTION_REFUSED);
+      });
+
+      it('a name whose every address fails is mapped by the last address tried (ENETUNREACH after ECONNREFUSED), REP 03', async () => {
+        const port = await closedPort();
+        const addresses: LookupAddress[] = [
+          { address: '127.0.0.1', family: 4 },
+          { address: '224.0.0.1', family: 4 },
+        ];
+        const err = await withLookup({ 'two.test': addresses }, () =>
+          assertRejects(dial({ destination: makeDestination('two.test', port), timeoutMs: 2000 }), 'ERR_DIAL_UNREACHABLE'),
+        );
+        assert.equal(repForError(err), REP.NETWORK_UNREACHABLE);
+      });
+    });
+
+    it('the socket is half-open: after the peer ends its side, we can still send', async () => {
+      const { peer, got } = halfClosingPeer();
+      const remote = await listen(peer);
+      try {
+        const socket = await dial({ destination: makeDestination('127.0.0.1', remote.port), timeoutMs: 2000 });
+        try {
+          assert.deepEqual(await readToEndThenSend(socket), { read: 'bye' });
+          assert.equal(await got, 'after');
+        } finally {
+          socket.destroy();
+        }
+      } finally {
+        await remote.close();
+      }
+    });
+
+    it('a peer that never completes the TCP handshake is ERR_DIAL_TIMEOUT (REP 06) after timeoutMs', async function () {
+      this.timeout(10_000); // without the dial's own timer it would hang here
+      const blackhole = await startUnaccepting();
+      try {
+        const err = await assertRejects(dial({ destination: makeDestination('127.0.0.1', blackhole.port), timeoutMs: 300 }), 'ERR_DIAL_TIMEOUT');
+        assert.equal(repForError(err), REP.TTL_EXPIRED);
+      } finally {
+        blackhole.stop();
+      }
     });
 
     it('a .onion with no proxy is ERR_ONION_NO_PROXY (REP 02) without any connection or lookup', async () => {
@@ -233,6 +425,36 @@ describe('upstream/dialer', () => {
         assert.ok(elapsed >= 280 && elapsed < 2000, `took ${elapsed} ms`);
         assert.equal(repForError(err), REP.TTL_EXPIRED);
         await waitFor(() => fake.open.size === 0, 'the proxy to see the connection closed');
+      } finally {
+        await fake.close();
+      }
+    });
+
+    it('a proxy that never completes the TCP handshake is ERR_UPSTREAM_PROXY (REP 01), not a timeout of the destination', async function () {
+      this.timeout(10_000); // without the dial's own timer it would hang here
+      const blackhole = await startUnaccepting();
+      try {
+        const err = await assertRejects(
+          dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(blackhole.port), timeoutMs: 300 }),
+          'ERR_UPSTREAM_PROXY',
+        );
+        assert.equal(repForError(err), REP.GENERAL_FAILURE);
+      } finally {
+        blackhole.stop();
+      }
+    });
+
+    it('the socket is half-open: after the peer (through the proxy) ends its side, we can still send', async () => {
+      const { peer, got } = halfClosingPeer();
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED, peer });
+      try {
+        const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 });
+        try {
+          assert.deepEqual(await readToEndThenSend(socket), { read: 'bye' });
+          assert.equal(await got, 'after');
+        } finally {
+          socket.destroy();
+        }
       } finally {
         await fake.close();
       }
@@ -316,6 +538,70 @@ describe('upstream/dialer', () => {
       }
     });
 
+    const oneSided: [string, { username?: string; password?: string }, { username: string; password: string }, { username: string; password: string }][] = [
+      ['a proxy URL with only a username', { username: 'operator' }, { username: 'client', password: 'client' }, { username: 'operator', password: '' }],
+      ['a proxy URL with only a password', { password: 'pw' }, { username: 'client', password: 'client' }, { username: '', password: 'pw' }],
+    ];
+    for (const [what, inUrl, fromClient, expected] of oneSided) {
+      it(`${what} still wins over the client's credentials`, async () => {
+        const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+        try {
+          const socket = await dial({
+            destination: makeDestination('1.2.3.4', 8333),
+            upstreamProxy: { ...proxyAt(fake.port), ...inUrl },
+            credentials: fromClient,
+            timeoutMs: 2000,
+          });
+          socket.destroy();
+          assert.deepEqual(
+            fake.requests.map((r) => ({ username: r.username, password: r.password })),
+            [expected],
+          );
+        } finally {
+          await fake.close();
+        }
+      });
+    }
+
+    for (const credentials of [
+      { username: 'only-user', password: '' },
+      { username: '', password: 'only-pass' },
+    ]) {
+      it(`client credentials ${JSON.stringify(credentials)} are passed on as they are, not replaced by random ones`, async () => {
+        const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+        try {
+          const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), credentials, timeoutMs: 2000 });
+          socket.destroy();
+          assert.deepEqual(
+            fake.requests.map((r) => ({ username: r.username, password: r.password })),
+            [credentials],
+          );
+        } finally {
+          await fake.close();
+        }
+      });
+    }
+
+    it('a credential of exactly 255 bytes is passed on unchanged; 256 bytes become the SHA-256 hex of the value', async () => {
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
+      try {
+        const socket = await dial({
+          destination: makeDestination('1.2.3.4', 8333),
+          upstreamProxy: proxyAt(fake.port),
+          credentials: { username: 'a'.repeat(255), password: 'a'.repeat(256) },
+          timeoutMs: 2000,
+        });
+        socket.destroy();
+        // printf 'a%.0s' $(seq 256) | sha256sum
+        assert.deepEqual(
+          fake.requests.map((r) => ({ username: r.username, password: r.password })),
+          [{ username: 'a'.repeat(255), password: '02d7160d77e18c6447be80c2e355c7ed4388545271702c50253b0914c65ce5fe' }],
+        );
+      } finally {
+        await fake.close();
+      }
+    });
+
     it('credentials too long for RFC 1929 once UTF-8 encoded are replaced by a stable hash instead of crashing', async () => {
       const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED });
       try {
@@ -391,23 +677,61 @@ describe('upstream/dialer', () => {
       }
     });
 
-    const repTable: [number, string, ErrorCode, number][] = [
-      [REP.GENERAL_FAILURE, 'general failure', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE],
-      [REP.NOT_ALLOWED, 'not allowed (exit policy)', 'ERR_DIAL_NOT_ALLOWED', REP.NOT_ALLOWED],
-      [REP.NETWORK_UNREACHABLE, 'network unreachable', 'ERR_DIAL_UNREACHABLE', REP.NETWORK_UNREACHABLE],
-      [REP.HOST_UNREACHABLE, 'host unreachable', 'ERR_DIAL_UNREACHABLE', REP.HOST_UNREACHABLE],
-      [REP.CONNECTION_REFUSED, 'connection refused', 'ERR_DIAL_REFUSED', REP.CONNECTION_REFUSED],
-      [REP.TTL_EXPIRED, 'TTL expired (Tor timeout)', 'ERR_DIAL_TIMEOUT', REP.TTL_EXPIRED],
-      [REP.COMMAND_NOT_SUPPORTED, 'command not supported', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE],
-      [REP.ATYP_NOT_SUPPORTED, 'address type not supported', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE],
-      [0xf0, 'Tor extended error F0 (onion descriptor not found)', 'ERR_DIAL_UNREACHABLE', REP.HOST_UNREACHABLE],
+    // The log line names the proxy, the destination and the proxy's own reason ("PROXY" stands for its address).
+    const repTable: [number, string, ErrorCode, number, string][] = [
+      [REP.GENERAL_FAILURE, 'general failure', 'ERR_UPSTREAM_PROXY', REP.GENERAL_FAILURE, 'upstream proxy PROXY could not connect to 1.2.3.4:8333: Failure'],
+      [REP.NOT_ALLOWED, 'not allowed (exit policy)', 'ERR_DIAL_NOT_ALLOWED', REP.NOT_ALLOWED, 'upstream proxy PROXY refused 1.2.3.4:8333 by its policy'],
+      [
+        REP.NETWORK_UNREACHABLE,
+        'network unreachable',
+        'ERR_DIAL_UNREACHABLE',
+        REP.NETWORK_UNREACHABLE,
+        'upstream proxy PROXY could not connect to 1.2.3.4:8333: NetworkUnreachable',
+      ],
+      [
+        REP.HOST_UNREACHABLE,
+        'host unreachable',
+        'ERR_DIAL_UNREACHABLE',
+        REP.HOST_UNREACHABLE,
+        'upstream proxy PROXY could not connect to 1.2.3.4:8333: HostUnreachable',
+      ],
+      [
+        REP.CONNECTION_REFUSED,
+        'connection refused',
+        'ERR_DIAL_REFUSED',
+        REP.CONNECTION_REFUSED,
+        'upstream proxy PROXY could not connect to 1.2.3.4:8333: ConnectionRefused',
+      ],
+      [REP.TTL_EXPIRED, 'TTL expired (Tor timeout)', 'ERR_DIAL_TIMEOUT', REP.TTL_EXPIRED, 'upstream proxy PROXY could not connect to 1.2.3.4:8333: TTLExpired'],
+      [
+        REP.COMMAND_NOT_SUPPORTED,
+        'command not supported',
+        'ERR_UPSTREAM_PROXY',
+        REP.GENERAL_FAILURE,
+        'upstream proxy PROXY could not connect to 1.2.3.4:8333: CommandNotSupported',
+      ],
+      [
+        REP.ATYP_NOT_SUPPORTED,
+        'address type not supported',
+        'ERR_UPSTREAM_PROXY',
+        REP.GENERAL_FAILURE,
+        'upstream proxy PROXY could not connect to 1.2.3.4:8333: AddressNotSupported',
+      ],
+      [
+        0xf0,
+        'Tor extended error F0 (onion descriptor not found)',
+        'ERR_DIAL_UNREACHABLE',
+        REP.HOST_UNREACHABLE,
+        'upstream proxy PROXY could not reach 1.2.3.4:8333 (onion service error)',
+      ],
     ];
-    for (const [rep, what, code, ourRep] of repTable) {
+    for (const [rep, what, code, ourRep, message] of repTable) {
       it(`proxy REP 0x${rep.toString(16).padStart(2, '0')} (${what}) is ${code}, reported to our client as REP 0${ourRep}`, async () => {
         const fake = await startFakeUpstream({ kind: 'reply', rep });
         try {
           const err = await assertRejects(dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000 }), code);
           assert.equal(repForError(err), ourRep);
+          assert.equal(err.message, message.replace('PROXY', `127.0.0.1:${fake.port}`));
         } finally {
           await fake.close();
         }
