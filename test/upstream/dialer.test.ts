@@ -327,29 +327,23 @@ describe('upstream/dialer', () => {
 
       // With several addresses, net.connect tries each (happy eyeballs) and fails with an AggregateError
       // whose own code is the first attempt's; the dialer maps the last attempt's errno.
-      it('a name whose every address fails is mapped by the last address tried (ECONNREFUSED after ENETUNREACH)', async () => {
-        const port = await closedPort();
-        const addresses: LookupAddress[] = [
-          { address: '224.0.0.1', family: 4 },
-          { address: '127.0.0.1', family: 4 },
-        ];
-        const err = await withLookup({ 'two.test': addresses }, () =>
-          assertRejects(dial({ destination: makeDestination('two.test', port), timeoutMs: 2000 }), 'ERR_DIAL_REFUSED'),
-        );
-        assert.equal(repForError(err), REP.CONNECTION_REFUSED);
-      });
-
-      it('a name whose every address fails is mapped by the last address tried (ENETUNREACH after ECONNREFUSED), REP 03', async () => {
-        const port = await closedPort();
-        const addresses: LookupAddress[] = [
-          { address: '127.0.0.1', family: 4 },
-          { address: '224.0.0.1', family: 4 },
-        ];
-        const err = await withLookup({ 'two.test': addresses }, () =>
-          assertRejects(dial({ destination: makeDestination('two.test', port), timeoutMs: 2000 }), 'ERR_DIAL_UNREACHABLE'),
-        );
-        assert.equal(repForError(err), REP.NETWORK_UNREACHABLE);
-      });
+      const orders: [string, string, ErrorCode, number][] = [
+        ['224.0.0.1', '127.0.0.1', 'ERR_DIAL_REFUSED', REP.CONNECTION_REFUSED],
+        ['127.0.0.1', '224.0.0.1', 'ERR_DIAL_UNREACHABLE', REP.NETWORK_UNREACHABLE],
+      ];
+      for (const [first, last, code, rep] of orders) {
+        it(`a name whose every address fails (${first}, then ${last}) is mapped by the last address tried: ${code}, REP 0${rep}`, async () => {
+          const port = await closedPort();
+          const addresses: LookupAddress[] = [
+            { address: first, family: 4 },
+            { address: last, family: 4 },
+          ];
+          const err = await withLookup({ 'two.test': addresses }, () =>
+            assertRejects(dial({ destination: makeDestination('two.test', port), timeoutMs: 2000 }), code),
+          );
+          assert.equal(repForError(err), rep);
+        });
+      }
     });
 
     it('the socket is half-open: after the peer ends its side, we can still send', async () => {
