@@ -15,11 +15,10 @@
  *   wire size is a step of PAD_LADDER. Nothing is ever sent on its own.
  * - cover: the same with the coarser COVER_LADDER, plus cover bursts: a clock ticks at
  *   exponentially distributed intervals (a Poisson process) and each tick sends one decoy of a
- *   size drawn from COVER_SIZES, the classes most real bursts fall in once padded. The mean
- *   interval is the mean cover size divided by the rate, so cover averages `rate` bytes per
- *   second. A tick that finds data of ours still
- *   waiting in the socket's buffer is skipped: cover only fills idle time, and never queues ahead
- *   of a real message.
+ *   size drawn from COVER_SIZES, the classes a transaction broadcast falls in once padded. The
+ *   mean interval is the mean cover size divided by the rate, so cover averages `rate` bytes per
+ *   second. A tick that finds data of ours still waiting in the socket's buffer is skipped: cover
+ *   only fills idle time, and never queues ahead of a real message.
  *
  * Bounded: per connection a few numbers and one timer; the decoy contents are one shared buffer
  * of zeros (they are encrypted, so their value does not matter).
