@@ -243,11 +243,8 @@ export async function startTestNode(
   } = {},
 ): Promise<TestNode> {
   const node: TestNode = { port: 0, channels: [], accepted: 0, firstBytes: [], stop: async () => {} };
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: peer.allowHalfOpen ?? false }, (socket) => {
     node.accepted++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     socket.once('data', (first: Buffer) => {
       node.firstBytes.push(Buffer.from(first));
@@ -265,13 +262,28 @@ export async function startTestNode(
       socket.resume();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  node.port = (server.address() as net.AddressInfo).port;
-  node.stop = async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
+  Object.assign(node, await listenOnLoopback(server));
   return node;
+}
+
+/**
+ * Listen on 127.0.0.1, port 0; `stop` destroys the connections still open, then closes the server
+ * (a plain close() would wait for them).
+ */
+export async function listenOnLoopback(server: net.Server): Promise<{ port: number; stop: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }
 
 /** Answer version/ping/echo as a node would; leave other messages in the channel's queue. */

@@ -4,7 +4,7 @@
  */
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { MessageChannel, type Msg, versionPayload } from '../node.js';
+import { MessageChannel, type Msg, listenOnLoopback, versionPayload } from '../node.js';
 import { MAIN } from './inputs.js';
 import { type WritePlan, type WriteTap, tapWrites } from './write-tap.js';
 
@@ -46,12 +46,9 @@ export interface ScriptedNode {
 export async function startScriptedNode(options: ScriptedNodeOptions = {}): Promise<ScriptedNode> {
   const magic = options.magic ?? MAIN.magic;
   const halfOpen = options.halfOpen ?? true;
-  const sockets = new Set<net.Socket>();
   const node: ScriptedNode = { port: 0, conns: [], stop: async () => {} };
   const server = net.createServer({ allowHalfOpen: halfOpen }, (socket) => {
     const index = node.conns.length;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     const plan = options.plan?.(index);
     const tap = plan === undefined ? undefined : tapWrites(socket, plan);
@@ -84,11 +81,6 @@ export async function startScriptedNode(options: ScriptedNodeOptions = {}): Prom
       socket.on('end', () => setImmediate(() => setImmediate(() => !socket.destroyed && socket.end())));
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  node.port = (server.address() as net.AddressInfo).port;
-  node.stop = async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
+  Object.assign(node, await listenOnLoopback(server));
   return node;
 }
