@@ -396,6 +396,12 @@ describe('config', () => {
         /%scope/,
       );
       configError(['--inbound', '127.0.0.1:8334=foo.onion:8333'], /^--inbound: '127\.0\.0\.1:8334=foo\.onion:8333': the target cannot be dialed: /);
+      // "Any address" is for listening; Linux would dial it as this host, others refuse it.
+      for (const target of ['0.0.0.0:8333', '[::]:8333', '[0:0::0]:8333', '[::ffff:0.0.0.0]:8333']) {
+        configError(['--inbound', `127.0.0.1:8334=${target}`], /: the target (0\.0\.0\.0|::) is "any address", not one to dial/);
+      }
+      assert.equal(config(['--inbound', '127.0.0.1:8334=10.0.0.0:8333']).inbound[0]?.target.host, '10.0.0.0');
+      assert.equal(config(['--inbound', '127.0.0.1:8334=[::1]:8333']).inbound[0]?.target.host, '::1');
       const onion = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
       configError(
         ['--inbound', `127.0.0.1:8334=${onion}:8333`],

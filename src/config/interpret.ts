@@ -10,7 +10,7 @@
  * Core's 20 s SOCKS5 reply timeout (netbase.cpp g_socks5_recv_timeout, which InterruptibleRecv
  * applies to every step of Socks5()), or Core would give up on the SOCKS request before we answer it.
  */
-import { type HostPort, formatHostPort, isLoopback, makeDestination, parseHostPort } from '../address.js';
+import { type HostPort, canonicalIP, formatHostPort, isLoopback, makeDestination, parseHostPort } from '../address.js';
 import { DOWNGRADE_GUARDS, type DowngradeGuard } from '../engine/fallback.js';
 import { SHAPE_MODES, type ShapeMode } from '../engine/shaper.js';
 import { isProxyError } from '../errors.js';
@@ -201,6 +201,10 @@ export function interpret(cli: RawSource, file: RawSource | undefined, command: 
             throw configError(`'${text}': the target cannot be dialed: ${(err as Error).message}`);
           }
           if (kind === 'onion') throw configError(`'${text}': the target must be the node's own address, not an onion service`);
+          // 0.0.0.0 and :: mean "every address" to a listener; dialed, Linux quietly takes them as
+          // this host, other systems refuse: name the node's address instead.
+          const ip = canonicalIP(rule.target.host);
+          if (ip === '0.0.0.0' || ip === '::') throw configError(`'${text}': the target ${ip} is "any address", not one to dial; name the node's address`);
           return rule;
         },
         EXAMPLE_VALUES.inbound,

@@ -135,6 +135,7 @@ export class V2Transport {
     const networks = options.networks ?? [options.magic];
     if (networks.some((m) => m.length !== 4)) throw new RangeError('V2Transport: every network magic must be 4 bytes');
     if (options.role === 'initiator' && networks.length !== 1) throw new RangeError('V2Transport: an initiator knows its network');
+    if (networks.length === 0) throw new RangeError('V2Transport: a responder needs at least one network');
     this.candidates = networks.map((m) => Buffer.from(m));
     this.maxContents = options.maxContents ?? MAX_V2_CONTENTS;
     this.decoys = options.decoys ?? [];

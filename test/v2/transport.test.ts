@@ -607,6 +607,11 @@ describe('V2Transport constructor validation', () => {
     assert.throws(() => new V2Transport({ role: 'initiator', magic: MAGIC, networks: [MAGIC, Buffer.from('0b110907', 'hex')] }), RangeError);
     assert.doesNotThrow(() => new V2Transport({ role: 'initiator', magic: MAGIC, networks: [MAGIC] }));
   });
+
+  it('throws RangeError for a responder given no network at all (it could never match a terminator)', () => {
+    assert.throws(() => new V2Transport({ role: 'responder', magic: MAGIC, networks: [] }), RangeError);
+    assert.doesNotThrow(() => new V2Transport({ role: 'responder', magic: MAGIC, networks: [MAGIC] }));
+  });
 });
 
 describe('V2Transport default garbage', () => {
