@@ -115,7 +115,12 @@ describe('V2PeerTable', () => {
   }
 
   describe('the file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bip324-v2peers-'));
+    // A new directory for every run, not one made when the file is loaded: a runner that runs the
+    // suite many times in one process (Stryker) must not find the files of an earlier run.
+    let dir = '';
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), 'bip324-v2peers-'));
+    });
     const path = (name: string): string => join(dir, name);
 
     it('round-trips through a file written atomically and private to its owner (no temporary file left behind)', async () => {
