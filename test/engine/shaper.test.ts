@@ -5,7 +5,7 @@
  * and the mean and spread an exponential distribution must have.
  */
 import assert from 'node:assert/strict';
-import { COVER_LADDER, CoverClock, MIN_DECOY, PAD_LADDER, decoyContents, ladderTarget } from '../../src/engine/shaper.js';
+import { COVER_LADDER, CoverClock, MIN_DECOY, PAD_LADDER, cryptoUniform, decoyContents, ladderFor, ladderTarget } from '../../src/engine/shaper.js';
 
 /** A seeded uniform source in [0, 1) (xorshift32), so the statistics below are the same on every run. */
 function seededUniform(seed: number): () => number {
@@ -24,6 +24,17 @@ function seededUniform(seed: number): () => number {
 const wire = (payload: number): number => 3 + 1 + 1 + payload + 16;
 
 describe('shaper: ladders', () => {
+  it('each mode pads to its own ladder, off to none', () => {
+    assert.equal(ladderFor('pad'), PAD_LADDER);
+    assert.equal(ladderFor('cover'), COVER_LADDER);
+    assert.equal(ladderFor('off'), undefined);
+  });
+
+  it('an empty burst stays empty: a decoy never goes out on its own', () => {
+    assert.equal(ladderTarget(0, PAD_LADDER), 0);
+    assert.equal(ladderTarget(0, COVER_LADDER), 0);
+  });
+
   it('pad: the common messages land on the literal sizes of the ladder (25 % steps from 64 bytes)', () => {
     const cases: [string, number, number][] = [
       ['ping', wire(8), 64],
@@ -72,7 +83,7 @@ describe('shaper: ladders', () => {
 });
 
 describe('shaper: filling a gap with decoys', () => {
-  it('the decoys of a gap add up to it on the wire, none over 64 KiB of contents', () => {
+  it('the decoys of a gap add up to it on the wire, none over 64 KiB of contents, and one alone whenever it fits', () => {
     for (const gap of [0, 20, 21, 100, 384, 65536, 65556, 65557, 131072, 1_000_000]) {
       const lens = decoyContents(gap);
       assert.equal(
@@ -84,6 +95,10 @@ describe('shaper: filling a gap with decoys', () => {
     }
     assert.deepEqual(decoyContents(20), [0]);
     assert.deepEqual(decoyContents(0), []);
+    // One decoy as long as its contents fit in 64 KiB; above, the second one takes at least its 20 bytes.
+    assert.deepEqual(decoyContents(65537), [65517]);
+    assert.deepEqual(decoyContents(65556), [65536]);
+    assert.deepEqual(decoyContents(65557), [65517, 0]);
   });
 
   it('a gap of 1 to 19 bytes cannot be filled, and says so', () => {
@@ -116,6 +131,16 @@ describe('shaper: the cover clock', () => {
     const share = (x: number): number => sizes.filter((s) => s === x).length / n;
     assert.ok(Math.abs(share(384) - 0.55) < 0.015, `384 bytes ${share(384)} of the time`);
     assert.ok(Math.abs(share(1920) - 0.05) < 0.01, `1920 bytes ${share(1920)} of the time`);
+  });
+
+  it('its default random source (cryptoUniform) is uniform in [0, 1)', () => {
+    const u = Array.from({ length: 10_000 }, cryptoUniform);
+    assert.ok(
+      u.every((x) => x >= 0 && x < 1),
+      'in [0, 1)',
+    );
+    assert.ok(Math.abs(u.reduce((a, b) => a + b, 0) / u.length - 0.5) < 0.02, 'mean 1/2');
+    assert.ok(u.filter((x) => x < 0.1).length > 800 && u.filter((x) => x >= 0.9).length > 800, 'both ends of [0, 1)');
   });
 
   it('a rate of 0 is refused', () => {
