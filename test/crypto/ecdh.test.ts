@@ -125,6 +125,18 @@ describe('x-only ECDH backends', () => {
         assert.equal(first, referenceXShared(a.privateKey, peer));
       });
 
+      it('refuses every private key outside 1..n-1 or not 32 bytes with a RangeError, before any curve code sees it', () => {
+        // OpenSSL refuses these itself (with a RangeError) and noble with a plain Error for n and
+        // above, so this backend loop is what shows our own check in front of both.
+        const n = secp256k1.Point.Fn.ORDER;
+        const peer = ellswiftCreate().ellswift;
+        for (const bad of [Buffer.alloc(32), be32(n), be32(n + 1n), Buffer.alloc(32, 0xff), Buffer.alloc(31, 1), Buffer.alloc(33, 1)]) {
+          assert.throws(() => ellswiftFromPrivate(bad), RangeError, hex(bad));
+          assert.throws(() => xOnlyEcdh(bad, peer), RangeError, hex(bad));
+        }
+        assert.equal(xOnlyEcdh(be32(n - 1n), peer).length, 32);
+      });
+
       it('refuses a wiped (all-zero) key', () => {
         const a = ellswiftCreate();
         a.privateKey.fill(0);
@@ -161,6 +173,11 @@ describe('ellswiftEncode and key printing', () => {
 
   it('refuses an x >= p, an x with no curve point, and a wrong length', () => {
     assert.throws(() => ellswiftEncode(be32(P)), RangeError);
+    // x = 1 is on the curve (1 + 7 = 8 is a square), so P + 1 (< 2^256) would pass the curve check
+    // as 1 mod p: only the range check refuses it.
+    assert.doesNotThrow(() => secp256k1.Point.fromBytes(Buffer.concat([Buffer.of(2), be32(1n)])));
+    assert.equal(hex(elligatorSwift.decode(ellswiftEncode(be32(1n)))), hex(be32(1n)));
+    assert.throws(() => ellswiftEncode(be32(P + 1n)), RangeError);
     // x = 5: 5^3 + 7 = 132 is not a square mod p (checked against noble below).
     assert.throws(() => secp256k1.Point.fromBytes(Buffer.concat([Buffer.of(2), be32(5n)])));
     assert.throws(() => ellswiftEncode(be32(5n)), RangeError);
@@ -196,5 +213,30 @@ describe('ellswift_create draws a fresh case on every try', () => {
       for (const c of cases) counts[c] += 1 / cases.length;
     }
     for (let c = 0; c < 8; c++) assert.ok(counts[c] >= 5, `case ${c} used ${counts[c]} times in 200: ${counts.join(', ')}`);
+  });
+
+  it('over 600 encodings no case is favoured (each try takes its case from its own random byte)', () => {
+    // Each case's expected share is 1/8 (75 of 600, standard deviation about 8); 130 is more than
+    // 6 deviations away (odds below 1e-9 per case). Taking the first try's case from anywhere
+    // but its own fresh byte (a fixed 0, say) gives that case about a third of all encodings.
+    const counts = new Array<number>(8).fill(0);
+    for (let k = 0; k < 600; k++) {
+      const key = ellswiftCreate();
+      const u = BigInt('0x' + key.ellswift.subarray(0, 32).toString('hex'));
+      const t = BigInt('0x' + key.ellswift.subarray(32).toString('hex'));
+      const x = BigInt('0x' + ellswiftDecode(key.ellswift).toString('hex'));
+      const cases = [0, 1, 2, 3, 4, 5, 6, 7].filter((c) => xswiftecInv(x, u, c) === t);
+      for (const c of cases) counts[c] += 1 / cases.length;
+    }
+    for (let c = 0; c < 8; c++) assert.ok(counts[c] <= 130, `case ${c} used ${counts[c]} times in 600: ${counts.join(', ')}`);
+  });
+});
+
+describe('xswiftecInv', () => {
+  it('takes only the eight cases 0..7', () => {
+    const x = 1n;
+    const u = 12345n;
+    for (const c of [-1, 8, 1.5, Number.NaN]) assert.throws(() => xswiftecInv(x, u, c), RangeError, String(c));
+    for (let c = 0; c < 8; c++) assert.doesNotThrow(() => xswiftecInv(x, u, c));
   });
 });

@@ -128,10 +128,25 @@ describe('EphemeralKeyPool', () => {
     assert.throws(() => new EphemeralKeyPool(1.5), RangeError);
   });
 
-  it('clear() wipes the keys it held and stops the refill', async () => {
+  it('leaves nothing scheduled once full: a full pool costs the event loop nothing', async () => {
+    const immediates = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Immediate').length;
+    const before = immediates();
     const { pool, made } = recordingPool(3);
     pool.fill();
-    await turns(5);
+    assert.equal(immediates(), before + 1, 'fill() schedules one refill');
+    await turns(10);
+    assert.equal(made.length, 3);
+    assert.equal(immediates(), before, 'a refill is still scheduled with the pool full');
+    pool.fill();
+    assert.equal(immediates(), before, 'fill() on a full pool schedules a refill');
+    pool.clear();
+  });
+
+  it('clear() wipes the keys it held and stops the refill, even one already scheduled', async () => {
+    const { pool, made } = recordingPool(3);
+    pool.fill();
+    await turns(2);
+    assert.equal(made.length, 2, 'two keys made, the third refill scheduled');
     pool.clear();
     assert.equal(pool.available, 0);
     for (const k of made)
@@ -140,7 +155,8 @@ describe('EphemeralKeyPool', () => {
         'a held key was not wiped',
       );
     await turns(3);
-    assert.equal(made.length, 3, 'refilled after clear()');
+    assert.equal(made.length, 2, 'refilled after clear()');
+    assert.equal(pool.available, 0);
   });
 
   it('prints its counts only, never a key', async () => {
