@@ -489,11 +489,4 @@ describe('v2 handshake misbehaviour: a responder on several networks', () => {
       assert.deepEqual(r.magic, TESTNET, `cut at ${cut}`);
     }
   });
-
-  it('a responder given no networks at all refuses the first garbage byte (ERR_V2_BAD_STATE) instead of scanning', () => {
-    const r = make('responder', { networks: [] });
-    assert.deepEqual(types(r.receive(ellswiftCreate().ellswift)), ['send']);
-    throwsCode(() => r.receive(Buffer.of(0)), 'ERR_V2_BAD_STATE');
-    assert.equal(r.state, 'failed');
-  });
 });
