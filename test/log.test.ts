@@ -1,5 +1,19 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import fs, {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -90,6 +104,9 @@ describe('log', () => {
       assert.equal(lines.length, 1);
       assert.equal(lines[0].split('\n').length, 2);
       assert.ok(lines[0].endsWith('WARN  bad\\nINFO  forged\\r\\n\n'));
+      // Line breaks and nothing else, too.
+      createLogger({ level: 'info', stream, timestamps: false }).warn('\r\n');
+      assert.equal(lines[1], 'WARN  \\r\\n\n');
     });
   });
 
@@ -201,6 +218,60 @@ describe('log', () => {
       assert.match(text, /INFO {2}first\n.*ERROR cannot reopen log file file=\S+ error=.*ENOENT.*\n.*INFO {2}second\n$/s);
     });
 
+    it('reopen() closes the descriptor of the rotated file', function () {
+      if (!existsSync('/proc/self/fd')) this.skip();
+      const file = join(dir, 'proxy.log');
+      const rotated = join(dir, 'proxy.log.1');
+      const log = createLogger({ level: 'info', file });
+      // Which of our descriptors point at `path` (Linux /proc).
+      const holding = (path: string): string[] =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`) === path;
+          } catch {
+            return false; // the descriptor readdir itself used, closed by now
+          }
+        });
+      assert.equal(holding(file).length, 1);
+      renameSync(file, rotated);
+      log.reopen();
+      assert.deepEqual(holding(rotated), []);
+      assert.equal(holding(file).length, 1);
+      log.reopen();
+      assert.equal(holding(file).length, 1, 'a second reopen does not leak the first new descriptor');
+    });
+
+    // A full non-blocking pipe (stderr handed down by a parent) answers a write with a part of it or
+    // EAGAIN: writes are told `fail` (throw that code) or a number of bytes to take at most, per call.
+    for (const [what, script, written, calls] of [
+      ['7 bytes at a time: the whole line, in order', () => 7, true, 3],
+      ['EAGAIN 3 times: retried, the whole line', (n: number) => (n <= 3 ? 'EAGAIN' : 100), true, 4],
+      ['EAGAIN 150 times: dropped after 100 retries', (n: number) => (n <= 150 ? 'EAGAIN' : 100), false, 101],
+      ['EIO once: dropped at once', (n: number) => (n <= 1 ? 'EIO' : 100), false, 1],
+    ] as const) {
+      it(`writes a line to its file however the descriptor takes it: ${what}`, () => {
+        const file = join(dir, 'proxy.log');
+        const log = createLogger({ level: 'info', file, timestamps: false });
+        const real = fs.writeSync;
+        let n = 0;
+        fs.writeSync = ((fd: number, buffer: Buffer, offset: number) => {
+          n++;
+          const step = script(n);
+          if (typeof step === 'string') throw Object.assign(new Error(step), { code: step });
+          return real(fd, buffer, offset, Math.min(step, buffer.length - offset));
+        }) as typeof fs.writeSync;
+        syncBuiltinESMExports();
+        try {
+          log.info('partial writes'); // 'INFO  partial writes\n': 21 bytes
+        } finally {
+          fs.writeSync = real;
+          syncBuiltinESMExports();
+        }
+        assert.equal(readFileSync(file, 'utf8'), written ? 'INFO  partial writes\n' : '');
+        assert.equal(n, calls);
+      });
+    }
+
     it('refuses a log file that cannot be opened with ERR_CONFIG naming --log-file', () => {
       assert.throws(
         () => createLogger({ level: 'info', file: join(dir, 'missing-dir', 'proxy.log') }),
@@ -254,9 +325,15 @@ describe('log', () => {
         assert.equal(isJournalStream({ JOURNAL_STREAM: `${st.dev + 1n}:${st.ino}` }, fd), false);
         assert.equal(isJournalStream({}, fd), false);
         assert.equal(isJournalStream({ JOURNAL_STREAM: 'garbage' }, fd), false);
+        // The whole variable is device:inode, nothing before or after.
+        assert.equal(isJournalStream({ JOURNAL_STREAM: `x${st.dev}:${st.ino}` }, fd), false);
+        assert.equal(isJournalStream({ JOURNAL_STREAM: `${st.dev}:${st.ino}x` }, fd), false);
       } finally {
         closeSync(fd);
       }
+      // A descriptor that is not open (stderr closed by whoever started us) is not the journal.
+      const st = statSync(path, { bigint: true });
+      assert.equal(isJournalStream({ JOURNAL_STREAM: `${st.dev}:${st.ino}` }, fd), false);
     });
   });
 

@@ -9,7 +9,15 @@ import { Writable } from 'node:stream';
 
 import { type ConnectionRecord, newRecord } from '../src/engine/record.js';
 import { createLogger } from '../src/log.js';
-import { HANDSHAKE_BUCKETS_SECONDS, Metrics, hostAllowed, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
+import {
+  HANDSHAKE_BUCKETS_SECONDS,
+  Metrics,
+  describeConnection,
+  hostAllowed,
+  startMetricsServer,
+  type ConnectionInfo,
+  type MetricsServer,
+} from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
 import { MessageChannel, handshakeV1, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
 import { startProxy, type TestProxy } from './helpers/proxy.js';
@@ -270,6 +278,81 @@ describe('metrics: observer bookkeeping', function () {
     assert.equal(value(s, `${P}connections_refused_total`), undefined);
   });
 
+  it('a handshake duration is observed for v2 sessions only (outbound and inbound)', async () => {
+    const cases: [ConnectionRecord['transport'], number | undefined, number][] = [
+      ['v2', 12, 1],
+      ['inbound-v2', 7, 1],
+      ['v1-fallback', 400, 0],
+      ['inbound-v1', 5, 0],
+      ['passthrough', undefined, 0],
+      ['v2', undefined, 0],
+    ];
+    for (const [transport, ms, count] of cases) {
+      const m = new Metrics({ collectDefault: false });
+      const r = record(1, { transport, establishedAt: Date.now() });
+      m.opened(r);
+      m.established(r, ms);
+      assert.equal(value(await samples(m), `${P}handshake_duration_seconds_count`), count, `${transport} after ${ms} ms`);
+    }
+  });
+
+  it('counts dropped messages and downgrades by their label, and refusals only for a close on an error before establishment', async () => {
+    const m = new Metrics({ collectDefault: false });
+    const r = record(1);
+    m.opened(r);
+    m.dropped(r, 'ERR_V1_BAD_CHECKSUM');
+    m.dropped(r, 'ERR_V1_BAD_CHECKSUM');
+    m.dropped(r, 'ERR_V2_UNKNOWN_SHORT_ID');
+    m.downgrade(r, 'refused');
+    m.downgrade(r, 'detected');
+    m.downgrade(r, 'detected');
+    // Closed without an error before it was established (the client went away): not a refusal.
+    m.closed(r, 'client closed', undefined);
+    const s = await samples(m);
+    assert.equal(value(s, `${P}messages_dropped_total`, { code: 'ERR_V1_BAD_CHECKSUM' }), 2);
+    assert.equal(value(s, `${P}messages_dropped_total`, { code: 'ERR_V2_UNKNOWN_SHORT_ID' }), 1);
+    assert.equal(value(s, `${P}downgrades_total`, { outcome: 'refused' }), 1);
+    assert.equal(value(s, `${P}downgrades_total`, { outcome: 'detected' }), 2);
+    assert.equal(value(s, `${P}connections_refused_total`), undefined);
+    assert.equal(value(s, `${P}connections_closed_total`, { frontend: 'socks5', transport: 'pending', reason: 'normal' }), 1);
+  });
+
+  it('decoy packets and bytes add the closed connections to the live ones', async () => {
+    const m = new Metrics({ collectDefault: false });
+    const closed = record(1, { decoysToPeer: 5, decoyBytesToPeer: 2000 });
+    const live = record(2, { decoysToPeer: 3, decoyBytesToPeer: 700 });
+    m.opened(closed);
+    m.opened(live);
+    m.closed(closed, 'done', undefined);
+    const s = await samples(m);
+    assert.equal(value(s, `${P}decoy_packets_total`), 8);
+    assert.equal(value(s, `${P}decoy_bytes_total`), 2700);
+  });
+
+  it('describes a connection for /connections: age from its start, never negative, and whether it is established', () => {
+    const r = record(7, { startedAt: 1_000_000, transport: 'v2', shaping: 'pad' });
+    assert.deepEqual(describeConnection(r, 1_006_500), {
+      id: 7,
+      frontend: 'socks5',
+      client: '127.0.0.1:5000',
+      peer: null,
+      transport: 'v2',
+      session_id: null,
+      bytes_to_peer: 0,
+      bytes_from_peer: 0,
+      msgs_to_peer: 0,
+      msgs_from_peer: 0,
+      shaping: 'pad',
+      decoys_to_peer: 0,
+      decoy_bytes_to_peer: 0,
+      age_seconds: 6.5,
+      established: false,
+    });
+    // The clock stepped back since the connection started.
+    assert.equal(describeConnection(r, 999_000).age_seconds, 0);
+    assert.equal(describeConnection({ ...r, establishedAt: 1_000_100 }, 1_006_500).established, true);
+  });
+
   it('handshake buckets span 1 ms to 10 s', () => {
     assert.equal(HANDSHAKE_BUCKETS_SECONDS[0], 0.001);
     assert.equal(HANDSHAKE_BUCKETS_SECONDS[HANDSHAKE_BUCKETS_SECONDS.length - 1], 10);
@@ -340,6 +423,47 @@ describe('metrics: HTTP endpoint', function () {
     assert.equal(head.body, '');
   });
 
+  it('/connections lists the connections by id', async () => {
+    const records = [3, 1, 2].map((id) => newRecord(id, 'socks5', `127.0.0.1:${5000 + id}`));
+    const sorted = await startMetricsServer({ host: '127.0.0.1', port: 0 }, metrics, () => records, quietLog);
+    try {
+      const list = JSON.parse((await get(sorted.address.port, '/connections')).body) as ConnectionInfo[];
+      assert.deepEqual(
+        list.map((c) => [c.id, c.client]),
+        [
+          [1, '127.0.0.1:5001'],
+          [2, '127.0.0.1:5002'],
+          [3, '127.0.0.1:5003'],
+        ],
+      );
+    } finally {
+      await sorted.close();
+    }
+  });
+
+  it('a request that fails inside answers 500 and logs a warning with the path and the reason; the endpoint keeps serving', async () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: 'info', stream: new Writable({ write: (c: Buffer, _e, cb) => (lines.push(c.toString()), cb()) }) });
+    const failing = await startMetricsServer(
+      { host: '127.0.0.1', port: 0 },
+      metrics,
+      () => {
+        throw new Error('broken');
+      },
+      log,
+    );
+    try {
+      assert.match(lines.join(''), new RegExp(`INFO {2}listening address=127\\.0\\.0\\.1:${failing.address.port} mode=metrics\\n$`));
+      const res = await get(failing.address.port, '/connections?x=1');
+      assert.equal(res.status, 500);
+      assert.equal(res.body, 'internal error\n');
+      assert.match(lines.join(''), /WARN {2}metrics request failed path="\/connections\?x=1" reason=broken\n$/);
+      assert.equal((await get(failing.address.port, '/metrics')).status, 200);
+    } finally {
+      await failing.close();
+    }
+  });
+
   it('rejects with EADDRINUSE when the port is taken', async () => {
     await assert.rejects(
       startMetricsServer({ host: '127.0.0.1', port: server.address.port }, metrics, () => [], quietLog),
@@ -373,5 +497,13 @@ describe('metrics: hostAllowed (the Host header check against DNS rebinding)', (
     assert.equal(hostAllowed('[::1]x', '::1'), false);
     assert.equal(hostAllowed('127.0.0.1:port', '127.0.0.1'), false);
     assert.equal(hostAllowed('evil.example:9324', '127.0.0.1'), false);
+  });
+
+  it('answers a request without a Host header (HTTP/1.0) and any IP literal, whatever host the endpoint was configured with', () => {
+    assert.equal(hostAllowed(undefined, '127.0.0.1'), true);
+    assert.equal(hostAllowed('[::1]:9324', '127.0.0.1'), true);
+    assert.equal(hostAllowed('[2001:db8::5]', 'localhost'), true);
+    assert.equal(hostAllowed('192.0.2.1:9324', 'localhost'), true);
+    assert.equal(hostAllowed(' LOCALHOST:9324 ', '127.0.0.1'), true);
   });
 });

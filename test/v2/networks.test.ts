@@ -134,3 +134,10 @@ describe('V2Transport responder on several networks', () => {
     );
   });
 });
+
+describe('customNetwork', () => {
+  it('names a custom magic by its hex digits in lower case, whatever the case given, and a known magic by its network', () => {
+    assert.deepEqual(customNetwork('0A03CF41'), { name: 'custom-0a03cf41', magic: Buffer.from([0x0a, 0x03, 0xcf, 0x41]), port: 38333 });
+    assert.equal(customNetwork('F9BEB4D9').name, 'main');
+  });
+});
