@@ -197,21 +197,29 @@ describe('ellswiftEncode and key printing', () => {
   });
 });
 
+/**
+ * How often each case made the encodings of `n` fresh keys. The case is not on the wire, but with x
+ * known it can be recovered: the case(s) whose XSwiftECInv(x, u) gives the sent t (shared equally
+ * when several do).
+ */
+function caseCounts(n: number): number[] {
+  const counts = new Array<number>(8).fill(0);
+  for (let k = 0; k < n; k++) {
+    const key = ellswiftCreate();
+    const u = BigInt('0x' + key.ellswift.subarray(0, 32).toString('hex'));
+    const t = BigInt('0x' + key.ellswift.subarray(32).toString('hex'));
+    const x = BigInt('0x' + ellswiftDecode(key.ellswift).toString('hex'));
+    const cases = [0, 1, 2, 3, 4, 5, 6, 7].filter((c) => xswiftecInv(x, u, c) === t);
+    assert.ok(cases.length >= 1, 'no case explains the encoding');
+    for (const c of cases) counts[c] += 1 / cases.length;
+  }
+  return counts;
+}
+
 describe('ellswift_create draws a fresh case on every try', () => {
   it('over 200 encodings every one of the 8 cases is used (a fixed or biased case would show)', () => {
-    // The case is not on the wire, but with x known it can be recovered: the case(s) whose
-    // XSwiftECInv(x, u) gives the sent t. Each case's expected count is 25; a missing case has
-    // odds below 1e-10.
-    const counts = new Array<number>(8).fill(0);
-    for (let k = 0; k < 200; k++) {
-      const key = ellswiftCreate();
-      const u = BigInt('0x' + key.ellswift.subarray(0, 32).toString('hex'));
-      const t = BigInt('0x' + key.ellswift.subarray(32).toString('hex'));
-      const x = BigInt('0x' + ellswiftDecode(key.ellswift).toString('hex'));
-      const cases = [0, 1, 2, 3, 4, 5, 6, 7].filter((c) => xswiftecInv(x, u, c) === t);
-      assert.ok(cases.length >= 1, 'no case explains the encoding');
-      for (const c of cases) counts[c] += 1 / cases.length;
-    }
+    // Each case's expected count is 25; a missing case has odds below 1e-10.
+    const counts = caseCounts(200);
     for (let c = 0; c < 8; c++) assert.ok(counts[c] >= 5, `case ${c} used ${counts[c]} times in 200: ${counts.join(', ')}`);
   });
 
@@ -219,15 +227,7 @@ describe('ellswift_create draws a fresh case on every try', () => {
     // Each case's expected share is 1/8 (75 of 600, standard deviation about 8); 130 is more than
     // 6 deviations away (odds below 1e-9 per case). Taking the first try's case from anywhere
     // but its own fresh byte (a fixed 0, say) gives that case about a third of all encodings.
-    const counts = new Array<number>(8).fill(0);
-    for (let k = 0; k < 600; k++) {
-      const key = ellswiftCreate();
-      const u = BigInt('0x' + key.ellswift.subarray(0, 32).toString('hex'));
-      const t = BigInt('0x' + key.ellswift.subarray(32).toString('hex'));
-      const x = BigInt('0x' + ellswiftDecode(key.ellswift).toString('hex'));
-      const cases = [0, 1, 2, 3, 4, 5, 6, 7].filter((c) => xswiftecInv(x, u, c) === t);
-      for (const c of cases) counts[c] += 1 / cases.length;
-    }
+    const counts = caseCounts(600);
     for (let c = 0; c < 8; c++) assert.ok(counts[c] <= 130, `case ${c} used ${counts[c]} times in 600: ${counts.join(', ')}`);
   });
 });
