@@ -74,7 +74,15 @@ function defaultBase(): string {
   return 'HEAD~1';
 }
 
-function main(argv: string[]): number {
+/** What to run: Stryker's arguments, or a message and an exit code when there is nothing to run. */
+export type Plan = { args: string[]; note?: string } | { exit: number; message: string };
+
+/**
+ * Turns this script's arguments into Stryker's: --all and a --mutate/-m of one's own keep Stryker's
+ * scope; otherwise the lines changed since --base (default: `defaultBase()`), read from
+ * `diffSince(base)`, become the --mutate patterns. Everything else is passed through.
+ */
+export function plan(argv: readonly string[], diffSince: (base: string) => string, defaultBase: () => string): Plan {
   const rest = [...argv];
   const all = rest.indexOf('--all');
   if (all >= 0) rest.splice(all, 1);
@@ -82,26 +90,28 @@ function main(argv: string[]): number {
   let base: string | undefined;
   if (at >= 0) {
     base = rest[at + 1];
-    if (base === undefined) {
-      console.error('mutate: --base needs a commit');
-      return 2;
-    }
+    if (base === undefined) return { exit: 2, message: 'mutate: --base needs a commit' };
     rest.splice(at, 2);
   }
-  const stryker = ['stryker', 'run', ...rest];
+  const args = ['stryker', 'run', ...rest];
   // A scope given to Stryker itself (--mutate/-m) is taken as it is.
-  const ownScope = rest.includes('--mutate') || rest.includes('-m');
-  if (all < 0 && !ownScope) {
-    base ??= defaultBase();
-    const ranges = changedRanges(git(['diff', '-U0', '--no-color', '--no-ext-diff', base, '--', 'src']));
-    if (ranges.length === 0) {
-      console.log(`mutate: no added or changed lines in src/ since ${base}; nothing to do (--all for everything, --base REV for another start)`);
-      return 0;
-    }
-    console.log(`mutate: ${ranges.length} changed range(s) since ${base}: ${mutateArgument(ranges)}`);
-    stryker.push('--mutate', mutateArgument(ranges));
+  if (all >= 0 || rest.includes('--mutate') || rest.includes('-m')) return { args };
+  base ??= defaultBase();
+  const ranges = changedRanges(diffSince(base));
+  if (ranges.length === 0) {
+    return { exit: 0, message: `mutate: no added or changed lines in src/ since ${base}; nothing to do (--all for everything, --base REV for another start)` };
   }
-  return spawnSync('npx', stryker, { stdio: 'inherit' }).status ?? 1;
+  return { args: [...args, '--mutate', mutateArgument(ranges)], note: `mutate: ${ranges.length} changed range(s) since ${base}` };
+}
+
+function main(argv: string[]): number {
+  const p = plan(argv, (base) => git(['diff', '-U0', '--no-color', '--no-ext-diff', base, '--', 'src']), defaultBase);
+  if ('exit' in p) {
+    (p.exit === 0 ? console.log : console.error)(p.message);
+    return p.exit;
+  }
+  if (p.note !== undefined) console.log(`${p.note}: ${p.args[p.args.length - 1]}`);
+  return spawnSync('npx', p.args, { stdio: 'inherit' }).status ?? 1;
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) process.exit(main(process.argv.slice(2)));

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { changedRanges, mutateArgument } from '../scripts/mutate.js';
+import { changedRanges, mutateArgument, plan } from '../scripts/mutate.js';
 
 describe('npm run mutate: the changed lines', () => {
   it('takes the new-side line ranges of hunks in src/ TypeScript, and nothing else', () => {
@@ -72,5 +72,32 @@ describe('npm run mutate: the changed lines', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it("turns its arguments into Stryker's: changed lines by default, --base, --all, a scope of one's own", () => {
+    const diff = '--- a/src/a.ts\n+++ b/src/a.ts\n@@ -3 +3,2 @@';
+    const asked: string[] = [];
+    const since = (base: string): string => {
+      asked.push(base);
+      return base === 'empty' ? '' : diff;
+    };
+    const fallback = (): string => 'abc123';
+    assert.deepEqual(plan(['--concurrency', '1'], since, fallback), {
+      args: ['stryker', 'run', '--concurrency', '1', '--mutate', 'src/a.ts:3-4'],
+      note: 'mutate: 1 changed range(s) since abc123',
+    });
+    assert.deepEqual(plan(['--base', 'v1', '--concurrency', '1'], since, fallback), {
+      args: ['stryker', 'run', '--concurrency', '1', '--mutate', 'src/a.ts:3-4'],
+      note: 'mutate: 1 changed range(s) since v1',
+    });
+    assert.deepEqual(asked, ['abc123', 'v1']);
+    assert.deepEqual(plan(['--all', '--concurrency', '1'], since, fallback), { args: ['stryker', 'run', '--concurrency', '1'] });
+    assert.deepEqual(plan(['--mutate', 'src/x.ts'], since, fallback), { args: ['stryker', 'run', '--mutate', 'src/x.ts'] });
+    assert.deepEqual(plan(['-m', 'src/x.ts'], since, fallback), { args: ['stryker', 'run', '-m', 'src/x.ts'] });
+    assert.deepEqual(asked, ['abc123', 'v1'], 'a diff was read for a run that keeps its own scope');
+    const nothing = plan(['--base', 'empty'], since, fallback);
+    assert.ok('exit' in nothing && nothing.exit === 0 && /no added or changed lines in src\/ since empty/.test(nothing.message));
+    const noBase = plan(['--base'], since, fallback);
+    assert.ok('exit' in noBase && noBase.exit === 2);
   });
 });
