@@ -10,6 +10,15 @@ function valueOf(text: string): string | true {
   return lines[0].value;
 }
 
+/** One test per [line, the value it gives, why] row. */
+function itReads(cases: readonly [string, string, string][]): void {
+  for (const [line, value, why] of cases) {
+    it(`reads ${why}: ${line}`, () => {
+      assert.equal(valueOf(line), value);
+    });
+  }
+}
+
 function syntaxError(text: string, line: number, message: string): void {
   assert.throws(
     () => parseConfigText(text),
@@ -95,11 +104,7 @@ describe('config/file-syntax', () => {
       ['user-agent=a\\nb', 'a\\nb', 'a backslash before any other character'],
       ['user-agent=say "hi"', 'say "hi"', 'double quotes that do not open the value'],
     ];
-    for (const [line, value, why] of cases) {
-      it(`reads ${why}: ${line}`, () => {
-        assert.equal(valueOf(line), value);
-      });
-    }
+    itReads(cases);
   });
 
   describe('quoted values', () => {
@@ -114,11 +119,7 @@ describe('config/file-syntax', () => {
       ['user-agent="x"  ; comment', 'x', 'a ; comment after the closing quote'],
       ['user-agent=""', '', 'an empty value'],
     ];
-    for (const [line, value, why] of cases) {
-      it(`reads ${why}: ${line}`, () => {
-        assert.equal(valueOf(line), value);
-      });
-    }
+    itReads(cases);
 
     it('refuses a value without its closing quote', () => {
       syntaxError('network=main\nuser-agent="abc\n', 2, 'a quoted value has no closing "');
