@@ -186,9 +186,10 @@ export class ProxyServer {
 
   private async saveV2Peers(): Promise<void> {
     const file = this.config.v2PeersFile;
-    if (file === undefined || this.v2Peers === undefined || !this.v2Peers.dirty) return;
+    if (file === undefined || this.v2Peers === undefined) return;
     try {
-      await this.v2Peers.saveFile(file);
+      // Waits for a timed save still writing, so that close() returns with the file written.
+      await this.v2Peers.saveFile(file, true);
     } catch (err) {
       this.log.warn('cannot write the v2 peers file', { file, reason: (err as Error).message });
     }

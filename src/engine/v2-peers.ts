@@ -51,6 +51,8 @@ export class V2PeerTable {
   /** Insertion order is recency order: noting an entry moves it to the end. */
   private readonly entries = new Map<string, V2PeerEntry>();
   private changed = false;
+  /** The last save queued: the next one starts when it has settled. */
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly max: number = MAX_V2_PEERS,
@@ -139,9 +141,13 @@ export class V2PeerTable {
     });
     this.entries.clear();
     valid.sort((a, b) => a[1].seen - b[1].seen);
-    for (const [k, v] of valid) this.entries.set(k, v);
+    // A peer listed twice (a hand-edited file) is kept once, as last seen.
+    for (const [k, v] of valid) {
+      this.entries.delete(k);
+      this.entries.set(k, v);
+    }
     this.changed = false;
-    return valid.length;
+    return this.entries.size;
   }
 
   /** Read a peers file. Throws Error naming the file and the reason; a missing file is an empty table. */
@@ -161,8 +167,19 @@ export class V2PeerTable {
     }
   }
 
-  /** Write the table to `file` atomically: a reader sees the old file or the new one, never half of one. */
-  async saveFile(file: string): Promise<void> {
+  /**
+   * Write the table to `file` atomically: a reader sees the old file or the new one, never half of one.
+   * Saves take turns (a timed save may still be writing when the one at shutdown starts, and both use
+   * the same temporary file): each writes the table as it is when its turn comes, and resolves once
+   * written. With `onlyIfDirty`, a turn that finds nothing changed since the last save writes nothing.
+   */
+  saveFile(file: string, onlyIfDirty = false): Promise<void> {
+    const turn = this.saving.then(() => (onlyIfDirty && !this.changed ? undefined : this.write(file)));
+    this.saving = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async write(file: string): Promise<void> {
     const text = this.serialize();
     this.changed = false;
     const tmp = `${file}.tmp-${process.pid}`;

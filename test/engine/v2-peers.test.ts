@@ -202,6 +202,55 @@ describe('V2PeerTable', () => {
       }
     });
 
+    it('keeps a peer listed twice once, as it was last seen, and counts it once', () => {
+      writeFileSync(
+        path('twice.json'),
+        peersFile(
+          entry({ source: 'gossip', seen: T0 - HOUR, expires: T0 - HOUR + DAY, from: '9.9.9.9:8333' }),
+          entry({ peer: '1.0.0.2:8333', seen: T0 - 2 * HOUR, expires: T0 - 2 * HOUR + 7 * DAY }),
+          entry({ source: 'version', seen: T0 - 3 * HOUR, expires: T0 - 3 * HOUR + 7 * DAY }),
+        ),
+      );
+      const t = new V2PeerTable(3, clock);
+      assert.equal(t.loadFile(path('twice.json')), 2);
+      assert.equal(t.size, 2);
+      assert.deepEqual(t.lookup('1.2.3.4', 8333), { source: 'gossip', seen: T0 - HOUR, expires: T0 - HOUR + DAY, from: '9.9.9.9:8333' });
+      // Its place in the eviction order is that of its last sighting too: after 1.0.0.2, seen between the two.
+      t.note('1.0.0.3', 8333, 'session', 'itself');
+      t.note('1.0.0.4', 8333, 'session', 'itself');
+      assert.equal(t.lookup('1.0.0.2', 8333), undefined);
+      assert.equal(t.lookup('1.2.3.4', 8333)?.source, 'gossip');
+    });
+
+    it('takes turns when saves overlap: each resolves, the last writes the table as it is then, no temporary file is left', async () => {
+      const t = new V2PeerTable(100, clock);
+      t.note('1.0.0.1', 8333, 'session', 'itself');
+      const first = t.saveFile(path('turns.json'));
+      t.note('1.0.0.2', 8333, 'session', 'itself');
+      const second = t.saveFile(path('turns.json'));
+      await Promise.all([first, second]);
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.startsWith('turns.json')),
+        ['turns.json'],
+      );
+      assert.equal(new V2PeerTable(100, clock).loadFile(path('turns.json')), 2);
+    });
+
+    it('with onlyIfDirty, writes nothing when nothing changed, but first waits for a save still writing', async () => {
+      const t = new V2PeerTable(100, clock);
+      await t.saveFile(path('clean.json'), true);
+      assert.equal(existsSync(path('clean.json')), false);
+      t.note('1.0.0.1', 8333, 'session', 'itself');
+      await t.saveFile(path('clean.json'), true);
+      assert.equal(new V2PeerTable(100, clock).loadFile(path('clean.json')), 1);
+      // A timed save in flight when the one at shutdown comes: the shutdown save, finding the table
+      // clean, resolves only once the file holds the timed save's table.
+      t.note('1.0.0.2', 8333, 'session', 'itself');
+      void t.saveFile(path('clean.json'));
+      await t.saveFile(path('clean.json'), true);
+      assert.equal(new V2PeerTable(100, clock).loadFile(path('clean.json')), 2);
+    });
+
     for (const [what, text, count] of [
       ['as many entries as the table holds', peersFile(entry({ peer: '1.0.0.1:8333' }), entry({ peer: '1.0.0.2:8333' }), entry({ peer: '1.0.0.3:8333' })), 3],
       ['a "version" entry', peersFile(entry({ source: 'version' })), 1],
