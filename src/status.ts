@@ -18,6 +18,9 @@ export const DEFAULT_METRICS_ADDRESS: HostPort = DEFAULT_METRICS;
 /** A local daemon answers in milliseconds; a hung one must not hang the operator's shell. */
 export const STATUS_TIMEOUT_MS = 3000;
 
+/** The largest answer status reads: /connections is about 600 bytes per connection. */
+export const MAX_ANSWER_BYTES = 16 * 2 ** 20;
+
 /** The order transports appear in the summary line. */
 const TRANSPORT_ORDER = ['v2', 'inbound-v2', 'v1-fallback', 'inbound-v1', 'passthrough', 'pending'];
 
@@ -87,9 +90,16 @@ function describeFailure(e: unknown, address: HostPort, configured: boolean): st
 
 function fetchText(address: HostPort, path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: address.host, port: address.port, path, agent: false, timeout: timeoutMs }, (res) => {
+    const req = http.get({ host: address.host, port: address.port, path, agent: false }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        chunks.push(c);
+        size += c.length;
+        // Whatever listens there decides how much it sends; the answer is held whole to be parsed.
+        if (size > MAX_ANSWER_BYTES)
+          req.destroy(new StatusError(`GET ${path} answered more than ${MAX_ANSWER_BYTES / 2 ** 20} MiB; is that a bip324-proxy metrics endpoint`));
+      });
       res.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
         if (res.statusCode !== 200) reject(new StatusError(`GET ${path} answered HTTP ${res.statusCode ?? '?'}; is that a bip324-proxy metrics endpoint`));
@@ -97,9 +107,8 @@ function fetchText(address: HostPort, path: string, timeoutMs: number): Promise<
       });
       res.on('error', reject);
     });
-    // `timeout` only covers an idle socket; the deadline also covers a server that trickles bytes.
+    // One deadline for the whole request, so that a server trickling bytes cannot hold it open either.
     const deadline = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })), timeoutMs);
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
     req.on('error', reject);
     req.on('close', () => clearTimeout(deadline));
   });

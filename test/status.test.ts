@@ -235,6 +235,49 @@ describe('status: failures', function () {
     });
   }
 
+  it('an endpoint that answers without end returns 1 once it has sent more than 16 MiB, holding no more than that', async () => {
+    let sent = 0;
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    const server = net.createServer((s) => {
+      s.on('error', () => {});
+      s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n[');
+      const more = (): void => {
+        while (!s.destroyed && sent < 200 * chunk.length) {
+          sent += chunk.length;
+          if (!s.write(chunk)) return void s.once('drain', more);
+        }
+      };
+      more();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const r = await status({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port });
+      assert.equal(r.code, 1);
+      assert.match(r.err, /GET \/connections answered more than 16 MiB; is that a bip324-proxy metrics endpoint/);
+      // It stopped reading there: what the server got into the socket is 16 MiB and what the kernel buffers.
+      assert.ok(sent < 64 * chunk.length, `the server sent ${sent / chunk.length} MiB`);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('reads an answer of exactly 16 MiB', async () => {
+    const rows = JSON.stringify([info({})]);
+    const body = Buffer.alloc(16 * 2 ** 20, 0x20);
+    body.write(rows, 0);
+    const server = await httpServer((req, res) => {
+      if (req.url === '/connections') res.end(body);
+      else res.writeHead(404).end();
+    });
+    try {
+      const r = await status({ host: '127.0.0.1', port: server.port });
+      assert.equal(r.code, 0, r.err);
+      assert.equal(r.out.trimEnd().split('\n').length, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('an HTTP server that is not a bip324-proxy (404, or not JSON) returns 1 and says so', async () => {
     const notFound = await httpServer((_req, res) => {
       res.statusCode = 404;
