@@ -18,8 +18,8 @@ export const DEFAULT_METRICS_ADDRESS: HostPort = DEFAULT_METRICS;
 /** A local daemon answers in milliseconds; a hung one must not hang the operator's shell. */
 export const STATUS_TIMEOUT_MS = 3000;
 
-/** The largest answer status reads: /connections is about 600 bytes per connection. */
-export const MAX_ANSWER_BYTES = 16 * 2 ** 20;
+/** The largest answer status reads: /connections is about 500 bytes per connection, so 100,000 of them. */
+export const MAX_ANSWER_BYTES = 64 * 2 ** 20;
 
 /** The order transports appear in the summary line. */
 const TRANSPORT_ORDER = ['v2', 'inbound-v2', 'v1-fallback', 'inbound-v1', 'passthrough', 'pending'];
