@@ -63,8 +63,9 @@ export class Admission {
     return Math.max(1, 2 * this.limits.inboundHandshakeRate);
   }
 
-  get counts(): { clients: number; inbound: number; handshakes: number } {
-    return { clients: this.clients, inbound: this.inbound, handshakes: this.handshakes };
+  /** Slots in use, and the sources holding inbound ones (the per-source table must not outlive its connections). */
+  get counts(): { clients: number; inbound: number; handshakes: number; sources: number } {
+    return { clients: this.clients, inbound: this.inbound, handshakes: this.handshakes, sources: this.perSource.size };
   }
 
   /** A local client on a --listen port. */
@@ -88,7 +89,8 @@ export class Admission {
     if (this.handshakes >= l.maxInboundHandshakes) {
       return { code: 'ERR_HANDSHAKE_BUSY', reason: `${this.handshakes} inbound handshakes in progress (--max-inbound-handshakes ${l.maxInboundHandshakes})` };
     }
-    if (l.maxInboundPerSource > 0 && mine.handshakes >= Math.min(MAX_HANDSHAKES_PER_SOURCE, l.maxInboundPerSource)) {
+    // (A source's handshakes never outnumber its connections, so the cap above covers a lower --max-inbound-per-ip.)
+    if (l.maxInboundPerSource > 0 && mine.handshakes >= MAX_HANDSHAKES_PER_SOURCE) {
       return { code: 'ERR_HANDSHAKE_BUSY', reason: `${source} already has ${mine.handshakes} handshakes in progress` };
     }
     if (!this.takeToken()) {
