@@ -103,6 +103,23 @@ for (const impl of IMPLS)
       socket.destroy();
     });
 
+    it('legacy mode: a message larger than the 4 KiB VERSION cap, sent in the same write as the VERSION, is relayed', async () => {
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      const client = new MessageChannel(socket, main.magic);
+      const payload = randomBytes(5000);
+      // One write: the VERSION and what follows it reach the legacy front end in the same read.
+      socket.cork();
+      client.send('version', versionPayload({ host: '127.0.0.1', port: node.port }));
+      client.send('echo', payload);
+      socket.uncork();
+      await client.next('version');
+      await client.next('verack');
+      client.send('verack');
+      assert.ok((await client.next('echo')).payload.equals(payload));
+      socket.destroy();
+    });
+
     it('legacy mode: an IPv6 addr_recv (::1) is dialed as IPv6', async function () {
       const v6 = net.createServer();
       const ok = await new Promise<boolean>((resolve) => {

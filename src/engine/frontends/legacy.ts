@@ -12,7 +12,7 @@ import { V1_HEADER_LEN } from '../../limits.js';
 import { formatHostPort } from '../../address.js';
 import { randomCredentials } from '../../upstream/dialer.js';
 import { V1Parser } from '../../v1/framing.js';
-import { MAX_LEGACY_VERSION, checkLegacyHeader, legacyNetwork, versionDestination } from '../detect.js';
+import { checkLegacyHeader, legacyNetwork, versionDestination } from '../detect.js';
 import type { Negotiation, Services } from '../negotiation.js';
 
 export async function serveLegacy(n: Negotiation, head: Buffer, services: Services): Promise<void> {
@@ -29,7 +29,9 @@ export async function serveLegacy(n: Negotiation, head: Buffer, services: Servic
     header = Buffer.concat([header, c]);
   }
   checkLegacyHeader(header.subarray(0, V1_HEADER_LEN));
-  const parser = new V1Parser(network.magic, { maxPayload: MAX_LEGACY_VERSION });
+  // The header check above bounds the VERSION; what the client sent after it in the same read is
+  // only carried along to the Bridge, which applies the usual limits (a cap here refused it).
+  const parser = new V1Parser(network.magic);
   let events = parser.push(header);
   while (events.length === 0) {
     const c = await n.reader.next();
