@@ -34,7 +34,6 @@ export class SocketReader {
    * reads past what is queued fail; whether the connection as a whole is over is for `onEnd` to say.
    */
   private readonly onFin = (): void => {
-    if (this.ended) return;
     this.ended = true;
     const w = this.waiter;
     this.waiter = undefined;
