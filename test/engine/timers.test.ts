@@ -99,6 +99,21 @@ describe('engine timers: the handshake timer stops at establishment', function (
     socket.destroy();
   });
 
+  // The negotiation's own deadline (--socks-timeout), re-armed per phase, must be cleared too.
+  for (const frontEnd of ['SOCKS5', 'legacy'] as const) {
+    it(`${frontEnd}: a v2 session exchanging pings for 3x a ${HANDSHAKE_MS} ms --socks-timeout stays open`, async () => {
+      node = await startTestNode(main.magic);
+      proxy = await startProxy({ timeouts: { ...timeouts, socksMs: HANDSHAKE_MS, handshakeMs: 5000 } });
+      const socket = frontEnd === 'SOCKS5' ? (await socks5Connect(proxy.port, '127.0.0.1', node.port)).socket : await connect(proxy.port);
+      const client = new MessageChannel(socket, main.magic);
+      await handshakeV1(client, frontEnd === 'SOCKS5' ? undefined : { host: '127.0.0.1', port: node.port });
+      await proxy.waitLog(/established .*transport=v2/);
+      assert.ok((await pingFor(client, 3 * HANDSHAKE_MS, 100)) >= 5);
+      assertNoClose(proxy, client, frontEnd);
+      socket.destroy();
+    });
+  }
+
   it(`inbound: a v2 peer exchanging pings for 3x the handshake timeout stays open`, async () => {
     node = await startTestNode(main.magic, 'v1-close');
     proxy = await startProxy({

@@ -22,8 +22,11 @@ interface UpstreamRequest {
   port: number;
 }
 
-/** A SOCKS5 server that records each request and answers it with `rep` (or never answers). */
-async function startScriptedUpstream(rep: number | 'silent'): Promise<{ port: number; requests: UpstreamRequest[]; stop(): Promise<void> }> {
+/**
+ * A SOCKS5 server that records each request and answers it with `rep` (or never answers), or with
+ * 'relay' connects to the IPv4 destination asked for and relays both ways, as a working proxy.
+ */
+async function startScriptedUpstream(rep: number | 'silent' | 'relay'): Promise<{ port: number; requests: UpstreamRequest[]; stop(): Promise<void> }> {
   const requests: UpstreamRequest[] = [];
   const sockets = new Set<net.Socket>();
   // A read that fails (the proxy left mid-request) ends the connection.
@@ -46,7 +49,17 @@ async function startScriptedUpstream(rep: number | 'silent'): Promise<{ port: nu
     else req.host = [...(await read(atyp === 1 ? 4 : 16))].join('.');
     req.port = (await read(2)).readUInt16BE(0);
     requests.push(req as UpstreamRequest);
-    if (rep !== 'silent') socket.end(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
+    if (rep === 'relay') {
+      read.release();
+      const target = net.connect(req.port, req.host, () => {
+        socket.write(Buffer.from([5, 0, 0, 1, 0, 0, 0, 0, 0, 0]));
+        socket.pipe(target).pipe(socket);
+      });
+      sockets.add(target);
+      target.on('error', () => socket.destroy());
+      target.on('close', () => socket.destroy());
+      socket.on('close', () => target.destroy());
+    } else if (rep !== 'silent') socket.end(Buffer.from([5, rep, 0, 1, 0, 0, 0, 0, 0, 0]));
   };
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -238,6 +251,45 @@ describe('SOCKS5 reply codes, end to end', function () {
       assert.ok(up.requests[0].user && up.requests[1].user && up.requests[0].user !== up.requests[1].user);
     } finally {
       await up.stop();
+    }
+  });
+
+  it("a v1 fallback goes through the upstream again, with the same credentials: the client's, or the random ones of the first attempt", async () => {
+    const up = await startScriptedUpstream('relay');
+    const v1node = await startTestNode(main.magic, 'v1-close');
+    try {
+      proxy = await startProxy({ upstreamProxy: { host: '127.0.0.1', port: up.port } });
+      // Without credentials, with empty ones (the same as none: Tor isolates nothing on them), and with the client's own.
+      for (const creds of [null, { user: '', pass: '' }, { user: 'carol', pass: '' }, { user: '', pass: 'pw' }]) {
+        const before = up.requests.length;
+        const { socket, rep } = await socks5Connect(proxy.port, '127.0.0.1', v1node.port, creds);
+        assert.equal(rep, 0);
+        const client = new MessageChannel(socket, main.magic);
+        await handshakeV1(client);
+        socket.destroy();
+        const [first, redial, ...more] = up.requests.slice(before);
+        assert.deepEqual(more, [], 'two dials: the v2 attempt and the v1 redial');
+        assert.ok(first !== undefined && redial !== undefined, `${JSON.stringify(creds)}: the redial went around the upstream`);
+        assert.equal(redial.user, first.user);
+        assert.equal(redial.pass, first.pass);
+        if (creds !== null && (creds.user !== '' || creds.pass !== '')) assert.deepEqual([first.user, first.pass], [creds.user, creds.pass]);
+        else assert.match(`${first.user} ${first.pass}`, /^[0-9a-f]{32} [0-9a-f]{32}$/, `${JSON.stringify(creds)}: fresh random credentials`);
+      }
+      // A legacy client (no SOCKS5): random credentials too, the same for its redial.
+      const before = up.requests.length;
+      const socket = net.connect(proxy.port, '127.0.0.1');
+      await new Promise((r) => socket.once('connect', r));
+      await handshakeV1(new MessageChannel(socket, main.magic), { host: '127.0.0.1', port: v1node.port });
+      socket.destroy();
+      const [first, redial, ...more] = up.requests.slice(before);
+      assert.deepEqual(more, []);
+      assert.ok(first !== undefined && redial !== undefined, 'legacy: the redial went around the upstream');
+      assert.match(`${first.user} ${first.pass}`, /^[0-9a-f]{32} [0-9a-f]{32}$/);
+      assert.deepEqual([redial.user, redial.pass], [first.user, first.pass]);
+      assert.equal(v1node.accepted, 10);
+    } finally {
+      await up.stop();
+      await v1node.stop();
     }
   });
 

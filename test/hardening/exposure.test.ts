@@ -436,6 +436,18 @@ describe('hardening: safe to expose (issue 8)', function () {
       });
     }
 
+    it('a client of a known network (mainnet) gets its v2 session without that warning', async () => {
+      const node = await startTestNode(MAIN.magic, 'v2');
+      cleanups.push(() => node.stop());
+      const proxy = await startProxy();
+      cleanups.push(() => proxy.stop());
+      const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+      cleanups.push(() => socket.destroy());
+      await handshakeV1(new MessageChannel(socket, MAIN.magic));
+      assert.match(await proxy.waitLog(/established/), /transport=v2/);
+      assert.doesNotMatch(proxy.logs.join('\n'), /unknown network magic|--magic/);
+    });
+
     it('with --network set, a VERSION with an unknown magic is refused with ERR_V1_WRONG_NETWORK, not relayed', async () => {
       const node = await startTestNode(MAIN.magic, 'v2');
       cleanups.push(() => node.stop());

@@ -213,6 +213,37 @@ describe('hardening: faults end only the connection they hit', function () {
     }
   });
 
+  it('SOCKS5 client that pipelines its whole request and VERSION, then half-closes at once: the VERSION is not lost to the FIN', async () => {
+    node = await startScriptedNode();
+    proxy = await startProxy({ timeouts: { socksMs: 5000, connectMs: 3000, handshakeMs: 2000, idleMs: 30_000 } });
+    const socket = await connectTo(proxy.port);
+    const connect = Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, node.port >> 8, node.port & 0xff]);
+    // Greeting (no auth), CONNECT and the VERSION in one write, then the FIN, all before any reply.
+    socket.end(Buffer.concat([Buffer.from([5, 1, 0]), connect, serializeV1(MAIN.magic, 'version', versionPayload())]));
+    const replies = await new Promise<Buffer>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      const onData = (c: Buffer): void => {
+        got = Buffer.concat([got, c]);
+        if (got.length < 12) return;
+        socket.off('data', onData);
+        socket.pause();
+        socket.unshift(got.subarray(12));
+        resolve(got.subarray(0, 12));
+      };
+      socket.on('data', onData);
+      socket.once('close', () => reject(new Error(`closed after ${got.length} bytes`)));
+    });
+    assert.deepEqual([...replies.subarray(0, 4)], [5, 0, 5, 0], 'method choice, then CONNECT succeeded');
+    const c = new MessageChannel(socket, MAIN.magic);
+    socket.resume();
+    await c.next('version');
+    await c.next('verack');
+    await c.waitClosed(5000);
+    // The node answered the VERSION (its version and verack above), over v2.
+    assert.equal(node.conns.length, 1);
+    assert.ok(node.conns[0].channel.isV2);
+  });
+
   it('remote half-close after a message: the client gets the message and the FIN, and what it sends afterwards still reaches the node', async () => {
     const seen: Msg[] = [];
     node = await startScriptedNode({
