@@ -46,7 +46,7 @@ export interface ProxyServerOptions {
   observer?: ProxyObserver;
   /** Test hook: passed to every Bridge's V2Transport. */
   transportOptions?: InitiatorOptions['transportOptions'];
-  /** Test hook: the clock of the inbound handshake rate limit (milliseconds). */
+  /** Test hook: the clock of the inbound handshake rate limit and of the refusal log's windows (milliseconds). */
   now?: () => number;
 }
 
@@ -64,7 +64,7 @@ export class ProxyServer {
   private readonly live = new Map<number, Conn>();
   private readonly admission: Admission;
   /** Refusals at accept are logged at most a few per code and window: a flood must not fill the disk. */
-  private readonly refusalLog = new LogThrottle();
+  private readonly refusalLog: LogThrottle;
   /** Each inbound rule's target, validated once at start-up. */
   private readonly targets = new Map<InboundRule, Destination>();
   private nextId = 0;
@@ -93,6 +93,7 @@ export class ProxyServer {
       },
       options.now,
     );
+    this.refusalLog = new LogThrottle(undefined, undefined, options.now);
     this.v2Peers = config.downgradeGuard === 'all' ? undefined : new V2PeerTable();
     this.services = {
       config,
@@ -202,10 +203,7 @@ export class ProxyServer {
     const closed = this.listeners.map((l) => new Promise<void>((resolve) => l.server.close(() => resolve())));
     for (const c of [...this.live.values()]) {
       if (c.bridge !== undefined) c.bridge.destroy('proxy shutting down');
-      else {
-        this.finish(c);
-        for (const s of c.sockets) s.destroy();
-      }
+      else this.abandon(c, 'proxy shutting down');
     }
     await Promise.all(closed);
     await this.saveV2Peers();
@@ -299,6 +297,18 @@ export class ProxyServer {
     this.observer.closed(conn.record, e.message, e.code);
   }
 
+  /**
+   * End a connection still negotiating (no Bridge yet) without an error: at shutdown. Logged and
+   * reported closed like a Bridge's end; its negotiation then fails and finds nothing left to refuse.
+   */
+  private abandon(conn: Conn, reason: string): void {
+    this.finish(conn);
+    for (const s of conn.sockets) s.destroy();
+    conn.log.info('closed', { reason, ...endpoints(conn.record) });
+    this.announce(conn);
+    this.observer.closed(conn.record, reason, undefined);
+  }
+
   private startBridge(conn: Conn, params: BridgeParams): void {
     if (!this.live.has(conn.record.id)) {
       for (const s of conn.sockets) s.destroy();
@@ -366,7 +376,7 @@ export class ProxyServer {
     return this.listeners.some((l) => {
       if (l.address.port !== d.port) return false;
       const h = l.address.host;
-      const wildcard = h === '0.0.0.0' || h === '::' || h === '';
+      const wildcard = h === '0.0.0.0' || h === '::';
       return (
         h === d.host ||
         ((wildcard || isLoopback(h)) && (isLoopback(d.host) || d.host === '0.0.0.0' || d.host === '::')) ||

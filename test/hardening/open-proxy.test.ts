@@ -88,6 +88,7 @@ describe('hardening: no open proxy by accident', function () {
       ['localhost', 3],
       ['LOCALHOST', 3],
       ['0.0.0.0', 1],
+      ['0.0.0.0', 3],
       ['::ffff:127.0.0.1', 3],
       ['::ffff:127.0.0.1', 4],
     ] as const) {
@@ -96,7 +97,8 @@ describe('hardening: no open proxy by accident', function () {
         const logStart = proxy.logs.length;
         assert.equal(await socksRep(proxy.port, host, proxy.port, atyp), 0x02);
         const refused = proxy.logs.slice(logStart).find((l) => / refused /.test(l));
-        assert.match(refused ?? '', /code=ERR_DIAL_NOT_ALLOWED reason=.*own listen address/);
+        // Refused before any dial ("is"), not only once a dial has landed back here ("leads back").
+        assert.match(refused ?? '', /code=ERR_DIAL_NOT_ALLOWED reason=.* is this proxy's own listen address/);
         await expectNoLeaks(before);
       });
     }
@@ -212,6 +214,62 @@ describe('hardening: no open proxy by accident', function () {
         await v6.stop();
       }
     });
+  });
+
+  describe('which addresses count as its own: refused before any dial, and only those', () => {
+    const ownIPv4 = (): string | undefined =>
+      Object.values(os.networkInterfaces())
+        .flat()
+        .find((i) => i !== undefined && i.family === 'IPv4' && !i.internal)?.address;
+    // [listen host, CONNECT host, ATYP, own?]. A wildcard listener is reached at every address of the
+    // machine; a loopback one at every loopback spelling and at "any" (0.0.0.0, ::), which Linux
+    // dials as this host; a listener on one other address only at that address.
+    const OWN = '<own IPv4>';
+    const table: [string, string, 1 | 4, boolean][] = [
+      ['127.0.0.1', OWN, 1, false],
+      ['127.0.0.1', '::', 4, true],
+      ['127.0.0.1', '::1', 4, true],
+      [OWN, OWN, 1, true],
+      [OWN, '127.0.0.1', 1, false],
+      [OWN, '0.0.0.0', 1, false],
+      ['0.0.0.0', OWN, 1, true],
+      ['::', OWN, 1, true],
+      ['::', '127.0.0.1', 1, true],
+    ];
+    for (const [listen, target, atyp, own] of table) {
+      it(`listening on ${listen}, CONNECT ${target}${atyp === 4 ? ' (ATYP 04)' : ''} at its port is ${own ? 'refused with REP 02' : 'dialed (REP 05: nothing listens there)'}`, async function () {
+        const address = ownIPv4();
+        if ((listen === OWN || target === OWN) && address === undefined) skipBecause(this, 'this machine has no non-loopback IPv4 address');
+        const host = (h: string): string => (h === OWN ? address! : h);
+        let proxy: TestProxy;
+        try {
+          proxy = await startProxy({ listen: [{ host: host(listen), port: 0 }] });
+        } catch (err) {
+          if (listen === '::') skipBecause(this, `cannot listen on [::] here (${(err as NodeJS.ErrnoException).code})`);
+          throw err;
+        }
+        try {
+          const port = proxy.server.addresses[0].port;
+          const socket = net.connect({ host: listen === '::' ? '127.0.0.1' : host(listen), port });
+          socket.on('error', () => {});
+          await new Promise((r) => socket.once('connect', r));
+          const read = byteReader(socket);
+          socket.write(Buffer.concat([Buffer.from([5, 1, 0]), socks5Request(host(target), port, atyp)]));
+          await read(2);
+          const rep = (await read(10))[1];
+          socket.destroy();
+          if (own) {
+            assert.equal(rep, 0x02);
+            assert.match(await proxy.waitLog(/ refused /), /code=ERR_DIAL_NOT_ALLOWED reason=.* is this proxy's own listen address/);
+          } else {
+            assert.equal(rep, 0x05);
+            assert.match(await proxy.waitLog(/ refused /), /code=ERR_DIAL_REFUSED/);
+          }
+        } finally {
+          await proxy.stop();
+        }
+      });
+    }
   });
 
   describe('names through an upstream proxy are never resolved here', () => {
