@@ -48,6 +48,8 @@ export interface ProxyServerOptions {
   transportOptions?: InitiatorOptions['transportOptions'];
   /** Test hook: the clock of the inbound handshake rate limit and of the refusal log's windows (milliseconds). */
   now?: () => number;
+  /** Test hook: how often a changed v2 peers table is written (default V2_PEERS_SAVE_MS). */
+  peersSaveMs?: number;
 }
 
 /** How often a changed v2 peers table is written to --v2-peers-file (and once more at shutdown). */
@@ -181,7 +183,7 @@ export class ProxyServer {
     } catch (err) {
       this.log.error('v2 peers file ignored; it will be replaced', { file, reason: (err as Error).message });
     }
-    this.saveTimer = setInterval(() => void this.saveV2Peers(), V2_PEERS_SAVE_MS);
+    this.saveTimer = setInterval(() => void this.saveV2Peers(), this.options.peersSaveMs ?? V2_PEERS_SAVE_MS);
     this.saveTimer.unref();
   }
 

@@ -3,7 +3,7 @@
  * the observer's calls, refusals (their reply, their log lines), timers, the v2 peers file.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -207,6 +207,16 @@ describe('ProxyServer: the registry of connections', function () {
       await proxy!.waitLog(/established .*transport=v2/);
       socket.destroy();
     }
+
+    it('is written while the proxy runs, each save interval, not only at shutdown (a crash loses one interval at most)', async () => {
+      const file = join(dir, 'timed.json');
+      proxy = await startProxy({ v2PeersFile: file }, { peersSaveMs: 50 });
+      await oneV2Session();
+      const deadline = Date.now() + 10_000;
+      while (!existsSync(file) && Date.now() < deadline) await sleep(20);
+      assert.ok(existsSync(file), 'not written within 10 s at a 50 ms interval');
+      assert.match(readFileSync(file, 'utf8'), /"source":"session"/);
+    });
 
     it('is neither read nor written with --v2-only, where no table of v2 peers is kept', async () => {
       const file = join(dir, 'v2only.json');
