@@ -12,7 +12,7 @@ import { createLogger } from '../src/log.js';
 import { Metrics, startMetricsServer, type ConnectionInfo, type MetricsServer } from '../src/metrics.js';
 import { networkByName } from '../src/networks.js';
 import { DEFAULT_METRICS_PORT, STATUS_TIMEOUT_MS, formatStatus, humanAge, humanBytes, runStatus } from '../src/status.js';
-import { MessageChannel, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
+import { MessageChannel, closedPort, socks5Connect, startTestNode, type TestNode, versionPayload } from './helpers/node.js';
 import { startProxy, testConfig, type TestProxy } from './helpers/proxy.js';
 import { skipBecause } from './helpers/skip.js';
 
@@ -45,15 +45,6 @@ async function status(address: { host: string; port: number } | undefined | 'off
         : testConfig({ metrics: address });
   const code = await runStatus(config, out.stream, err.stream, { full });
   return { code, out: out.text(), err: err.text() };
-}
-
-/** A port on which nothing listens (bound, then released). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function httpServer(handler: http.RequestListener, port = 0, host = '127.0.0.1'): Promise<{ port: number; close(): Promise<void> }> {

@@ -12,19 +12,10 @@ import { DEFAULT_KEY_POOL_SIZE, ephemeralKeys } from '../../src/crypto/keypool.j
 import { NO_OBSERVER, type ProxyObserver } from '../../src/engine/record.js';
 import { MAIN } from '../helpers/fuzz/inputs.js';
 import { connectTo, sleep } from '../helpers/fuzz/sockets.js';
-import { MessageChannel, byteReader, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
+import { MessageChannel, byteReader, closedPort, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 import { kernelSocketOptions, sockoptUnavailable } from '../helpers/sockopt.js';
-
-/** A port on which nothing listens (bound, then released). */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('ProxyServer', () => {
   it('makes the ephemeral key pool ready when it starts listening, before any connection, and wipes it on close', async () => {

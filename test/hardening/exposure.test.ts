@@ -25,7 +25,7 @@ import { serializeV1 } from '../../src/v1/framing.js';
 import { contentsPrefix } from '../../src/v2/messages.js';
 import { V2Transport } from '../../src/v2/transport.js';
 import { sleep } from '../helpers/fuzz/sockets.js';
-import { MessageChannel, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
+import { MessageChannel, closedPort, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy, testConfig } from '../helpers/proxy.js';
 
 const MAIN = networkByName('main')!;
@@ -78,14 +78,6 @@ async function startRawV2Node(script: (t: V2Transport, socket: net.Socket) => vo
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function connect(port: number, localAddress?: string): Promise<net.Socket> {
@@ -290,7 +282,7 @@ describe('hardening: safe to expose (issue 8)', function () {
 
   describe("5. an inbound target that is the proxy's own listener is refused at start-up", () => {
     it('--inbound 127.0.0.1:P=127.0.0.1:P does not start (instead of fanning out to the connection limit)', async () => {
-      const port = await freePort();
+      const port = await closedPort();
       const server = new ProxyServer(
         { ...testConfig(), inbound: [{ listen: { host: '127.0.0.1', port }, target: { host: '127.0.0.1', port } }] },
         createLogger({ level: 'error', stream: process.stderr }),
@@ -301,7 +293,7 @@ describe('hardening: safe to expose (issue 8)', function () {
     });
 
     it('a target naming a --listen port of the proxy through another loopback spelling is refused too', async () => {
-      const port = await freePort();
+      const port = await closedPort();
       const server = new ProxyServer(
         { ...testConfig(), listen: [{ host: '127.0.0.1', port }], inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: 'localhost', port } }] },
         createLogger({ level: 'error', stream: process.stderr }),

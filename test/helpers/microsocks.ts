@@ -5,23 +5,12 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { closedPort } from './node.js';
 
 export interface Microsocks {
   port: number;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no port from a port-0 listener');
-  return address.port;
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -44,7 +33,7 @@ function waitExit(child: ChildProcess): Promise<void> {
 }
 
 async function startOnce(opts: { user?: string; pass?: string }): Promise<Microsocks> {
-  const port = await freePort();
+  const port = await closedPort();
   const args = ['-i', '127.0.0.1', '-p', String(port)];
   if (opts.user !== undefined) args.push('-u', opts.user);
   if (opts.pass !== undefined) args.push('-P', opts.pass);

@@ -368,3 +368,15 @@ export function byteReader(socket: net.Socket): ((n: number) => Promise<Buffer>)
   };
   return read;
 }
+
+/** A loopback port on which nothing listens: bound to port 0, then released. */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
