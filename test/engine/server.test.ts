@@ -3,7 +3,7 @@
  * the observer's calls, refusals (their reply, their log lines), timers, the v2 peers file.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -112,6 +112,10 @@ describe('ProxyServer: the registry of connections', function () {
     // A SOCKS5 greeting and no request: the connection waits in negotiation.
     client.write(Buffer.from([5, 1, 0]));
     await byteReader(client)(2);
+    // And one that has sent nothing yet, so no front end has been announced for it.
+    const silent = await connectTo(proxy.port);
+    cleanups.push(() => silent.destroy());
+    await proxy.waitLog(/conn=2 accepted/);
     const stopping = proxy.stop();
     proxy = undefined;
     const outcome = await Promise.race([stopping.then(() => 'closed'), sleep(8000).then(() => 'still waiting after 8 s')]);
@@ -121,8 +125,15 @@ describe('ProxyServer: the registry of connections', function () {
     await clientClosed;
     // The failed negotiation settles after close(): give it time to (wrongly) report the connection again.
     await sleep(200);
-    assert.deepEqual([...o.closed.values()], [[undefined]]);
-    assert.deepEqual([...o.opened.values()], [1]);
+    // Each opened once (the silent one at its end) and closed once, without an error code.
+    assert.deepEqual([...o.closed.entries()].sort(), [
+      [1, [undefined]],
+      [2, [undefined]],
+    ]);
+    assert.deepEqual([...o.opened.entries()].sort(), [
+      [1, 1],
+      [2, 1],
+    ]);
   });
 
   it('a connection refused in negotiation leaves no timer behind (its --socks-timeout deadline is cleared)', async () => {
@@ -199,7 +210,7 @@ describe('ProxyServer: the registry of connections', function () {
       socket.destroy();
     }
 
-    it('is written while the proxy runs, each save interval, not only at shutdown (a crash loses one interval at most)', async () => {
+    it('is written while the proxy runs, each save interval, not only at shutdown (a crash loses one interval at most), and only when it changed', async () => {
       const file = join(dir, 'timed.json');
       proxy = await startProxy({ v2PeersFile: file }, { peersSaveMs: 50 });
       await oneV2Session();
@@ -207,6 +218,12 @@ describe('ProxyServer: the registry of connections', function () {
       while (!existsSync(file) && Date.now() < deadline) await sleep(20);
       assert.ok(existsSync(file), 'not written within 10 s at a 50 ms interval');
       assert.match(readFileSync(file, 'utf8'), /"source":"session"/);
+      // Nothing changes from here on: neither the later ticks nor the shutdown write it again.
+      unlinkSync(file);
+      await sleep(300);
+      await proxy.stop();
+      proxy = undefined;
+      assert.equal(existsSync(file), false, 'an unchanged table was written again');
     });
 
     it('is neither read nor written with --v2-only, where no table of v2 peers is kept', async () => {
