@@ -246,13 +246,14 @@ export class Bridge {
   /**
    * The front end may have seen a socket's FIN or close (they are emitted even while it is paused)
    * before handing it over; our listeners would never hear of it and the session would idle open.
+   * A socket onEnd let go of (a remote taken for v1-only, being redialed) is no longer ours to close.
    */
   private catchUp(): void {
     for (const side of ['local', 'remote'] as const) {
       const socket = this.socketOf(side);
       if (socket === undefined) continue;
       if (this.open && socket.readableEnded) this.guard(() => this.onEnd(side));
-      if (this.open && socket.closed && socket === this.socketOf(side)) this.onClose(socket, side);
+      if (this.open && socket.closed && this.listeners.has(socket)) this.onClose(socket, side);
     }
   }
 
@@ -607,16 +608,21 @@ export class Bridge {
     this.log.info('established', { frontend: r.frontEnd, ...endpoints(r), network, transport: kind, session_id: r.sessionId, handshake_ms: handshakeMs });
     this.o.observer.established(r, handshakeMs);
     this.o.onEstablished?.();
-    if (this.local === undefined) this.connectLocal();
+    this.connectLocal();
   }
 
-  /** Inbound: dial the node now that the peer's transport is settled; meanwhile the peer is not read. */
+  /** Inbound: dial the node now that the peer's transport is settled; meanwhile the peer is not read. Once per Bridge. */
   private connectLocal(): void {
     const o = this.o;
     if (o.role !== 'responder') return;
     this.pause('remote', 'connecting');
     o.connectLocal(this.ended.signal).then(
-      (socket) =>
+      (socket) => {
+        // Ended while the node was being dialed: the connection is no one's to use.
+        if (!this.open) {
+          socket.destroy();
+          return;
+        }
         this.guard(() => {
           this.local = socket;
           this.attach(socket, 'local');
@@ -625,9 +631,10 @@ export class Bridge {
           if (this.remoteEnded) socket.end();
           this.resume('remote', 'connecting');
           this.resume('local', 'start');
-        }),
+        });
+      },
+      // After the Bridge ended this is its abort, and destroy() does nothing.
       (err: unknown) => {
-        if (!this.open) return;
         const e = isProxyError(err) ? err : new ProxyError('ERR_INTERNAL', `node connection: ${String(err)}`);
         this.destroy(`cannot reach the node: ${e.message}`, e.code);
       },
@@ -645,7 +652,8 @@ export class Bridge {
     const s = this.state;
     const o = this.o;
     if (o.role !== 'initiator' || s.kind !== 'handshake') return false;
-    const known = o.guard === 'known' ? o.v2Peers?.lookup(o.destination.host, o.destination.port) : undefined;
+    // Consulted only under --downgrade-guard known (fallbackDecision ignores it otherwise).
+    const known = o.v2Peers?.lookup(o.destination.host, o.destination.port);
     const decision = fallbackDecision({ initiator: true, handshaking: true, bytesReceived: s.transport.bytesReceived, guard: o.guard, known });
     if (decision === 'none') return false;
     this.o.observer.fallback(this.record, decision === 'fallback');
@@ -661,7 +669,7 @@ export class Bridge {
       );
       return true;
     }
-    this.log.info('remote looks like a v1-only peer; reconnecting with v1', { peer: this.record.peer, why: gone.detail });
+    this.log.info('remote looks like a v1-only peer; reconnecting with v1', { ...endpoints(this.record), why: gone.detail });
     // Nothing was parsed (the peer never sent its key): every byte the client sent is in `held`.
     this.state = { kind: 'redialing', held: s.held };
     clearTimeout(this.handshakeTimer);
@@ -690,8 +698,8 @@ export class Bridge {
           if (this.localEnded) socket.end();
         });
       },
+      // After the Bridge ended this is its abort, and destroy() does nothing.
       (err: unknown) => {
-        if (this.state.kind !== 'redialing') return;
         const e = isProxyError(err) ? err : new ProxyError('ERR_INTERNAL', `v1 fallback reconnect: ${String(err)}`);
         this.destroy(`v1 fallback reconnect failed: ${e.message}`, e.code);
       },
@@ -701,7 +709,7 @@ export class Bridge {
 
   /** From now on both directions are relayed untouched (read along by `watch`, if given). */
   private startRelay(kind: TransportKind, watch?: RemoteWatch): void {
-    this.state = watch === undefined ? { kind: 'relay' } : { kind: 'relay', watch };
+    this.state = { kind: 'relay', watch };
     // Relayed bytes are not ours to shape: we hold no keys for them.
     this.record.shaping = undefined;
     clearTimeout(this.handshakeTimer);
@@ -777,8 +785,8 @@ export class Bridge {
     }
   }
 
+  /** Every way out of the handshake state clears this timer: it fires only in that state. */
   private onHandshakeTimeout(): void {
-    if (this.state.kind !== 'handshake') return;
     const ms = (this.o as InitiatorOptions | ResponderOptions).handshakeTimeoutMs;
     if (this.remoteGone({ how: 'silent', detail: `sent nothing for ${ms} ms` })) return;
     this.fail(new ProxyError('ERR_V2_HANDSHAKE_TIMEOUT', `v2 handshake not complete after ${ms} ms`));
