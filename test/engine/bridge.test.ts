@@ -143,6 +143,23 @@ function initiatorOptions(h: ReturnType<typeof harness>, local: net.Socket, remo
   };
 }
 
+/**
+ * An initiator Bridge with the client's VERSION held and a remote that has not answered; its
+ * redial counts its calls and fails. `client`: a pair prepared by the test (default: a new one).
+ */
+async function handshaking(o: { client?: { outer: net.Socket; inner: net.Socket }; extra?: Partial<InitiatorOptions> } = {}) {
+  const client = o.client ?? (await pair());
+  const peer = await pair();
+  const h = harness();
+  const counts = { redials: 0 };
+  const redial = (): Promise<net.Socket> => {
+    counts.redials++;
+    return Promise.reject(new Error('no redial expected'));
+  };
+  new Bridge(initiatorOptions(h, client.inner, peer.inner, { localInitial: [VERSION], redial, ...o.extra })).start();
+  return { client, peer, h, counts };
+}
+
 describe('engine: Bridge driven directly', function () {
   this.timeout(20_000);
 
@@ -357,46 +374,20 @@ describe('engine: Bridge driven directly', function () {
     });
 
     it('a remote that sends its key and closes is ERR_V2_PEER_CLOSED, not a v1 fallback', async () => {
-      const client = await pair();
-      const peer = await pair();
-      const h = harness();
-      let redialed = false;
-      const bridge = new Bridge(
-        initiatorOptions(h, client.inner, peer.inner, {
-          localInitial: [VERSION],
-          redial: () => {
-            redialed = true;
-            return Promise.reject(new Error('x'));
-          },
-        }),
-      );
-      bridge.start();
+      const { peer, h, counts } = await handshaking();
       peer.outer.end(randomBytes(64));
       const { code, reason } = await within(h.closed, 3000, 'close');
       assert.equal(code, 'ERR_V2_PEER_CLOSED');
       assert.equal(reason, 'remote closed during the v2 handshake');
-      assert.equal(redialed, false);
+      assert.equal(counts.redials, 0);
     });
 
     it('a client reset during the handshake is ERR_CLIENT_RESET, never a v1 fallback', async () => {
-      const client = await pair();
-      const peer = await pair();
-      const h = harness();
-      let redialed = false;
-      const bridge = new Bridge(
-        initiatorOptions(h, client.inner, peer.inner, {
-          localInitial: [VERSION],
-          redial: () => {
-            redialed = true;
-            return Promise.reject(new Error('x'));
-          },
-        }),
-      );
-      bridge.start();
+      const { client, h, counts } = await handshaking();
       client.outer.resetAndDestroy();
       const { code } = await within(h.closed, 3000, 'close');
       assert.equal(code, 'ERR_CLIENT_RESET');
-      assert.equal(redialed, false);
+      assert.equal(counts.redials, 0);
     });
   });
 
@@ -594,28 +585,16 @@ describe('engine: Bridge driven directly', function () {
   describe('sockets already gone when handed over', () => {
     it('a client that closed before the Bridge had it: the remote gets its FIN, no fallback, "client closed"', async () => {
       const client = await pair({ innerHalfOpen: false });
-      const peer = await pair();
       client.outer.end();
       client.inner.resume();
       await new Promise((r) => client.inner.once('close', r));
-      const h = harness();
-      let redialed = false;
+      const { peer, h, counts } = await handshaking({ client, extra: { handshakeTimeoutMs: 500 } });
       const atPeer = collect(peer.outer);
-      new Bridge(
-        initiatorOptions(h, client.inner, peer.inner, {
-          localInitial: [VERSION],
-          handshakeTimeoutMs: 500,
-          redial: () => {
-            redialed = true;
-            return Promise.reject(new Error('x'));
-          },
-        }),
-      ).start();
       await within(atPeer.ended, 2000, 'FIN at the peer');
       const { reason, code } = await within(h.closed, 2000, 'close');
       assert.deepEqual({ reason, code }, { reason: 'client closed', code: undefined });
       await sleep(600);
-      assert.equal(redialed, false);
+      assert.equal(counts.redials, 0);
     });
   });
 
