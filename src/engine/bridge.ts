@@ -373,7 +373,10 @@ export class Bridge {
       for (const b of buffers) dst.write(b);
       dst.uncork();
     }
-    if (dst.writableNeedDrain && !this.draining.has(dst)) {
+    // A write past the high-water mark sets needDrain even when libuv then wrote all of it at once
+    // ('drain' follows on the next tick): pausing for that would stop and restart the other side's
+    // reads once per large message. Pause only while bytes are really left in the buffer.
+    if (dst.writableNeedDrain && dst.writableLength > 0 && !this.draining.has(dst)) {
       this.draining.add(dst);
       this.pause(src, 'backpressure');
       dst.once('drain', () => {
