@@ -38,8 +38,16 @@ const { defaultConfig } = configModule;
 const { ProxyServer } = (await import(new URL('engine/server.js', src).href)) as typeof import('../src/engine/server.js');
 const { createLogger, isLogLevel } = (await import(new URL('log.js', src).href)) as typeof import('../src/log.js');
 
+// A remote the proxy dials directly reads into a shared buffer and pushes nothing (src/transient-reads.ts,
+// absent from an older tree): its reads are counted and traced through its observer.
+const transientReads = (await import(new URL('transient-reads.js', src).href).catch(() => undefined)) as typeof import('../src/transient-reads.js') | undefined;
+
 const reads = { reads: 0, bytes: 0 };
 if (process.argv[4] === 'count-reads') {
+  transientReads?.observeTransientReads((_socket, bytes) => {
+    reads.reads++;
+    reads.bytes += bytes;
+  });
   // Every socket read reaches the stream as one push(chunk) (null at EOF).
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the socket as `this`
   const push = Socket.prototype.push;
@@ -57,6 +65,7 @@ let listenPort = -1;
 if (process.argv[4] === 'trace') {
   const now = (): number => Number(process.hrtime.bigint());
   const side = (socket: Socket): string => (socket.localPort === listenPort ? 'proxy client-side' : 'proxy remote-side');
+  transientReads?.observeTransientReads((socket, bytes) => traced.push([now(), `${side(socket)} read`, bytes]));
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the socket as `this`
   const push = Socket.prototype.push;
   Socket.prototype.push = function (this: Socket, chunk: unknown, encoding?: BufferEncoding): boolean {
@@ -74,9 +83,10 @@ if (process.argv[4] === 'trace') {
   const { V2Transport } = (await import(new URL('v2/transport.js', src).href)) as typeof import('../src/v2/transport.js');
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the transport as `this`
   const receive = V2Transport.prototype.receive;
-  V2Transport.prototype.receive = function (this: InstanceType<typeof V2Transport>, chunk: Buffer) {
+  V2Transport.prototype.receive = function (this: InstanceType<typeof V2Transport>, chunk: Buffer, transient?: boolean) {
     traced.push([now(), 'proxy v2 receive in', chunk.length]);
-    const events = receive.call(this, chunk);
+    // `transient` passed on: the chunk is then a view of a shared read buffer, which the transport must copy from.
+    const events = receive.call(this, chunk, transient);
     traced.push([now(), `proxy v2 receive out: ${events.map((e) => e.type).join(',')}`, chunk.length]);
     return events;
   };

@@ -14,7 +14,9 @@
  * The common case, a read that holds whole messages and is consumed before the next one arrives,
  * is therefore never copied. Memory held is at most twice the bytes queued, plus MIN_TAIL and one
  * small raw read, plus the part already read of the oldest buffer (a read is kept whole until all
- * of it is read): at most one socket read or one merge buffer, 64 KiB.
+ * of it is read): at most one socket read or one merge buffer, 64 KiB. A read from a socket the
+ * proxy dialed (transient-reads.ts) can be up to 256 KiB but is a view of a shared buffer: what is
+ * left of it unread when the parser returns is copied (ownViewsOf), without the part already read.
  *
  * take(n) hands out a view when one buffer holds the n bytes, else one copy of exactly n bytes.
  */
@@ -26,6 +28,13 @@ const MIN_TAIL = 4096;
 const MAX_TAIL = 64 * 1024;
 
 const EMPTY = Buffer.alloc(0);
+
+/** An owned copy of `view`, in memory of its own (never a slice of Node's shared pool, which it would pin). */
+export function ownCopy(view: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafeSlow(view.length);
+  out.set(view);
+  return out;
+}
 
 export class ByteQueue {
   private chunks: Buffer[] = [];
@@ -122,6 +131,19 @@ export class ByteQueue {
     }
     this.clear();
     return out;
+  }
+
+  /**
+   * Replace every queued view into `memory` by an owned copy of its unread bytes: for a read buffer
+   * about to be reused (transient-reads.ts). Buffers of other memory are left as they are.
+   */
+  ownViewsOf(memory: ArrayBufferLike): void {
+    for (let i = this.head; i < this.chunks.length; i++) {
+      const c = this.chunks[i];
+      if (c.buffer !== memory) continue;
+      this.chunks[i] = ownCopy(i === this.head ? c.subarray(this.offset) : c);
+      if (i === this.head) this.offset = 0;
+    }
   }
 
   /** Drop everything. */

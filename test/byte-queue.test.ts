@@ -177,4 +177,67 @@ describe('ByteQueue', () => {
     q.push(bytes(5));
     assert.throws(() => q.take(6), RangeError);
   });
+
+  describe('ownViewsOf (a read buffer about to be reused: transient-reads.ts)', () => {
+    it("copies the views of the given memory, from the head's unread part on, and leaves other buffers as they are", () => {
+      const shared = bytes(16_384, 3);
+      const pattern = Buffer.from(shared);
+      const other = read(bytes(5000, 9));
+      const q = new ByteQueue();
+      q.push(shared.subarray(0, 6000));
+      assert.deepEqual(q.take(1000), pattern.subarray(0, 1000));
+      q.push(other);
+      q.push(shared.subarray(6000, 6100)); // small, the newest: kept raw until the next push
+      q.ownViewsOf(shared.buffer);
+      shared.fill(0xee);
+      // The head's copy is its 5,000 unread bytes only, in memory of its own (not Node's 8 KiB pool).
+      assert.equal(q.footprint, 5000 + 5000 + 100);
+      assert.equal(q.buffers, 3);
+      assert.deepEqual(q.take(5000), pattern.subarray(1000, 6000));
+      const view = q.take(5000);
+      assert.equal(view.buffer, other.buffer, 'a buffer of other memory is not copied');
+      assert.deepEqual(view, bytes(5000, 9));
+      assert.deepEqual(q.take(100), pattern.subarray(6000, 6100));
+      assert.equal(q.length, 0);
+    });
+
+    it('leaves a queue holding no views of that memory untouched', () => {
+      const shared = Buffer.allocUnsafeSlow(100);
+      const a = read(bytes(5000, 1));
+      const q = new ByteQueue();
+      q.push(a);
+      q.take(10);
+      q.ownViewsOf(shared.buffer);
+      assert.equal(q.take(4990).buffer, a.buffer);
+    });
+
+    it('reads of one buffer, overwritten after each push as a socket reusing it would: exactly the bytes pushed come out', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.tuple(fc.integer({ min: 1, max: 9000 }), fc.integer({ min: 0, max: 12_000 })), { minLength: 1, maxLength: 40, size: 'max' }),
+          fc.integer({ min: 0, max: 255 }),
+          (steps, seed) => {
+            const shared = Buffer.allocUnsafeSlow(9000);
+            const q = new ByteQueue();
+            const pushed: Buffer[] = [];
+            const out: Buffer[] = [];
+            steps.forEach(([len, want], i) => {
+              const data = bytes(len, seed + i);
+              pushed.push(data);
+              data.copy(shared);
+              q.push(shared.subarray(0, len));
+              const n = Math.min(want, q.length);
+              if (n > 0) out.push(Buffer.from(q.take(n)));
+              q.ownViewsOf(shared.buffer);
+              shared.fill(0xee);
+              assert.ok(q.footprint <= bound(q), `footprint ${q.footprint} with ${q.length} bytes queued`);
+            });
+            if (q.length > 0) out.push(Buffer.from(q.take(q.length)));
+            assert.deepEqual(Buffer.concat(out), Buffer.concat(pushed));
+          },
+        ),
+        { numRuns: 200, endOnFailure: true },
+      );
+    });
+  });
 });

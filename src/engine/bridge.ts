@@ -10,7 +10,9 @@
  * - passthrough: the local client speaks v2 itself; both directions are relayed untouched.
  *
  * The protocol work is done by the sans-I/O V2Transport and V1Parser; this file moves bytes between
- * them and the sockets, and owns every timer and the one idempotent teardown.
+ * them and the sockets, and owns every timer and the one idempotent teardown. A remote the proxy
+ * dialed directly is read through transient-reads.ts: its reads are views of a shared buffer, valid
+ * during the call only, and copied wherever they are kept (attach, onRemoteData, the transport).
  *
  * States, one at a time (`state.kind`), and what moves between them:
  *
@@ -47,6 +49,7 @@ import { V2Transport, type V2Event, type V2TransportOptions } from '../v2/transp
 import { type DowngradeGuard, type RemoteGone, describeEvidence, fallbackDecision } from './fallback.js';
 import { parseAddr, parseAddrV2, speaksV2, versionServices } from '../p2p/services.js';
 import type { V2PeerTable } from './v2-peers.js';
+import { isTransient, setSink } from '../transient-reads.js';
 import { type ConnectionRecord, type ProxyObserver, type TransportKind, endpoints } from './record.js';
 import { CoverClock, DECOY_ZEROS, type ShapingOptions, decoyContents, ladderFor, ladderTarget } from './shaper.js';
 
@@ -220,8 +223,8 @@ export class Bridge {
   }
 
   start(): void {
-    if (this.local !== undefined) this.attach(this.local, 'local');
-    this.attach(this.remote, 'remote');
+    const localEarly = this.local === undefined ? [] : this.attach(this.local, 'local');
+    const remoteEarly = this.attach(this.remote, 'remote');
     this.idleTimer = setTimeout(() => this.fail(new ProxyError('ERR_IDLE_TIMEOUT', 'no traffic in either direction')), this.o.idleTimeoutMs);
     const o = this.o;
     try {
@@ -238,6 +241,8 @@ export class Bridge {
       this.fail(err);
       return;
     }
+    this.deliver('local', localEarly);
+    this.deliver('remote', remoteEarly);
     this.catchUp();
     this.resume('local', 'start');
     this.resume('remote', 'start');
@@ -302,13 +307,38 @@ export class Bridge {
 
   // --- socket plumbing -------------------------------------------------------------------------
 
-  private attach(socket: Socket, side: Side): void {
-    const onData = (chunk: Buffer): void => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
+  /**
+   * Listen on a socket. One the proxy dialed with transient reads (transient-reads.ts) emits no
+   * 'data': its reads come to a sink as views of a shared buffer, valid during the call only. The
+   * local side's are copied here; the remote's in onRemoteData (relayed) and by the transport (the
+   * bytes of a packet not yet complete). Returns the copies of what the socket read before it had
+   * a sink, for the caller to hand on (deliver) once the state is ready for them.
+   */
+  private attach(socket: Socket, side: Side): Buffer[] {
     const onEnd = (): void => this.guard(() => this.onEnd(side));
     const onError = (err: NodeJS.ErrnoException): void => this.guard(() => this.onSocketError(side, err));
     const onClose = (): void => this.guard(() => this.onClose(socket, side));
-    socket.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-    this.listeners.set(socket, () => socket.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose));
+    let early: Buffer[] = [];
+    let offData: () => void;
+    if (isTransient(socket)) {
+      early = setSink(socket, (view) => this.guard(() => (side === 'local' ? this.onLocalData(Buffer.from(view)) : this.onRemoteData(view, true))));
+      offData = () => setSink(socket, undefined);
+    } else {
+      const onData = (chunk: Buffer): void => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
+      socket.on('data', onData);
+      offData = () => socket.off('data', onData);
+    }
+    socket.on('end', onEnd).on('error', onError).on('close', onClose);
+    this.listeners.set(socket, () => {
+      offData();
+      socket.off('end', onEnd).off('error', onError).off('close', onClose);
+    });
+    return early;
+  }
+
+  /** Bytes a socket read before it was attached (owned copies), in order, as if they came now. */
+  private deliver(side: Side, chunks: Buffer[]): void {
+    for (const chunk of chunks) this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
   }
 
   private detach(socket: Socket): void {
@@ -492,17 +522,21 @@ export class Bridge {
     return out;
   }
 
-  private onRemoteData(chunk: Buffer): void {
+  /** `transient`: `chunk` is a view valid during this call only (attach); what is kept of it is copied. */
+  private onRemoteData(chunk: Buffer, transient = false): void {
     this.touch();
     this.record.bytesFromPeer += chunk.length;
     const s = this.state;
     if (s.kind === 'relay') {
+      // Relayed bytes outlive the call: in the write queue of a local socket that did not take them
+      // at once, in the watch's parser, and held with `judging` until a fallback's VERSION is judged.
+      if (transient) chunk = Buffer.from(chunk);
       if (s.watch === undefined) this.write('local', [chunk]);
       else this.watchRemote(s, s.watch, chunk);
       return;
     }
     if (s.kind !== 'handshake' && s.kind !== 'session') return;
-    const toRemote = this.transportEvents(s.transport.receive(chunk));
+    const toRemote = this.transportEvents(s.transport.receive(chunk, transient));
     if (this.state.kind === 'handshake' || this.state.kind === 'session') {
       // Local bytes held until we could encrypt go out now, right after our version packet.
       if (s.kind === 'handshake' && s.transport.canSend && s.held.length > 0) {
@@ -628,9 +662,10 @@ export class Bridge {
         }
         this.guard(() => {
           this.local = socket;
-          this.attach(socket, 'local');
+          const early = this.attach(socket, 'local');
           const pending = this.toLocalPending.splice(0);
           this.write('local', pending);
+          this.deliver('local', early);
           if (this.remoteEnded) socket.end();
           this.resume('remote', 'connecting');
           this.resume('local', 'start');
@@ -690,11 +725,12 @@ export class Bridge {
         }
         this.guard(() => {
           this.remote = socket;
-          this.attach(socket, 'remote');
+          const early = this.attach(socket, 'remote');
           const replay = now.held.drain();
           // The remote's VERSION is held back until it is judged: a v2 peer that answers v1 was downgraded.
           this.startRelay('v1-fallback', this.newWatch(true));
           this.writeRemote(replay);
+          this.deliver('remote', early);
           this.resume('local', 'redialing');
           this.resume('local', 'held');
           socket.resume();

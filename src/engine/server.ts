@@ -350,6 +350,10 @@ export class ProxyServer {
       credentials: options.credentials,
       timeoutMs: this.config.timeouts.connectMs,
       signal: options.signal,
+      // The remote of a client connection, dialed directly: its reads go to the Bridge as views of a
+      // shared buffer (transient-reads.ts; the v2 peer's bytes are most of the traffic). The node
+      // behind an inbound port (viaProxy false) is read as usual.
+      transientReads: options.viaProxy,
     });
     socket.on('error', () => {});
     // A name, or a spelling isSelf does not know, can still lead back here: check where a direct dial landed.

@@ -24,6 +24,7 @@ import { SocksClient, SocksClientError } from 'socks';
 import { ProxyError, type ErrorCode } from '../errors.js';
 import { MAX_CREDENTIAL_BYTES } from '../limits.js';
 import { formatHostPort, type Destination } from '../address.js';
+import { connectTransient } from '../transient-reads.js';
 
 export interface ProxyEndpoint {
   host: string;
@@ -53,6 +54,11 @@ export interface DialOptions {
   timeoutMs: number;
   /** Abort destroys the socket and rejects. */
   signal?: AbortSignal;
+  /**
+   * A direct dial (no proxy for this destination) reads into the shared buffer of
+   * transient-reads.ts: its bytes go to a sink (setSink), never to 'data'. Ignored through a proxy.
+   */
+  transientReads?: boolean;
 }
 
 /** TCP keepalive probe delay: a dead peer behind NAT is noticed in minutes, not the OS default of 2 h. */
@@ -172,7 +178,8 @@ function abortError(signal: AbortSignal, where: string): ProxyError {
 
 /**
  * A connected socket (setNoDelay(true), keepalive on, allowHalfOpen, handed over paused: attach listeners, then resume()) to the destination: direct with net.connect, or
- * through the proxy. Rejects with ProxyError: ERR_ONION_NO_PROXY, ERR_DIAL_REFUSED, ERR_DIAL_UNREACHABLE,
+ * through the proxy. A direct dial with `transientReads` has read nothing when handed over (paused
+ * in its 'connect' event, before Node's first read). Rejects with ProxyError: ERR_ONION_NO_PROXY, ERR_DIAL_REFUSED, ERR_DIAL_UNREACHABLE,
  * ERR_DIAL_TIMEOUT, ERR_DIAL_FAILED, ERR_DIAL_NOT_ALLOWED (the proxy's policy), ERR_UPSTREAM_PROXY.
  * With a proxy, names are never resolved locally.
  */
@@ -194,9 +201,12 @@ export function dial(options: DialOptions): Promise<Socket> {
     let phase: 'tcp' | 'socks' = 'tcp';
 
     // allowHalfOpen: a FIN from the remote ends only its direction; the engine passes it on.
+    // A socket handed to `socks` must emit 'data': only a direct dial may read into the shared buffer.
     const socket = proxy
       ? netConnect({ host: proxy.host, port: proxy.port, allowHalfOpen: true })
-      : netConnect({ host: destination.host, port: destination.port, allowHalfOpen: true });
+      : options.transientReads === true
+        ? connectTransient({ host: destination.host, port: destination.port, allowHalfOpen: true })
+        : netConnect({ host: destination.host, port: destination.port, allowHalfOpen: true });
 
     const timer = setTimeout(() => {
       if (proxy && phase === 'tcp') {

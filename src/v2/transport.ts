@@ -14,7 +14,7 @@
  * peer's version packet) -> app; or v1 (responder: a v1 peer; the transport is done) / failed.
  */
 import { randomBytes, randomInt } from 'node:crypto';
-import { ByteQueue } from '../byte-queue.js';
+import { ByteQueue, ownCopy } from '../byte-queue.js';
 import { ProxyError } from '../errors.js';
 import { VERSION_COMMAND_FIELD, v1VersionPrefix } from '../networks.js';
 import { ELLSWIFT_LEN, GARBAGE_TERMINATOR_LEN, MAX_GARBAGE_LEN, MAX_V2_CONTENTS, V1_PREFIX_LEN, V2_LENGTH_LEN, V2_TAG_LEN } from '../limits.js';
@@ -173,9 +173,11 @@ export class V2Transport {
    * the original error as `cause`). Events of the same call before the error are lost with it: the
    * connection is closing anyway. Misuse (bytes after the v1 fallback, an initiator fed before
    * start()) throws ERR_V2_BAD_STATE without changing the state. The transport keeps views of
-   * `chunk`: the caller must not modify it afterwards.
+   * `chunk`: the caller must not modify it afterwards. Unless `transient`: `chunk` is then valid
+   * during this call only (a view of a shared read buffer, transient-reads.ts), and what is kept
+   * past it is copied. Events never refer to `chunk` (their buffers are the transport's own).
    */
-  receive(chunk: Buffer): V2Event[] {
+  receive(chunk: Buffer, transient = false): V2Event[] {
     this.checkAlive();
     if (this.phase === 'v1') throw new ProxyError('ERR_V2_BAD_STATE', 'V2Transport.receive() after the v1 fallback');
     if (!this.started) {
@@ -190,6 +192,7 @@ export class V2Transport {
     this.received += chunk.length;
     try {
       this.feed(chunk, events);
+      if (transient) this.ownViewsOf(chunk.buffer);
     } catch (err) {
       this.fail(err);
       throw err;
@@ -271,6 +274,16 @@ export class V2Transport {
     this.encryptor = undefined;
     this.decryptor = undefined;
     this.dropOurKey();
+  }
+
+  /**
+   * What this call keeps of a transient chunk: the bytes of a packet not yet complete (the queue)
+   * and, while v1 detection is undecided, the chunks seen so far. The key, the garbage window and the
+   * detection prefix are copied as they come in.
+   */
+  private ownViewsOf(memory: ArrayBufferLike): void {
+    this.queue.ownViewsOf(memory);
+    this.detectChunks = this.detectChunks.map((c) => (c.buffer === memory ? ownCopy(c) : c));
   }
 
   private feed(chunk: Buffer, events: V2Event[]): void {

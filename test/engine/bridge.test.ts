@@ -16,7 +16,10 @@ import { networkByName } from '../../src/networks.js';
 import { serializeV1 } from '../../src/v1/framing.js';
 import { decodeContents } from '../../src/v2/messages.js';
 import { V2Transport } from '../../src/v2/transport.js';
-import { MessageChannel, serveLikeANode, versionPayload } from '../helpers/node.js';
+import { makeDestination } from '../../src/address.js';
+import { isTransient, setSink } from '../../src/transient-reads.js';
+import { dial } from '../../src/upstream/dialer.js';
+import { MessageChannel, type Msg, serveLikeANode, versionPayload } from '../helpers/node.js';
 
 const REGTEST = networkByName('regtest')!;
 const MAGIC = REGTEST.magic;
@@ -47,6 +50,35 @@ async function pair(o: { innerHalfOpen?: boolean; outerHalfOpen?: boolean } = {}
   server.close();
   open.push(outer, inner);
   return { outer, inner };
+}
+
+/**
+ * A socket dialed as the server dials a client's remote: `inner` reads into the shared buffer of
+ * transient-reads.ts (handed over paused, by dial()), `outer` is the accepted end the test drives.
+ */
+async function dialed(): Promise<{ outer: net.Socket; inner: net.Socket }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const inner = await dial({ destination: makeDestination('127.0.0.1', (server.address() as net.AddressInfo).port), timeoutMs: 2000, transientReads: true });
+  inner.on('error', () => {});
+  const outer = await accepted;
+  outer.on('error', () => {});
+  server.close();
+  open.push(outer, inner);
+  assert.equal(isTransient(inner), true);
+  return { outer, inner };
+}
+
+/** Make another transient socket read `n` bytes of 0xEE: the shared read buffer is overwritten. */
+async function overwriteSharedBuffer(n = 200_000): Promise<void> {
+  const other = await dialed();
+  let read = 0;
+  setSink(other.inner, (view) => (read += view.length));
+  other.inner.resume();
+  other.outer.write(Buffer.alloc(n, 0xee));
+  await until(() => read === n, 2000, 'the other socket read');
+  other.inner.destroy();
 }
 
 interface Line {
@@ -422,11 +454,14 @@ describe('engine: Bridge driven directly', function () {
         extra?: Partial<InitiatorOptions>;
         clientEnds?: boolean;
         beforeStart?: boolean;
+        /** The node as the redial dials it, with transient reads; `early`: it has read these bytes before the redial returns it. */
+        dialedNode?: { early?: Buffer };
       } = {},
     ) {
       const client = await pair();
       const peer = await pair({ innerHalfOpen: o.beforeStart === true ? false : true });
-      const nodePair = await pair();
+      const nodePair = o.dialedNode === undefined ? await pair() : await dialed();
+      const early = o.dialedNode?.early;
       const h = harness();
       let redials = 0;
       const gone = o.gone ?? ((p) => void p.outer.once('data', () => p.outer.destroy()));
@@ -437,9 +472,17 @@ describe('engine: Bridge driven directly', function () {
       const bridge = new Bridge(
         initiatorOptions(h, client.inner, peer.inner, {
           localInitial: [VERSION],
-          redial: () => {
+          redial: async () => {
             redials++;
-            return Promise.resolve(nodePair.inner);
+            if (early !== undefined) {
+              // Resumed with no sink: the socket reads the node's first bytes and keeps a copy.
+              nodePair.outer.write(early);
+              nodePair.inner.resume();
+              await until(() => nodePair.inner.bytesRead === early.length, 2000, 'the early read');
+              nodePair.inner.pause();
+              await overwriteSharedBuffer();
+            }
+            return nodePair.inner;
           },
           ...o.extra,
         }),
@@ -448,6 +491,7 @@ describe('engine: Bridge driven directly', function () {
       if (o.clientEnds === true) client.outer.end();
       await until(() => atNode.bytes().length >= VERSION.length, 3000, 'the VERSION replayed at the node');
       assert.deepEqual(atNode.bytes(), VERSION);
+      if (early !== undefined) await until(() => atClient.bytes().length >= early.length, 2000, 'the early bytes at the client');
       assert.equal(redials, 1);
       return { h, bridge, client, node: nodePair.outer, atClient, atNode };
     }
@@ -589,6 +633,35 @@ describe('engine: Bridge driven directly', function () {
       assert.deepEqual(atClient.bytes(), big.subarray(0, MAX_JUDGED + 1));
     });
 
+    it('a node dialed with transient reads: its VERSION in two reads, held while judged, then more, reach the client exact', async () => {
+      const { node, atClient } = await fallback({ dialedNode: {} });
+      const v = nodeVersion(1n);
+      // The first piece is held (judging, and in the watch's parser) while the next read reuses the buffer.
+      node.write(v.subarray(0, 40));
+      await sleep(100);
+      assert.equal(atClient.bytes().length, 0, 'the first piece is held');
+      node.write(v.subarray(40));
+      const more = [
+        serializeV1(MAGIC, 'verack', Buffer.alloc(0)),
+        serializeV1(MAGIC, 'block', randomBytes(600_000)),
+        serializeV1(MAGIC, 'ping', randomBytes(8)),
+      ];
+      await until(() => atClient.bytes().length === v.length, 2000, 'the VERSION at the client');
+      for (const m of more) node.write(m);
+      const all = Buffer.concat([v, ...more]);
+      await until(() => atClient.bytes().length >= all.length, 5000, 'everything at the client');
+      assert.equal(Buffer.compare(atClient.bytes(), all), 0);
+    });
+
+    it('a node dialed with transient reads that read its VERSION before the redial returned: the client gets it first, exact', async () => {
+      const v = nodeVersion(1n);
+      const { node, atClient } = await fallback({ dialedNode: { early: v } });
+      const ping = serializeV1(MAGIC, 'ping', randomBytes(8));
+      node.write(ping);
+      await until(() => atClient.bytes().length >= v.length + ping.length, 2000, 'the ping at the client');
+      assert.deepEqual(atClient.bytes(), Buffer.concat([v, ping]));
+    });
+
     it('bytes that are not a v1 stream are relayed at once, unjudged', async () => {
       const { h, node, atClient } = await fallback({ extra: { guard: 'known', v2Peers: new V2PeerTable() } });
       const junk = Buffer.from('HTTP/1.1 400 Bad Request\r\n\r\n');
@@ -672,6 +745,70 @@ describe('engine: Bridge driven directly', function () {
       assert.deepEqual({ reason, code }, { reason: 'peer closed', code: undefined });
       await within(atClient.ended, 2000, 'FIN at the client');
       assert.equal(atClient.bytes().toString(), 'bye');
+    });
+  });
+
+  describe('a socket dialed with transient reads (its reads are views of a shared buffer)', () => {
+    it('a v2 session: messages of the independent peer, packets across reads, reach the client exact', async () => {
+      const h = harness();
+      const client = await pair();
+      const remote = await dialed();
+      const node = new MessageChannel(remote.outer, MAGIC, { v2: 'responder', impl: 'independent' });
+      serveLikeANode(node);
+      const ch = new MessageChannel(client.outer, MAGIC);
+      new Bridge(initiatorOptions(h, client.inner, remote.inner, { localInitial: [VERSION] })).start();
+      await ch.next('verack');
+      const payloads = [randomBytes(300_000), randomBytes(10), randomBytes(70_000), randomBytes(5000), randomBytes(1_000_000), randomBytes(3)];
+      for (const p of payloads) {
+        node.send('blob', p);
+        await sleep(5);
+      }
+      const blobs = (): Msg[] => ch.received.filter((m) => m.command === 'blob');
+      await ch.until(() => blobs().length === payloads.length, 5000, 'every blob at the client');
+      assert.deepEqual(
+        blobs().map((m) => m.payload),
+        payloads,
+      );
+    });
+
+    for (const dialedSide of ['remote', 'client'] as const) {
+      it(`passthrough from a dialed ${dialedSide}: bytes the other socket could not write at once stay exact after later reads`, async () => {
+        const h = harness();
+        const [client, remote] = dialedSide === 'remote' ? [await pair(), await dialed()] : [await dialed(), await pair()];
+        const [from, to] = dialedSide === 'remote' ? [remote, client] : [client, remote];
+        // Corked, the receiving socket keeps every write in its own buffer, as one whose kernel
+        // buffer is full does (below the high-water mark, so the sender is not paused).
+        to.inner.cork();
+        new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: remote.inner, localInitial: [] }).start();
+        const at = collect(to.outer);
+        const pieces = Array.from({ length: 5 }, (_, i) => Buffer.alloc(1000, 0x41 + i));
+        for (const p of pieces) {
+          from.outer.write(p);
+          await until(() => from.inner.bytesRead >= (pieces.indexOf(p) + 1) * 1000, 2000, 'the read');
+        }
+        await overwriteSharedBuffer();
+        assert.equal(to.inner.writableLength, 5000, 'all of it waits in the socket');
+        to.inner.uncork();
+        await until(() => at.bytes().length >= 5000, 2000, 'the bytes at the other end');
+        assert.deepEqual(at.bytes(), Buffer.concat(pieces));
+      });
+    }
+
+    it('passthrough: what the remote read before the Bridge had it reaches the client first, exact', async () => {
+      const h = harness();
+      const client = await pair();
+      const remote = await dialed();
+      const first = randomBytes(3000);
+      remote.outer.write(first);
+      remote.inner.resume();
+      await until(() => remote.inner.bytesRead === first.length, 2000, 'the early read');
+      await overwriteSharedBuffer();
+      const at = collect(client.outer);
+      new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: remote.inner, localInitial: [] }).start();
+      const later = randomBytes(5000);
+      remote.outer.write(later);
+      await until(() => at.bytes().length >= first.length + later.length, 2000, 'the bytes at the client');
+      assert.deepEqual(at.bytes(), Buffer.concat([first, later]));
     });
   });
 

@@ -12,6 +12,7 @@ import { Socks5Negotiation } from '../../src/socks5/negotiation.js';
 import { REP, repForError, socks5Reply } from '../../src/socks5/reply.js';
 import { parseProxyUrl } from '../../src/config/proxy-url.js';
 import { dial, randomCredentials, type ProxyEndpoint } from '../../src/upstream/dialer.js';
+import { isTransient } from '../../src/transient-reads.js';
 import { startMicrosocks, type Microsocks } from '../helpers/microsocks.js';
 
 const ONION = '2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion';
@@ -645,6 +646,24 @@ describe('upstream/dialer', () => {
         }
       });
     }
+
+    it("ignores transientReads: the socket `socks` was handed emits 'data' as usual (the bytes after the reply kept)", async () => {
+      const extra = Buffer.from('after the reply');
+      const fake = await startFakeUpstream({ kind: 'reply', rep: REP.SUCCEEDED, extra });
+      try {
+        const socket = await dial({ destination: makeDestination('1.2.3.4', 8333), upstreamProxy: proxyAt(fake.port), timeoutMs: 2000, transientReads: true });
+        try {
+          assert.equal(isTransient(socket), false);
+          const received = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+          socket.resume();
+          assert.deepEqual(await received, extra);
+        } finally {
+          socket.destroy();
+        }
+      } finally {
+        await fake.close();
+      }
+    });
 
     // TCP_NODELAY and keepalive are read from the kernel in socket-options.test.ts.
     it('returns a connected socket that carries bytes through the upstream', async () => {

@@ -1,0 +1,207 @@
+/**
+ * transient-reads.ts on real loopback sockets, on the Node this runs on: reads reach the sink as
+ * views of one shared buffer and never as 'data'; pause() and resume() stop and start the reads
+ * themselves (the Bridge's backpressure depends on it); 'end' and 'close' still come; a socket
+ * dialed for the proxy reads nothing before it is resumed; and what is read while no sink is set is
+ * copied, kept in order, and stops the reads until the socket is resumed.
+ */
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { makeDestination } from '../src/address.js';
+import { READ_SIZE, connectTransient, isTransient, observeTransientReads, setSink } from '../src/transient-reads.js';
+import { dial } from '../src/upstream/dialer.js';
+
+const open: net.Socket[] = [];
+const servers: net.Server[] = [];
+afterEach(() => {
+  for (const s of open.splice(0)) s.destroy();
+  for (const s of servers.splice(0)) s.close();
+});
+
+/** A loopback server; `serve` gets each accepted socket. */
+async function listen(serve: (socket: net.Socket) => void): Promise<number> {
+  const server = net.createServer((s) => {
+    open.push(s);
+    s.on('error', () => {});
+    serve(s);
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as net.AddressInfo).port;
+}
+
+async function connected(port: number): Promise<net.Socket> {
+  const socket = connectTransient({ host: '127.0.0.1', port, allowHalfOpen: true });
+  open.push(socket);
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  return socket;
+}
+
+function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 13 + seed + (i >> 8)) & 0xff;
+  return b;
+}
+
+async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe('transient reads (net.connect onread, one shared buffer)', function () {
+  this.timeout(20_000);
+
+  it("reads reach the sink as views of one shared buffer, never as 'data'; then 'end' and 'close'", async () => {
+    const sent = pattern(3_000_000, 1);
+    const port = await listen((s) => s.end(sent));
+    const socket = await connected(port);
+    assert.equal(isTransient(socket), true);
+    const got: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    let largest = 0;
+    let dataEvents = 0;
+    socket.on('data', () => dataEvents++);
+    setSink(socket, (view) => {
+      memory.add(view.buffer);
+      largest = Math.max(largest, view.length);
+      got.push(Buffer.from(view));
+    });
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    const closed = new Promise<void>((resolve) => socket.once('close', resolve));
+    socket.resume();
+    await ended;
+    socket.end();
+    await closed;
+    assert.equal(dataEvents, 0);
+    assert.equal(memory.size, 1, 'every read is a view of the same memory');
+    assert.ok(largest <= READ_SIZE);
+    assert.deepEqual(Buffer.concat(got), sent);
+  });
+
+  it('observeTransientReads is told of every read, with its socket and size, before the sink (the benchmark counts reads with it)', async () => {
+    const sent = pattern(500_000, 5);
+    const port = await listen((s) => s.end(sent));
+    const socket = await connected(port);
+    const seen: number[] = [];
+    const order: string[] = [];
+    observeTransientReads((s, n) => {
+      if (s === socket) seen.push(n);
+      order.push('observer');
+    });
+    try {
+      let bytes = 0;
+      setSink(socket, (view) => {
+        bytes += view.length;
+        order.push('sink');
+      });
+      const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+      socket.resume();
+      await ended;
+      assert.equal(bytes, sent.length);
+      assert.equal(
+        seen.reduce((a, b) => a + b, 0),
+        sent.length,
+      );
+      assert.deepEqual(
+        order,
+        seen.flatMap(() => ['observer', 'sink']),
+      );
+    } finally {
+      observeTransientReads(undefined);
+    }
+  });
+
+  it('pause() in the sink stops the reads at once; resume() starts them again; nothing is lost', async () => {
+    const sent = pattern(2_000_000, 2);
+    const port = await listen((s) => s.end(sent));
+    const socket = await connected(port);
+    const got: Buffer[] = [];
+    let calls = 0;
+    setSink(socket, (view) => {
+      calls++;
+      got.push(Buffer.from(view));
+      socket.pause();
+    });
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    socket.resume();
+    await until(() => calls === 1, 2000, 'the first read');
+    // The peer's bytes wait in the kernel: no read, no 'end', however long we wait.
+    await sleep(200);
+    assert.equal(calls, 1);
+    assert.equal(socket.readableEnded, false);
+    for (let i = 0; i < 3; i++) {
+      socket.resume();
+      await until(() => calls === i + 2, 2000, `read ${i + 2}`);
+      await sleep(50);
+      assert.equal(calls, i + 2, 'one read per resume');
+    }
+    setSink(socket, (view) => got.push(Buffer.from(view)));
+    socket.resume();
+    await ended;
+    assert.deepEqual(Buffer.concat(got), sent);
+  });
+
+  it('a direct dial with transientReads reads nothing before it is resumed, not even a FIN', async () => {
+    const port = await listen((s) => s.end('hello'));
+    const socket = await dial({ destination: makeDestination('127.0.0.1', port), timeoutMs: 2000, transientReads: true });
+    open.push(socket);
+    assert.equal(isTransient(socket), true);
+    await sleep(200);
+    assert.equal(socket.bytesRead, 0);
+    const got: Buffer[] = [];
+    assert.deepEqual(
+      setSink(socket, (view) => got.push(Buffer.from(view))),
+      [],
+    );
+    assert.equal(socket.readableEnded, false);
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    socket.resume();
+    await ended;
+    assert.deepEqual(Buffer.concat(got), Buffer.from('hello'));
+  });
+
+  it('a direct dial without transientReads is a plain socket', async () => {
+    const port = await listen((s) => s.end('plain'));
+    const socket = await dial({ destination: makeDestination('127.0.0.1', port), timeoutMs: 2000 });
+    open.push(socket);
+    assert.equal(isTransient(socket), false);
+    const got = new Promise<Buffer>((resolve) => socket.once('data', resolve));
+    socket.resume();
+    assert.deepEqual(await got, Buffer.from('plain'));
+  });
+
+  it('a read while no sink is set is copied and kept, and stops the reads until the socket is resumed', async () => {
+    const first = pattern(1000, 3);
+    const second = pattern(5000, 4);
+    let peer: net.Socket | undefined;
+    const port = await listen((s) => {
+      peer = s;
+      s.write(first);
+    });
+    const socket = await connected(port);
+    // Resumed with no sink: its first read has no one to take it.
+    socket.resume();
+    await until(() => socket.bytesRead >= first.length, 2000, 'the first read');
+    peer!.write(second);
+    // Another socket's read overwrites the shared buffer.
+    const other = await connected(await listen((s) => s.end(Buffer.alloc(4000, 0xee))));
+    let otherRead = 0;
+    setSink(other, (view) => (otherRead += view.length));
+    other.resume();
+    await until(() => otherRead === 4000, 2000, "the other socket's read");
+    await sleep(100);
+    assert.equal(socket.bytesRead, first.length, 'no read after the one that found no sink');
+    const got: Buffer[] = [];
+    const early = setSink(socket, (view) => got.push(Buffer.from(view)));
+    assert.deepEqual(Buffer.concat(early), first);
+    socket.resume();
+    await until(() => Buffer.concat(got).length >= second.length, 2000, 'the later bytes');
+    assert.deepEqual(Buffer.concat(got), second);
+  });
+});
