@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_KEY_POOL_SIZE, ephemeralKeys } from '../../src/crypto/keypool.js';
 import { NO_OBSERVER, type ProxyObserver } from '../../src/engine/record.js';
+import { observeTransientReads } from '../../src/transient-reads.js';
 import { MAIN } from '../helpers/fuzz/inputs.js';
 import { connectTo, sleep } from '../helpers/fuzz/sockets.js';
 import { MessageChannel, byteReader, closedPort, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
@@ -248,5 +249,47 @@ describe('ProxyServer: the registry of connections', function () {
       proxy = undefined;
       assert.match(logs.find((l) => /cannot write the v2 peers file/.test(l)) ?? logs.join('\n'), /reason=.*ENOENT/);
     });
+  });
+});
+
+describe('server: which dialed sockets read into the shared buffer (transient-reads.ts)', function () {
+  this.timeout(20_000);
+  let proxy: TestProxy | undefined;
+  let node: TestNode | undefined;
+  afterEach(async () => {
+    observeTransientReads(undefined);
+    await proxy?.stop();
+    await node?.stop();
+    proxy = undefined;
+    node = undefined;
+  });
+
+  /** Bytes the proxy read through the shared buffer from sockets connected to `port`. */
+  function sharedReadsFrom(port: number): { bytes: number } {
+    const seen = { bytes: 0 };
+    observeTransientReads((socket, n) => {
+      if (socket.remotePort === port) seen.bytes += n;
+    });
+    return seen;
+  }
+
+  it("a client's remote, dialed directly: yes", async () => {
+    node = await startTestNode(MAIN.magic);
+    proxy = await startProxy();
+    const seen = sharedReadsFrom(node.port);
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    await handshakeV1(new MessageChannel(socket, MAIN.magic));
+    socket.destroy();
+    assert.ok(seen.bytes > 0, 'the v2 node was read through the shared buffer');
+  });
+
+  it('the node behind an --inbound port: no, it is read as a stream', async () => {
+    node = await startTestNode(MAIN.magic);
+    proxy = await startProxy({ network: MAIN, inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }] });
+    const seen = sharedReadsFrom(node.port);
+    const peer = new MessageChannel(await connectTo(proxy.server.inboundAddresses[0].port), MAIN.magic);
+    await handshakeV1(peer);
+    peer.socket.destroy();
+    assert.equal(seen.bytes, 0);
   });
 });
