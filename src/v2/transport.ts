@@ -283,7 +283,8 @@ export class V2Transport {
    */
   private ownViewsOf(memory: ArrayBufferLike): void {
     this.queue.ownViewsOf(memory);
-    this.detectChunks = this.detectChunks.map((c) => (c.buffer === memory ? ownCopy(c) : c));
+    // Empty once detection is over: no new array per packet read on the session's hot path.
+    if (this.detectChunks.length > 0) this.detectChunks = this.detectChunks.map((c) => (c.buffer === memory ? ownCopy(c) : c));
   }
 
   private feed(chunk: Buffer, events: V2Event[]): void {
