@@ -10,6 +10,8 @@ import * as net from 'node:net';
 import { makeDestination } from '../src/address.js';
 import { READ_SIZE, connectTransient, isTransient, observeTransientReads, setSink } from '../src/transient-reads.js';
 import { dial } from '../src/upstream/dialer.js';
+import { sleep } from './helpers/fuzz/sockets.js';
+import { until } from './helpers/wait.js';
 
 const open: net.Socket[] = [];
 const servers: net.Server[] = [];
@@ -43,16 +45,6 @@ function pattern(n: number, seed: number): Buffer {
   for (let i = 0; i < n; i++) b[i] = (i * 13 + seed + (i >> 8)) & 0xff;
   return b;
 }
-
-async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('transient reads (net.connect onread, one shared buffer)', function () {
   this.timeout(20_000);

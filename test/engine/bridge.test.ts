@@ -20,6 +20,8 @@ import { makeDestination } from '../../src/address.js';
 import { isTransient, setSink } from '../../src/transient-reads.js';
 import { dial } from '../../src/upstream/dialer.js';
 import { MessageChannel, type Msg, serveLikeANode, versionPayload } from '../helpers/node.js';
+import { sleep } from '../helpers/fuzz/sockets.js';
+import { until, within } from '../helpers/wait.js';
 
 const REGTEST = networkByName('regtest')!;
 const MAGIC = REGTEST.magic;
@@ -118,21 +120,6 @@ function harness(o: { level?: LogLevel; frontEnd?: FrontEndKind; observer?: Part
   return { lines, events, closed, record, line, common: { record, log, observer, idleTimeoutMs: 60_000 } };
 }
 
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<T>((_, reject) => (t = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(t),
-  );
-}
-
-async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Everything a socket receives, and whether its FIN came. */
 function collect(socket: net.Socket): { bytes: () => Buffer; ended: Promise<void> } {
   const chunks: Buffer[] = [];
@@ -155,8 +142,6 @@ function slowRead(socket: net.Socket): Promise<Buffer> {
     });
   });
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The initiator's options for a client and a remote, v1 fallback off unless `redial` is given. */
 function initiatorOptions(h: ReturnType<typeof harness>, local: net.Socket, remote: net.Socket, extra: Partial<InitiatorOptions> = {}): InitiatorOptions {
