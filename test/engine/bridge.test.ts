@@ -36,11 +36,13 @@ afterEach(() => {
   for (const s of open.splice(0)) s.destroy();
 });
 
+type PairOptions = { innerHalfOpen?: boolean; outerHalfOpen?: boolean };
+
 /**
  * A connected loopback pair. `inner` is what a Bridge is handed (accepted paused, as the server
  * does; half-open unless told otherwise), `outer` is the test's end (the client, peer or node).
  */
-async function pair(o: { innerHalfOpen?: boolean; outerHalfOpen?: boolean } = {}): Promise<{ outer: net.Socket; inner: net.Socket }> {
+async function pair(o: PairOptions = {}): Promise<{ outer: net.Socket; inner: net.Socket }> {
   const server = net.createServer({ allowHalfOpen: o.innerHalfOpen ?? true, pauseOnConnect: true });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
@@ -143,6 +145,15 @@ function slowRead(socket: net.Socket): Promise<Buffer> {
   });
 }
 
+/** A passthrough Bridge between a new client pair and a new peer pair, not yet started. */
+async function passthrough(o: { client?: PairOptions; peer?: PairOptions; localInitial?: Buffer[]; h?: ReturnType<typeof harness> } = {}) {
+  const client = await pair(o.client);
+  const peer = await pair(o.peer);
+  const h = o.h ?? harness();
+  const bridge = new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: o.localInitial ?? [] });
+  return { client, peer, h, bridge };
+}
+
 /** The initiator's options for a client and a remote, v1 fallback off unless `redial` is given. */
 function initiatorOptions(h: ReturnType<typeof harness>, local: net.Socket, remote: net.Socket, extra: Partial<InitiatorOptions> = {}): InitiatorOptions {
   return {
@@ -195,8 +206,6 @@ describe('engine: Bridge driven directly', function () {
     ];
     for (const [what, thrown, check] of throwers) {
       it(`an exception while starting (${what}) closes the connection with ERR_INTERNAL`, async () => {
-        const client = await pair();
-        const peer = await pair();
         const h = harness({
           observer: {
             established: () => {
@@ -204,7 +213,7 @@ describe('engine: Bridge driven directly', function () {
             },
           },
         });
-        const bridge = new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [] });
+        const { client, peer, bridge } = await passthrough({ h });
         assert.doesNotThrow(() => bridge.start());
         const { reason, code } = await within(h.closed, 2000, 'close');
         assert.equal(code, 'ERR_INTERNAL');
@@ -214,10 +223,7 @@ describe('engine: Bridge driven directly', function () {
     }
 
     it('destroy() is idempotent: one closed line and one report, with the first reason', async () => {
-      const client = await pair();
-      const peer = await pair();
-      const h = harness();
-      const bridge = new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [] });
+      const { h, bridge } = await passthrough();
       bridge.start();
       bridge.destroy('first', 'ERR_IDLE_TIMEOUT');
       bridge.destroy('second');
@@ -230,10 +236,7 @@ describe('engine: Bridge driven directly', function () {
     });
 
     it('the closed line: duration in seconds, no shaping or dropped fields when there were none; passthrough logs no network', async () => {
-      const client = await pair();
-      const peer = await pair();
-      const h = harness();
-      const bridge = new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [] });
+      const { h, bridge } = await passthrough();
       bridge.start();
       await sleep(300);
       bridge.destroy('test over');
@@ -678,10 +681,8 @@ describe('engine: Bridge driven directly', function () {
 
   describe('ends', () => {
     it('a client FIN in passthrough reaches the remote', async () => {
-      const client = await pair();
-      const peer = await pair();
-      const h = harness();
-      new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [] }).start();
+      const { client, peer, bridge } = await passthrough();
+      bridge.start();
       const atPeer = collect(peer.outer);
       client.outer.end(Buffer.from('last words'));
       await within(atPeer.ended, 2000, 'FIN at the peer');
@@ -689,10 +690,8 @@ describe('engine: Bridge driven directly', function () {
     });
 
     it('a large first write pauses the client until the remote drains it, even while starting', async () => {
-      const client = await pair();
-      const peer = await pair();
-      const h = harness();
-      new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [Buffer.alloc(4 << 20)] }).start();
+      const { client, peer, bridge } = await passthrough({ localInitial: [Buffer.alloc(4 << 20)] });
+      bridge.start();
       assert.equal(client.inner.isPaused(), true);
       const atPeer = collect(peer.outer);
       await until(() => atPeer.bytes().length === 4 << 20, 5000, 'all bytes at the peer');
@@ -704,10 +703,8 @@ describe('engine: Bridge driven directly', function () {
       ['client', 'client'],
     ] as const) {
       it(`the ${first} closes with 8 MiB still on the way to the other side: every byte arrives`, async () => {
-        const client = await pair({ innerHalfOpen: first !== 'client' });
-        const peer = await pair({ innerHalfOpen: first !== 'remote' });
-        const h = harness();
-        new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [] }).start();
+        const { client, peer, h, bridge } = await passthrough({ client: { innerHalfOpen: first !== 'client' }, peer: { innerHalfOpen: first !== 'remote' } });
+        bridge.start();
         const [sender, receiver] = innerOf === 'peer' ? [peer.outer, client.outer] : [client.outer, peer.outer];
         const data = randomBytes(8 << 20);
         receiver.pause();
@@ -720,10 +717,8 @@ describe('engine: Bridge driven directly', function () {
     }
 
     it('the remote closes and the client keeps its side open: closed once the client has everything, "peer closed"', async () => {
-      const client = await pair({ outerHalfOpen: true });
-      const peer = await pair({ innerHalfOpen: false });
-      const h = harness();
-      new Bridge({ ...h.common, role: 'passthrough', local: client.inner, remote: peer.inner, localInitial: [] }).start();
+      const { client, peer, h, bridge } = await passthrough({ client: { outerHalfOpen: true }, peer: { innerHalfOpen: false } });
+      bridge.start();
       const atClient = collect(client.outer);
       peer.outer.end(Buffer.from('bye'));
       const { reason, code } = await within(h.closed, 2000, 'close');
