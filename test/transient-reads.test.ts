@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { makeDestination } from '../src/address.js';
-import { READ_SIZE, connectTransient, isTransient, observeTransientReads, setSink } from '../src/transient-reads.js';
+import { READ_SIZE, acceptTransient, connectTransient, isTransient, observeTransientReads, setSink } from '../src/transient-reads.js';
 import { dial } from '../src/upstream/dialer.js';
 import { sleep } from './helpers/fuzz/sockets.js';
 import { until } from './helpers/wait.js';
@@ -195,5 +195,129 @@ describe('transient reads (net.connect onread, one shared buffer)', function () 
     socket.resume();
     await until(() => Buffer.concat(got).length >= second.length, 2000, 'the later bytes');
     assert.deepEqual(Buffer.concat(got), second);
+  });
+});
+
+describe('transient reads on accepted sockets (acceptTransient)', function () {
+  this.timeout(20_000);
+  afterEach(() => observeTransientReads(undefined));
+
+  /** A pauseOnConnect, half-open server whose one connection is handed to acceptTransient, as the proxy's listeners do. */
+  async function acceptedPair(): Promise<{ client: net.Socket; accepted: net.Socket; original: net.Socket; server: net.Server }> {
+    let original: net.Socket | undefined;
+    let accepted: net.Socket | undefined;
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => {
+      original = s;
+      accepted = acceptTransient(s, true);
+      accepted.on('error', () => {});
+      open.push(accepted);
+    });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = net.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, allowHalfOpen: true });
+    client.on('error', () => {});
+    open.push(client);
+    await until(() => accepted !== undefined, 2000, 'the connection');
+    return { client, accepted: accepted!, original: original!, server };
+  }
+
+  it("until a sink is set, reads come as 'data', owned copies that later reads do not overwrite; then as views of the shared buffer", async () => {
+    const { client, accepted, original } = await acceptedPair();
+    assert.notEqual(accepted, original);
+    assert.equal(original.destroyed, true);
+    assert.equal(isTransient(accepted), true);
+    assert.equal(isTransient(original), false);
+    // The benchmark counts the stream's pushes itself: the observer is told only of the reads that go to a sink.
+    let observed = 0;
+    observeTransientReads((s, n) => {
+      if (s === accepted) observed += n;
+    });
+    const hello = pattern(3000, 7);
+    const early: Buffer[] = [];
+    const onData = (chunk: Buffer): number => early.push(chunk);
+    accepted.on('data', onData);
+    accepted.resume(); // handed over paused (pauseOnConnect), as the front ends find it
+    client.write(hello);
+    await until(() => Buffer.concat(early).length === hello.length, 2000, "the first bytes as 'data'");
+    accepted.off('data', onData);
+    assert.equal(observed, 0);
+    const bulk = pattern(1_500_000, 8);
+    const got: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    assert.deepEqual(
+      setSink(accepted, (view) => {
+        memory.add(view.buffer);
+        got.push(Buffer.from(view));
+      }),
+      [],
+    );
+    accepted.resume();
+    client.end(bulk);
+    await new Promise<void>((resolve) => accepted.once('end', resolve));
+    assert.deepEqual(Buffer.concat(got), bulk);
+    assert.equal(observed, bulk.length);
+    assert.equal(memory.size, 1, 'every read after the sink is a view of the same memory');
+    assert.ok(!memory.has(early[0].buffer), "the 'data' chunks are not in the shared buffer");
+    assert.deepEqual(Buffer.concat(early), hello, "the 'data' chunks are intact after the shared buffer was overwritten");
+  });
+
+  it('setSink hands back what the stream holds, in order, and leaves the socket paused until resume()', async () => {
+    const { client, accepted } = await acceptedPair();
+    const first = pattern(2000, 9);
+    const second = pattern(3000, 10);
+    // read(0) reads without flowing: the reads stay in the stream's buffer.
+    accepted.read(0);
+    client.write(first);
+    await until(() => accepted.readableLength === first.length, 2000, 'the first write in the stream buffer');
+    client.write(second);
+    await until(() => accepted.readableLength === first.length + second.length, 2000, 'the second write in the stream buffer');
+    const got: Buffer[] = [];
+    const handed = setSink(accepted, (view) => got.push(Buffer.from(view)));
+    assert.deepEqual(Buffer.concat(handed), Buffer.concat([first, second]));
+    assert.equal(accepted.readableLength, 0);
+    const later = pattern(4000, 11);
+    client.write(later);
+    await sleep(200);
+    assert.equal(got.length, 0, 'no read reaches the sink before resume()');
+    assert.equal(accepted.bytesRead, first.length + second.length);
+    accepted.resume();
+    await until(() => Buffer.concat(got).length === later.length, 2000, 'the later bytes');
+    assert.deepEqual(Buffer.concat(got), later);
+  });
+
+  it('the connection stays counted by its server until the new socket closes (server.close() waits for it)', async () => {
+    const { client, accepted, server } = await acceptedPair();
+    const count = (): Promise<number> => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    assert.equal(await count(), 1);
+    let closed = false;
+    server.close(() => (closed = true));
+    await sleep(200);
+    assert.equal(closed, false, 'server.close() waits for the accepted connection');
+    accepted.destroy();
+    await until(() => closed, 2000, 'server.close() once the socket closed');
+    client.destroy();
+  });
+
+  it("keeps allowHalfOpen: after the client's FIN it can still answer", async () => {
+    const { client, accepted } = await acceptedPair();
+    setSink(accepted, () => {});
+    accepted.resume();
+    const reply = new Promise<Buffer>((resolve) => {
+      const parts: Buffer[] = [];
+      client.on('data', (c: Buffer) => parts.push(c));
+      client.on('end', () => resolve(Buffer.concat(parts)));
+    });
+    client.end('bye');
+    await new Promise<void>((resolve) => accepted.once('end', resolve));
+    await sleep(50);
+    accepted.end('answer after your FIN');
+    assert.equal((await reply).toString(), 'answer after your FIN');
+  });
+
+  it('a socket without a handle (nothing to move) is returned as it is', () => {
+    const socket = new net.Socket();
+    assert.equal(acceptTransient(socket, true), socket);
+    assert.equal(socket.destroyed, false);
+    assert.equal(isTransient(socket), false);
   });
 });

@@ -11,8 +11,9 @@
  *
  * The protocol work is done by the sans-I/O V2Transport and V1Parser; this file moves bytes between
  * them and the sockets, and owns every timer and the one idempotent teardown. A remote the proxy
- * dialed directly is read through transient-reads.ts: its reads are views of a shared buffer, valid
- * during the call only, and copied wherever they are kept (attach, onRemoteData, the transport).
+ * dialed directly, and a socket its listeners accepted, are read through transient-reads.ts: their
+ * reads are views of a shared buffer, valid during the call only, and copied wherever they are kept
+ * (onLocalData, onRemoteData, the parser, the transport).
  *
  * States, one at a time (`state.kind`), and what moves between them:
  *
@@ -321,7 +322,7 @@ export class Bridge {
     let early: Buffer[] = [];
     let offData: () => void;
     if (isTransient(socket)) {
-      early = setSink(socket, (view) => this.guard(() => (side === 'local' ? this.onLocalData(Buffer.from(view)) : this.onRemoteData(view, true))));
+      early = setSink(socket, (view) => this.guard(() => (side === 'local' ? this.onLocalData(view, true) : this.onRemoteData(view, true))));
       offData = () => setSink(socket, undefined);
     } else {
       const onData = (chunk: Buffer): void => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
@@ -479,25 +480,28 @@ export class Bridge {
 
   // --- data ------------------------------------------------------------------------------------
 
-  private onLocalData(chunk: Buffer): void {
+  /** `transient`: `chunk` is a view valid during this call only (attach); what is kept of it is copied. */
+  private onLocalData(chunk: Buffer, transient = false): void {
     this.touch();
     const s = this.state;
+    // A relayed or held chunk outlives the call; the parser copies what it keeps of one itself.
+    const kept = (): Buffer => (transient ? Buffer.from(chunk) : chunk);
     switch (s.kind) {
       case 'relay':
-        this.writeRemote([chunk]);
+        this.writeRemote([kept()]);
         return;
       case 'redialing':
-        this.hold(s.held, chunk);
+        this.hold(s.held, kept());
         return;
       case 'handshake':
         if (!s.transport.canSend) {
-          this.hold(s.held, chunk);
+          this.hold(s.held, kept());
           return;
         }
-        this.writeEncrypted(s.transport, this.encryptLocal(s, chunk));
+        this.writeEncrypted(s.transport, this.encryptLocal(s, chunk, transient));
         return;
       case 'session':
-        this.writeEncrypted(s.transport, this.encryptLocal(s, chunk));
+        this.writeEncrypted(s.transport, this.encryptLocal(s, chunk, transient));
         return;
       case 'closed':
         return;
@@ -510,9 +514,9 @@ export class Bridge {
   }
 
   /** Parse v1 bytes from the local side and encrypt each message; returns the packets to send. */
-  private encryptLocal(s: { transport: V2Transport; parser: V1Parser }, chunk: Buffer): Buffer[] {
+  private encryptLocal(s: { transport: V2Transport; parser: V1Parser }, chunk: Buffer, transient = false): Buffer[] {
     const out: Buffer[] = [];
-    for (const ev of s.parser.push(chunk)) {
+    for (const ev of s.parser.push(chunk, transient)) {
       if (ev.type === 'dropped') this.drop(ev.error.code, ev.error.message, this.localName);
       else {
         this.record.msgsToPeer++;

@@ -38,6 +38,7 @@ import { Admission, LogThrottle, type Ticket, isRefusal } from './admission.js';
 import { Bridge, type BridgeParams, type InitiatorOptions } from './bridge.js';
 import { serveInbound } from './frontends/inbound.js';
 import { V2PeerTable } from './v2-peers.js';
+import { acceptTransient } from '../transient-reads.js';
 import { serveListenPort } from './frontends/listen-port.js';
 import { type Conn, Negotiation, type Services } from './negotiation.js';
 import { type ConnectionRecord, type FrontEndKind, NO_OBSERVER, type ProxyObserver, endpoints, newRecord } from './record.js';
@@ -152,8 +153,11 @@ export class ProxyServer {
   }
 
   private bind(address: HostPort, inbound: InboundRule | undefined): Promise<void> {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (accepted) => {
+      let socket = accepted;
       try {
+        // Read into the shared buffer (transient-reads.ts): most of the up direction's bytes come this way.
+        socket = acceptTransient(accepted, true);
         this.accept(socket, inbound);
       } catch (err) {
         // Only a bug gets here (accept() closes its own failures); the daemon must outlive it.

@@ -17,7 +17,7 @@
 
 import * as nodeCrypto from 'node:crypto';
 import { ProxyError } from '../errors.js';
-import { ByteQueue } from '../byte-queue.js';
+import { ByteQueue, ownCopy } from '../byte-queue.js';
 import { MAX_V1_PAYLOAD, V1_HEADER_LEN } from '../limits.js';
 
 export type V1Event = { type: 'message'; command: string; header: Buffer; payload: Buffer } | { type: 'dropped'; command: string; error: ProxyError };
@@ -173,8 +173,21 @@ export class V1Parser {
    * Throws a fatal ProxyError on a bad header; the parser is dead afterwards and rethrows it on
    * every push. Messages completed earlier in the same push are not returned in that case: the
    * connection is being closed anyway. The parser keeps views of `chunk`: do not modify it afterwards.
+   *
+   * `transient`: `chunk` is a view of a read buffer that is overwritten after this call
+   * (transient-reads.ts). The parser then copies what it keeps of it (the bytes of a message not yet
+   * complete, its header); the messages returned may be views of it, valid during the call only.
    */
-  push(chunk: Buffer): V1Event[] {
+  push(chunk: Buffer, transient = false): V1Event[] {
+    const events = this.parse(chunk);
+    if (transient) {
+      this.queue.ownViewsOf(chunk.buffer);
+      if (this.header !== null && this.header.buffer === chunk.buffer) this.header = ownCopy(this.header);
+    }
+    return events;
+  }
+
+  private parse(chunk: Buffer): V1Event[] {
     if (this.error !== null) throw this.error;
     const events: V1Event[] = [];
     if (chunk.length === 0) return events;

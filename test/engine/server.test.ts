@@ -252,7 +252,7 @@ describe('ProxyServer: the registry of connections', function () {
   });
 });
 
-describe('server: which dialed sockets read into the shared buffer (transient-reads.ts)', function () {
+describe('server: which sockets read into the shared buffer (transient-reads.ts)', function () {
   this.timeout(20_000);
   let proxy: TestProxy | undefined;
   let node: TestNode | undefined;
@@ -281,6 +281,30 @@ describe('server: which dialed sockets read into the shared buffer (transient-re
     await handshakeV1(new MessageChannel(socket, MAIN.magic));
     socket.destroy();
     assert.ok(seen.bytes > 0, 'the v2 node was read through the shared buffer');
+  });
+
+  it("a client's socket, accepted: yes, once the Bridge has it (SOCKS5 is read as a stream)", async () => {
+    node = await startTestNode(MAIN.magic);
+    proxy = await startProxy();
+    const { socket } = await socks5Connect(proxy.port, '127.0.0.1', node.port);
+    const seen = sharedReadsFrom(socket.localPort!);
+    const channel = new MessageChannel(socket, MAIN.magic);
+    await handshakeV1(channel);
+    channel.send('ping', Buffer.alloc(8, 1));
+    await channel.next('pong');
+    socket.destroy();
+    assert.ok(seen.bytes > 0, "the client's messages were read through the shared buffer");
+  });
+
+  it('a peer accepted on an --inbound port: yes', async () => {
+    node = await startTestNode(MAIN.magic);
+    proxy = await startProxy({ network: MAIN, inbound: [{ listen: { host: '127.0.0.1', port: 0 }, target: { host: '127.0.0.1', port: node.port } }] });
+    const peerSocket = await connectTo(proxy.server.inboundAddresses[0].port);
+    const seen = sharedReadsFrom(peerSocket.localPort!);
+    const peer = new MessageChannel(peerSocket, MAIN.magic);
+    await handshakeV1(peer);
+    peer.socket.destroy();
+    assert.ok(seen.bytes > 0, "the peer's bytes were read through the shared buffer");
   });
 
   it('the node behind an --inbound port: no, it is read as a stream', async () => {

@@ -456,4 +456,68 @@ describe('v1 framing', () => {
       assert.equal(parser.buffered, 0);
     });
   });
+
+  describe('V1Parser.push(chunk, transient = true): every chunk a view of one read buffer, overwritten after each call', () => {
+    /** Feed `stream` cut at `cuts` through one reused buffer (0xEE after each call, as the next socket read does); what each message was when handed out. */
+    function replay(stream: Buffer, cuts: readonly number[]): string[] {
+      const parser = new V1Parser(MAIN);
+      const read = Buffer.allocUnsafeSlow(stream.length);
+      const out: string[] = [];
+      let at = 0;
+      for (const end of [...cuts, stream.length]) {
+        if (end === at) continue;
+        stream.copy(read, 0, at, end);
+        out.push(...summarize(parser.push(read.subarray(0, end - at), true)));
+        read.fill(0xee);
+        at = end;
+      }
+      assert.equal(parser.buffered, 0);
+      return out;
+    }
+
+    const messages: Array<[string, Buffer]> = [
+      ['version', VERSION_PAYLOAD],
+      ['ping', randomBytes(8)],
+      ['block', randomBytes(300_000)],
+      ['verack', Buffer.alloc(0)],
+      ['tx', randomBytes(5000)],
+      ['inv', randomBytes(37)],
+    ];
+    const stream = Buffer.concat(messages.map(([c, p]) => frame(c, p)));
+    // The oracle: the same bytes pushed whole, as owned memory, into a parser that keeps views.
+    const expected = summarize(new V1Parser(MAIN).push(Buffer.from(stream)));
+
+    it('the oracle is what the messages are', () => {
+      assert.deepEqual(
+        expected,
+        messages.map(([c, p]) => `message ${c} ${frame(c, p).subarray(0, 24).toString('hex')} ${p.toString('hex')}`),
+      );
+    });
+
+    for (const size of [1, 7, 23, 24, 25, 1000, 4095, 4096, 65536, 262144]) {
+      it(`reads of ${size} bytes`, () => {
+        const cuts = Array.from({ length: Math.ceil(stream.length / size) - 1 }, (_, i) => (i + 1) * size);
+        assert.deepEqual(replay(stream, cuts), expected);
+      });
+    }
+
+    it('a header complete in one read, its payload in later ones (the header is kept)', () => {
+      // Cut right after each header, and again inside each payload.
+      const cuts: number[] = [];
+      let at = 0;
+      for (const [c, p] of messages) {
+        cuts.push(at + 24);
+        if (p.length > 1) cuts.push(at + 24 + Math.floor(p.length / 2));
+        at += frame(c, p).length;
+      }
+      assert.deepEqual(replay(stream, cuts), expected);
+    });
+
+    it('random cuts', () => {
+      for (let round = 0; round < 20; round++) {
+        const cuts = [...new Set(Array.from({ length: 40 }, () => 1 + Math.floor(Math.random() * (stream.length - 1))))].sort((a, b) => a - b);
+        assert.deepEqual(replay(stream, cuts), expected, `cuts ${cuts.join(',')}`);
+      }
+    });
+  });
 });
