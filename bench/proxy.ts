@@ -153,6 +153,8 @@ export interface ProxyResults {
     /** 1000 / proxyCpuMsPerConnection: full connections per second one core of proxy CPU sustains (issue 12: >= 500). */
     connectionsPerCpuSecond: number;
     proxyCpuPct: number;
+    /** The plain relay's CPU per connection (v1 client -> relay -> v1 node, the same pattern): what any process in the path costs per connection. */
+    relayCpuMsPerConnection: number;
   };
   memory: {
     connections: number;
@@ -450,13 +452,16 @@ async function latencies(clients: MessageClient[], middles: (Child | undefined)[
 
 // --- connection set-up -------------------------------------------------------------------------
 
-/** How a set-up reaches the peer: v1 straight to the v1 node, v2 straight to the v2 peer, or through the proxy (a port) to the v2 peer. */
-type SetupRoute = 'v1' | 'v2' | number;
+/**
+ * How a set-up reaches the peer: v1 straight to the v1 node, v2 straight to the v2 peer, through the
+ * proxy (a port) to the v2 peer, or through the plain relay (its port) to the v1 node.
+ */
+type SetupRoute = 'v1' | 'v2' | number | { relay: number };
 
 /** Milliseconds from connect() to having sent verack: TCP (+ SOCKS5) (+ v2 handshake) + version/verack. */
 async function setupOnce(route: SetupRoute, peerPort: number): Promise<number> {
   const t0 = performance.now();
-  const socket = typeof route === 'number' ? await socks5Connect(route, peerPort) : await connectTcp(peerPort);
+  const socket = typeof route === 'number' ? await socks5Connect(route, peerPort) : await connectTcp(typeof route === 'object' ? route.relay : peerPort);
   const client = route === 'v2' ? new V2Client(socket, MAGIC) : new V1Client(socket, MAGIC);
   await client.handshake();
   const ms = performance.now() - t0;
@@ -475,20 +480,21 @@ async function sequentialSetups(routes: SetupRoute[], peerPorts: number[]): Prom
   return samples.map((s) => stats(s, 'ms'));
 }
 
-async function handshakeRate(proxy: Child, peerPort: number): Promise<{ perSecond: number; cpuMsPerConn: number; cpuPct: number }> {
+/** Set-ups through `middle` (the proxy or the relay child), RATE_CONCURRENCY at a time for RATE_MS: how many per second, and its CPU per set-up. */
+async function handshakeRate(middle: Child, route: SetupRoute, peerPort: number): Promise<{ perSecond: number; cpuMsPerConn: number; cpuPct: number }> {
   let done = 0;
-  const c0 = (await proxy.request('cpu')).cpu!;
+  const c0 = (await middle.request('cpu')).cpu!;
   const t0 = performance.now();
   const end = t0 + RATE_MS;
   const worker = async (): Promise<void> => {
     while (performance.now() < end) {
-      await setupOnce(proxy.port, peerPort);
+      await setupOnce(route, peerPort);
       done++;
     }
   };
   await Promise.all(Array.from({ length: RATE_CONCURRENCY }, worker));
   const seconds = (performance.now() - t0) / 1000;
-  const c1 = (await proxy.request('cpu')).cpu!;
+  const c1 = (await middle.request('cpu')).cpu!;
   const cpu = cpuSeconds(c0, c1);
   return { perSecond: done / seconds, cpuMsPerConn: (cpu * 1000) / done, cpuPct: (100 * cpu) / seconds };
 }
@@ -565,6 +571,7 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
     let setupDirectV2: LatencyStats;
     let setupProxy: LatencyStats;
     let hs: Awaited<ReturnType<typeof handshakeRate>>;
+    let relayHs: Awaited<ReturnType<typeof handshakeRate>>;
     try {
       const direct = new V1Client(await connectTcp(peers.v1), MAGIC);
       await direct.handshake();
@@ -579,6 +586,7 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
         LatencyStats,
       ];
       for (const c of [direct, directV2, viaRelay, viaProxy]) c.socket.destroy();
+      relayHs = await handshakeRate(relay, { relay: relay.port }, peers.v1);
       await relay.stop();
       progress('connection set-up');
       [setupDirect, setupDirectV2, setupProxy] = (await sequentialSetups(['v1', 'v2', proxy.port], [peers.v1, peers.v2, peers.v2])) as [
@@ -586,7 +594,7 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
         LatencyStats,
         LatencyStats,
       ];
-      hs = await handshakeRate(proxy, peers.v2);
+      hs = await handshakeRate(proxy, proxy.port, peers.v2);
     } finally {
       await relay.stop();
       await proxy.stop();
@@ -669,6 +677,7 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
     rows.push({ name: 'proxy CPU per connection set-up', value: hs.cpuMsPerConn, unit: 'ms' });
     rows.push({ name: 'connections per proxy CPU second', value: 1000 / hs.cpuMsPerConn, unit: 'conn/s' });
     rows.push({ name: 'proxy child CPU during set-ups', value: hs.cpuPct, unit: '% core' });
+    rows.push({ name: 'plain relay CPU per connection set-up (v1 node behind it)', value: relayHs.cpuMsPerConn, unit: 'ms' });
     rows.push({ name: `proxy RSS per idle connection (${IDLE_CONNECTIONS})`, value: memory.rssPerConnection / 1024, unit: 'KiB' });
     rows.push({ name: 'proxy JS heap per idle connection', value: memory.heapPerConnection / 1024, unit: 'KiB' });
     rows.push({ name: 'proxy external per idle connection', value: memory.externalPerConnection / 1024, unit: 'KiB' });
@@ -693,6 +702,7 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
         proxyCpuMsPerConnection: hs.cpuMsPerConn,
         connectionsPerCpuSecond: 1000 / hs.cpuMsPerConn,
         proxyCpuPct: hs.cpuPct,
+        relayCpuMsPerConnection: relayHs.cpuMsPerConn,
       },
       memory,
     };
@@ -728,8 +738,12 @@ async function onePhase(phase: string, size: number): Promise<void> {
       );
       client.socket.destroy();
     } else if (phase === 'setup') {
-      const r = await handshakeRate(proxy, peers.v2);
-      console.log(`${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection`);
+      const r = await handshakeRate(proxy, proxy.port, peers.v2);
+      const relay = await startChild(RELAY_SCRIPT, [String(peers.v1)]);
+      const relayed = await handshakeRate(relay, { relay: relay.port }, peers.v1).finally(() => relay.stop());
+      console.log(
+        `${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection; plain relay ${relayed.cpuMsPerConn.toFixed(2)} ms per connection`,
+      );
     } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup]');
   } finally {
     await proxy.stop();
