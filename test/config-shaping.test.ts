@@ -4,12 +4,12 @@
  * independently.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { HELP_TEXT, loadConfig } from '../src/config/index.js';
 import { isProxyError } from '../src/errors.js';
+import { tempDir } from './helpers/tmp.js';
 
 const NO_ENV = {};
 const NO_SYSTEM_FILE = '/nonexistent/bip324-proxy.conf';
@@ -49,7 +49,7 @@ describe('config: --shape and --shape-rate', () => {
   });
 
   it('both are keys of the configuration file, where the command line wins', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bip324-shape-'));
+    const dir = tempDir('bip324-shape-');
     const file = join(dir, 'bip324-proxy.conf');
     writeFileSync(file, 'shape=cover\nshape-rate=2048\n');
     assert.deepEqual(shaping(['--config', file]), { mode: 'cover', rate: 2048 });

@@ -6,14 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metrics } from '../../src/metrics.js';
 import { networkByName } from '../../src/networks.js';
 import { V1Parser, serializeV1 } from '../../src/v1/framing.js';
 import { MessageChannel, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy } from '../helpers/proxy.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const MAIN = networkByName('main')!;
 const V2_BIT = 1n << 11n;
@@ -183,7 +183,7 @@ describe('downgrade guard: never fall back to plaintext for a peer known to spea
   }
 
   it('--v2-peers-file: what was learnt survives a restart; a corrupt file is reported and the proxy starts anyway', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bip324-downgrade-'));
+    const dir = tempDir('bip324-downgrade-');
     const file = join(dir, 'v2-peers.json');
     writeFileSync(file, '{ this is not json');
     const b = await startV1Node(0x409n);

@@ -3,10 +3,9 @@
  * the observer's calls, refusals (their reply, their log lines), timers, the v2 peers file.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_KEY_POOL_SIZE, ephemeralKeys } from '../../src/crypto/keypool.js';
 import { NO_OBSERVER, type ProxyObserver } from '../../src/engine/record.js';
@@ -17,6 +16,7 @@ import { MessageChannel, byteReader, closedPort, handshakeV1, socks5Connect, sta
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 import { kernelSocketOptions, sockoptUnavailable } from '../helpers/sockopt.js';
+import { tempDir } from '../helpers/tmp.js';
 
 describe('ProxyServer', () => {
   it('makes the ephemeral key pool ready when it starts listening, before any connection, and wipes it on close', async () => {
@@ -200,7 +200,7 @@ describe('ProxyServer: the registry of connections', function () {
   describe('--v2-peers-file', () => {
     let dir = '';
     before(() => {
-      dir = mkdtempSync(join(tmpdir(), 'bip324-server-'));
+      dir = tempDir('bip324-server-');
     });
 
     async function oneV2Session(): Promise<void> {

@@ -3,10 +3,10 @@
  * one key per address however it is spelled, and a file that is validated before it is believed.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { V2PeerTable, peerKey } from '../../src/engine/v2-peers.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -119,7 +119,7 @@ describe('V2PeerTable', () => {
     // suite many times in one process (Stryker) must not find the files of an earlier run.
     let dir = '';
     before(() => {
-      dir = mkdtempSync(join(tmpdir(), 'bip324-v2peers-'));
+      dir = tempDir('bip324-v2peers-');
     });
     const path = (name: string): string => join(dir, name);
 

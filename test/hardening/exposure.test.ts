@@ -11,8 +11,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { isProxyError } from '../../src/errors.js';
@@ -27,6 +26,7 @@ import { V2Transport } from '../../src/v2/transport.js';
 import { sleep } from '../helpers/fuzz/sockets.js';
 import { MessageChannel, closedPort, handshakeV1, socks5Connect, startTestNode, versionPayload } from '../helpers/node.js';
 import { type TestProxy, startProxy, testConfig } from '../helpers/proxy.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const MAIN = networkByName('main')!;
 
@@ -492,7 +492,7 @@ describe('hardening: safe to expose (issue 8)', function () {
   });
 
   describe('10. a # or ; inside a config value is part of the value, and a proxy password never reaches a message', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'bip324-exposure-'));
+    const dir = tempDir('bip324-exposure-');
     const file = (text: string): string => {
       const path = join(dir, `c${Math.random().toString(16).slice(2)}.conf`);
       writeFileSync(path, text);
