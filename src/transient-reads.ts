@@ -131,7 +131,8 @@ export function setSink(socket: Socket, sink: Sink | undefined): Buffer[] {
   if (entry === undefined) return [];
   entry.sink = sink;
   if (entry.stream && sink !== undefined) {
-    while (socket.readableLength > 0) entry.early.push(socket.read() as Buffer);
+    // read(n) returns exactly n bytes when that many are buffered.
+    if (socket.readableLength > 0) entry.early.push(socket.read(socket.readableLength) as Buffer);
     socket.pause(); // after read(), which may start the reads again
   }
   return entry.early.splice(0);
