@@ -175,6 +175,8 @@ export class Bridge {
   private readonly draining = new Set<Socket>();
   private localEnded = false;
   private remoteEnded = false;
+  /** The side whose FIN came first: the closed line names it (the other side's FIN usually follows). */
+  private firstEnded: Side | undefined;
   private readonly closedSockets = new Set<Socket>();
   private handshakeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
@@ -843,6 +845,7 @@ export class Bridge {
     if (side === 'remote') {
       if (this.remoteGone({ how: 'closed', detail: 'closed the connection' })) return;
       this.remoteEnded = true;
+      this.firstEnded ??= 'remote';
       if (this.state.kind === 'handshake') {
         this.destroy('remote closed during the v2 handshake', 'ERR_V2_PEER_CLOSED');
         return;
@@ -857,6 +860,7 @@ export class Bridge {
       return;
     }
     this.localEnded = true;
+    this.firstEnded ??= 'local';
     const s = this.state;
     // Bytes still held for the handshake go out first; onRemoteData ends the remote after them.
     if (s.kind === 'relay' || s.kind === 'session' || (s.kind === 'handshake' && (s.transport.canSend || s.held.length === 0))) this.remote.end();
@@ -882,8 +886,8 @@ export class Bridge {
   }
 
   private endReason(): string {
-    if (this.localEnded && !this.remoteEnded) return `${this.localName} closed`;
-    if (this.remoteEnded && !this.localEnded) return 'peer closed';
+    if (this.firstEnded === 'local') return `${this.localName} closed`;
+    if (this.firstEnded === 'remote') return 'peer closed';
     return 'both sides closed';
   }
 }

@@ -716,6 +716,20 @@ describe('engine: Bridge driven directly', function () {
       });
     }
 
+    // The other side's FIN follows at once here (the outer sockets are not half-open): the first names the reason.
+    for (const [first, reason] of [
+      ['client', 'client closed'],
+      ['peer', 'peer closed'],
+    ] as const) {
+      it(`the ${first} closes first and the other side answers with its own FIN: "${reason}"`, async () => {
+        const { client, peer, h, bridge } = await passthrough();
+        bridge.start();
+        (first === 'client' ? client : peer).outer.end();
+        const closed = await within(h.closed, 2000, 'close');
+        assert.deepEqual({ reason: closed.reason, code: closed.code }, { reason, code: undefined });
+      });
+    }
+
     it('the remote closes and the client keeps its side open: closed once the client has everything, "peer closed"', async () => {
       const { client, peer, h, bridge } = await passthrough({ client: { outerHalfOpen: true }, peer: { innerHalfOpen: false } });
       bridge.start();
