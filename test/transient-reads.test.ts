@@ -158,6 +158,22 @@ describe('transient reads (net.connect onread, one shared buffer)', function () 
     assert.deepEqual(Buffer.concat(got), Buffer.from('hello'));
   });
 
+  it('setting a sink on a dialed socket that is reading does not pause it', async () => {
+    let peer: net.Socket | undefined;
+    const port = await listen((s) => (peer = s));
+    const socket = await connected(port);
+    let first = 0;
+    setSink(socket, (view) => (first += view.length));
+    socket.resume();
+    peer!.write(pattern(500, 14));
+    await until(() => first === 500, 2000, 'the first sink');
+    let second = 0;
+    setSink(socket, (view) => (second += view.length));
+    peer!.write(pattern(700, 15));
+    await until(() => second === 700, 2000, 'the second sink, with no resume()');
+    assert.equal(first, 500);
+  });
+
   it('a direct dial without transientReads is a plain socket', async () => {
     const port = await listen((s) => s.end('plain'));
     const socket = await dial({ destination: makeDestination('127.0.0.1', port), timeoutMs: 2000 });
@@ -236,8 +252,11 @@ describe('transient reads on accepted sockets (acceptTransient)', function () {
     const early: Buffer[] = [];
     const onData = (chunk: Buffer): number => early.push(chunk);
     accepted.on('data', onData);
-    accepted.resume(); // handed over paused (pauseOnConnect), as the front ends find it
     client.write(hello);
+    // Handed over paused, as pauseOnConnect gives it: nothing is read until the front end resumes it.
+    await sleep(100);
+    assert.equal(accepted.bytesRead, 0);
+    accepted.resume();
     await until(() => Buffer.concat(early).length === hello.length, 2000, "the first bytes as 'data'");
     accepted.off('data', onData);
     assert.equal(observed, 0);
@@ -314,10 +333,31 @@ describe('transient reads on accepted sockets (acceptTransient)', function () {
     assert.equal((await reply).toString(), 'answer after your FIN');
   });
 
-  it('a socket without a handle (nothing to move) is returned as it is', () => {
+  it('clearing the sink puts it back to reading as a stream, still flowing', async () => {
+    const { client, accepted } = await acceptedPair();
+    let sunk = 0;
+    setSink(accepted, (view) => (sunk += view.length));
+    accepted.resume();
+    client.write(pattern(1000, 12));
+    await until(() => sunk === 1000, 2000, 'the bytes at the sink');
+    assert.deepEqual(setSink(accepted, undefined), []);
+    const data: Buffer[] = [];
+    accepted.on('data', (c: Buffer) => data.push(c));
+    const more = pattern(2000, 13);
+    client.write(more);
+    await until(() => Buffer.concat(data).length === more.length, 2000, "the later bytes as 'data', with no resume()");
+    assert.deepEqual(Buffer.concat(data), more);
+    assert.equal(sunk, 1000);
+  });
+
+  it('a socket without a handle, or with one that is not a stream handle of Node 20, is returned as it is', () => {
     const socket = new net.Socket();
     assert.equal(acceptTransient(socket, true), socket);
     assert.equal(socket.destroyed, false);
     assert.equal(isTransient(socket), false);
+    let destroyed = false;
+    const foreign = { _handle: {}, _server: null, destroy: () => (destroyed = true) } as unknown as net.Socket;
+    assert.equal(acceptTransient(foreign, true), foreign);
+    assert.equal(destroyed, false);
   });
 });
