@@ -697,6 +697,6 @@ describe('hardening: a stream cut in the middle of a packet', function () {
       socket.write(t.encrypt([contentsPrefix('version'), versionPayload()]));
       socket.end(t.encrypt([contentsPrefix('verack')]));
     }, true);
-    assert.match(line, /INFO .*closed reason="both sides closed"/);
+    assert.match(line, /INFO .*closed reason="peer closed"/);
   });
 });
