@@ -26,6 +26,13 @@ import { ownCopy } from './byte-queue.js';
 /** The shared read buffer's size: the most one read can bring in. */
 export const READ_SIZE = 256 * 1024;
 
+/**
+ * The most one read of an accepted socket brings in while no sink is set (negotiation): what a
+ * plain socket reads (libuv's 64 KiB), so that what a client can make the proxy read ahead before
+ * its connection is set up, a paused read included, stays what it was.
+ */
+export const STREAM_READ_SIZE = 64 * 1024;
+
 let shared: Buffer | undefined;
 
 /** Called with each read: a view of the shared buffer, valid during the call only. */
@@ -51,12 +58,17 @@ export function observeTransientReads(fn: ((socket: Socket, bytes: number) => vo
   observer = fn;
 }
 
-/** The socket's `onread`: each read to the sink, or (no sink) to the stream or the early copies. */
-function onread(entry: Entry, socket: () => Socket): { buffer: Buffer; callback: (n: number) => boolean } {
+/**
+ * The socket's `onread`: each read to the sink, or (no sink) to the stream or the early copies. An
+ * accepted socket's next read goes to the first STREAM_READ_SIZE bytes of the shared buffer while
+ * it has no sink (Node asks for the next read's buffer after each read).
+ */
+function onread(entry: Entry, socket: () => Socket): { buffer: Buffer | (() => Buffer); callback: (n: number) => boolean } {
   shared ??= Buffer.allocUnsafeSlow(READ_SIZE);
   const buffer = shared;
+  const streamBuffer = buffer.subarray(0, STREAM_READ_SIZE);
   return {
-    buffer,
+    buffer: entry.stream ? () => (entry.sink === undefined ? streamBuffer : buffer) : buffer,
     callback: (n: number): boolean => {
       const view = buffer.subarray(0, n);
       if (entry.stream && entry.sink === undefined) return socket().push(ownCopy(view));
@@ -101,17 +113,17 @@ export function acceptTransient(accepted: Socket, allowHalfOpen: boolean): Socke
   const old = accepted as unknown as AcceptedInternals;
   const handle = old._handle;
   if (handle === null || typeof handle.useUserBuffer !== 'function') return accepted;
-  const server = old._server;
-  old._handle = null;
-  old._server = null;
-  accepted.destroy();
   const entry: Entry = { sink: undefined, early: [], stream: true };
   // As net.Server's own `new Socket({ handle, ... })`; `handle` and `pauseOnCreate` are not in @types/node's options type.
   const options: object = { handle, allowHalfOpen, pauseOnCreate: true, readable: true, writable: true, onread: onread(entry, () => socket) };
+  // Made first: if it threw, `accepted` would still own the handle, and destroying it would close it.
   const socket: Socket = new Socket(options);
   const moved = socket as unknown as AcceptedInternals;
-  moved._server = server;
-  moved.server = server;
+  moved._server = old._server;
+  moved.server = old._server;
+  old._handle = null;
+  old._server = null;
+  accepted.destroy();
   entries.set(socket, entry);
   return socket;
 }
@@ -131,7 +143,8 @@ export function setSink(socket: Socket, sink: Sink | undefined): Buffer[] {
   if (entry === undefined) return [];
   entry.sink = sink;
   if (entry.stream && sink !== undefined) {
-    // read(n) returns exactly n bytes when that many are buffered.
+    // read(n) returns exactly n bytes when that many are buffered (and emits them as 'data' too:
+    // the front end's listener is gone by now, SocketReader.release()).
     if (socket.readableLength > 0) entry.early.push(socket.read(socket.readableLength) as Buffer);
     socket.pause(); // after read(), which may start the reads again
   }

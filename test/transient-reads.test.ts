@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { makeDestination } from '../src/address.js';
-import { READ_SIZE, acceptTransient, connectTransient, isTransient, observeTransientReads, setSink } from '../src/transient-reads.js';
+import { READ_SIZE, STREAM_READ_SIZE, acceptTransient, connectTransient, isTransient, observeTransientReads, setSink } from '../src/transient-reads.js';
 import { dial } from '../src/upstream/dialer.js';
 import { sleep } from './helpers/fuzz/sockets.js';
 import { until } from './helpers/wait.js';
@@ -278,6 +278,27 @@ describe('transient reads on accepted sockets (acceptTransient)', function () {
     assert.equal(memory.size, 1, 'every read after the sink is a view of the same memory');
     assert.ok(!memory.has(early[0].buffer), "the 'data' chunks are not in the shared buffer");
     assert.deepEqual(Buffer.concat(early), hello, "the 'data' chunks are intact after the shared buffer was overwritten");
+  });
+
+  it('reads at most STREAM_READ_SIZE at a time until a sink is set, then up to READ_SIZE', async () => {
+    const { client, accepted } = await acceptedPair();
+    const sizes: number[] = [];
+    accepted.on('data', (c: Buffer) => sizes.push(c.length));
+    // Written while the socket is paused: every read then finds more queued than it can take.
+    client.write(pattern(1_000_000, 16));
+    await sleep(100);
+    accepted.resume();
+    await until(() => sizes.reduce((a, b) => a + b, 0) >= 300_000, 2000, "the first reads as 'data'");
+    accepted.removeAllListeners('data');
+    assert.equal(Math.max(...sizes), STREAM_READ_SIZE);
+    const viewSizes: number[] = [];
+    setSink(accepted, (view) => viewSizes.push(view.length));
+    client.write(pattern(2_000_000, 17));
+    await sleep(100);
+    accepted.resume();
+    await until(() => viewSizes.length >= 4, 2000, 'reads at the sink');
+    assert.ok(Math.max(...viewSizes) > STREAM_READ_SIZE, `reads at the sink: ${viewSizes.join(', ')}`);
+    assert.ok(Math.max(...viewSizes) <= READ_SIZE);
   });
 
   it('setSink hands back what the stream holds, in order, and leaves the socket paused until resume()', async () => {

@@ -16,9 +16,9 @@
  * - hold a slot for ever: every phase has a timer (negotiation: --socks-timeout; dial:
  *   --connect-timeout; the client's first bytes after the SOCKS5 reply: --socks-timeout; then the
  *   Bridge's handshake and idle timers), and a client that leaves during the dial is noticed at once;
- * - make us buffer: at most MAX_HELD bytes, plus the one read that crossed it (up to
- *   transient-reads.ts READ_SIZE), are read ahead during negotiation, and a legacy first message
- *   must be a VERSION of at most MAX_LEGACY_VERSION bytes, checked from its header;
+ * - make us buffer: at most MAX_HELD bytes are read ahead during negotiation (plus the reads in
+ *   flight when it is reached, 64 KiB each: transient-reads.ts STREAM_READ_SIZE), and a legacy
+ *   first message must be a VERSION of at most MAX_LEGACY_VERSION bytes, checked from its header;
  * - take the local clients' slots: inbound peers have their own (admission.ts);
  * - crash the daemon: nothing thrown while serving one connection escapes it (it is closed with
  *   ERR_INTERNAL and the daemon goes on).

@@ -3,20 +3,33 @@
  * the observer's calls, refusals (their reply, their log lines), timers, the v2 peers file.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import * as net from 'node:net';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { DEFAULT_KEY_POOL_SIZE, ephemeralKeys } from '../../src/crypto/keypool.js';
 import { NO_OBSERVER, type ProxyObserver } from '../../src/engine/record.js';
+import { serializeV1 } from '../../src/v1/framing.js';
 import { observeTransientReads } from '../../src/transient-reads.js';
 import { MAIN } from '../helpers/fuzz/inputs.js';
 import { connectTo, sleep } from '../helpers/fuzz/sockets.js';
-import { MessageChannel, byteReader, closedPort, handshakeV1, socks5Connect, startTestNode, type TestNode } from '../helpers/node.js';
+import {
+  MessageChannel,
+  byteReader,
+  closedPort,
+  handshakeV1,
+  serveLikeANode,
+  socks5Connect,
+  startTestNode,
+  type TestNode,
+  versionPayload,
+} from '../helpers/node.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { skipBecause } from '../helpers/skip.js';
 import { kernelSocketOptions, sockoptUnavailable } from '../helpers/sockopt.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/wait.js';
 
 describe('ProxyServer', () => {
   it('makes the ephemeral key pool ready when it starts listening, before any connection, and wipes it on close', async () => {
@@ -305,6 +318,66 @@ describe('server: which sockets read into the shared buffer (transient-reads.ts)
     await handshakeV1(peer);
     peer.socket.destroy();
     assert.ok(seen.bytes > 0, "the peer's bytes were read through the shared buffer");
+  });
+
+  it("a client's bytes held before the peer's key stay exact while another connection's reads overwrite the shared buffer", async () => {
+    const servers: net.Server[] = [];
+    const listen = async (serve: (s: Socket) => void): Promise<number> => {
+      const server = net.createServer((s) => {
+        s.on('error', () => {});
+        serve(s);
+      });
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return (server.address() as net.AddressInfo).port;
+    };
+    const sockets: Socket[] = [];
+    try {
+      // A v2 node that answers only when released: until then the proxy holds the client's bytes.
+      let release: () => void = () => {};
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let channel: MessageChannel | undefined;
+      const nodePort = await listen((s) => {
+        s.pause();
+        void released.then(() => {
+          channel = new MessageChannel(s, MAIN.magic, { v2: 'responder' });
+          serveLikeANode(channel);
+          s.resume();
+        });
+      });
+      const drainPort = await listen((s) => s.resume());
+      proxy = await startProxy();
+      const a = await socks5Connect(proxy.port, '127.0.0.1', nodePort);
+      sockets.push(a.socket);
+      const payloads = [randomBytes(3000), randomBytes(20_000), randomBytes(100)];
+      // Several reads, each held: the VERSION, then messages, written apart.
+      a.socket.write(serializeV1(MAIN.magic, 'version', versionPayload()));
+      for (const p of payloads) {
+        await sleep(30);
+        a.socket.write(serializeV1(MAIN.magic, 'echo', p));
+      }
+      await sleep(50);
+      // Another client's bytes (passthrough: its first byte is not a v1 magic) go through the same buffer.
+      const b = await socks5Connect(proxy.port, '127.0.0.1', drainPort);
+      sockets.push(b.socket);
+      const other = Buffer.alloc(2_000_000, 0xee);
+      other[0] = 0x01;
+      b.socket.write(other);
+      await sleep(200);
+      release();
+      await until(
+        () => channel !== undefined && channel.received.filter((m) => m.command === 'echo').length === payloads.length,
+        10_000,
+        'the held messages at the node',
+      );
+      assert.deepEqual(
+        channel!.received.filter((m) => m.command === 'echo').map((m) => m.payload),
+        payloads,
+      );
+    } finally {
+      for (const s of sockets) s.destroy();
+      for (const s of servers) s.close();
+    }
   });
 
   it('the node behind an --inbound port: no, it is read as a stream', async () => {
