@@ -15,8 +15,9 @@
  * While no sink is set:
  * - a dialed socket (connectTransient) is handed over paused, so normally reads nothing; a read that
  *   comes anyway is copied and kept, and the socket stops reading until it is resumed;
- * - an accepted socket (acceptTransient) reads as any socket does, each read an owned copy pushed to
- *   its stream ('data'), for the front ends' negotiation (SOCKS5, the legacy VERSION).
+ * - an accepted socket (acceptTransient) reads as any socket does, at most 64 KiB at a time
+ *   (STREAM_READ_SIZE), each read an owned copy pushed to its stream ('data'), for the front ends'
+ *   negotiation (SOCKS5, the legacy VERSION).
  * setSink returns what was read and not yet taken, as owned copies, for the new owner to handle
  * before anything read later, and leaves the socket paused until the owner resumes it.
  */
