@@ -39,7 +39,7 @@
  * refreshes the idle timer: a connection whose client and peer are silent still times out.
  */
 import type { Socket } from 'node:net';
-import { ByteQueue } from '../byte-queue.js';
+import { ByteQueue, ownCopy } from '../byte-queue.js';
 import { ProxyError, type ErrorCode, isProxyError } from '../errors.js';
 import { MAX_V1_PAYLOAD } from '../limits.js';
 import type { Logger } from '../log.js';
@@ -324,10 +324,10 @@ export class Bridge {
     let early: Buffer[] = [];
     let offData: () => void;
     if (isTransient(socket)) {
-      early = setSink(socket, (view) => this.guard(() => (side === 'local' ? this.onLocalData(view, true) : this.onRemoteData(view, true))));
+      early = setSink(socket, (view) => this.onData(side, view, true));
       offData = () => setSink(socket, undefined);
     } else {
-      const onData = (chunk: Buffer): void => this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
+      const onData = (chunk: Buffer): void => this.onData(side, chunk);
       socket.on('data', onData);
       offData = () => socket.off('data', onData);
     }
@@ -341,7 +341,12 @@ export class Bridge {
 
   /** Bytes a socket read before it was attached (owned copies), in order, as if they came now. */
   private deliver(side: Side, chunks: Buffer[]): void {
-    for (const chunk of chunks) this.guard(() => (side === 'local' ? this.onLocalData(chunk) : this.onRemoteData(chunk)));
+    for (const chunk of chunks) this.onData(side, chunk);
+  }
+
+  /** A read from either side; `transient`: a view of the shared read buffer, valid during this call only. */
+  private onData(side: Side, chunk: Buffer, transient = false): void {
+    this.guard(() => (side === 'local' ? this.onLocalData(chunk, transient) : this.onRemoteData(chunk, transient)));
   }
 
   private detach(socket: Socket): void {
@@ -486,18 +491,17 @@ export class Bridge {
   private onLocalData(chunk: Buffer, transient = false): void {
     this.touch();
     const s = this.state;
-    // A relayed or held chunk outlives the call; the parser copies what it keeps of one itself.
-    const kept = (): Buffer => (transient ? Buffer.from(chunk) : chunk);
+    // What outlives the call is copied: a relayed chunk here, a held one in hold(); the parser copies what it keeps itself.
     switch (s.kind) {
       case 'relay':
-        this.writeRemote([kept()]);
+        this.writeRemote([transient ? Buffer.from(chunk) : chunk]);
         return;
       case 'redialing':
-        this.hold(s.held, kept());
+        this.hold(s.held, chunk, transient);
         return;
       case 'handshake':
         if (!s.transport.canSend) {
-          this.hold(s.held, kept());
+          this.hold(s.held, chunk, transient);
           return;
         }
         this.writeEncrypted(s.transport, this.encryptLocal(s, chunk, transient));
@@ -510,8 +514,9 @@ export class Bridge {
     }
   }
 
-  private hold(held: ByteQueue, chunk: Buffer): void {
-    held.push(chunk);
+  /** Held until the peer's key is in (or the redial is done): a view of the shared read buffer is copied into memory of its own. */
+  private hold(held: ByteQueue, chunk: Buffer, transient: boolean): void {
+    held.push(transient ? ownCopy(chunk) : chunk);
     if (held.length > MAX_HELD) this.pause('local', 'held');
   }
 
