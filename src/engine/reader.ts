@@ -4,8 +4,8 @@
  *
  * The socket is read all the time, not only while someone waits for bytes: a client that leaves
  * while the remote is being dialed must be noticed at once (a paused socket never reports its FIN),
- * and the dial aborted. What arrives meanwhile is kept, at most `budget` bytes (then the socket is
- * paused until they are consumed), in a ByteQueue so that memory follows the bytes held whatever
+ * and the dial aborted. What arrives meanwhile is kept, at most `budget` bytes counting those put
+ * back with unshift() (then the socket is paused until they are consumed), in a ByteQueue so that memory follows the bytes held whatever
  * the read pattern. release() hands back every byte not yet consumed and leaves the socket paused.
  */
 import type { Socket } from 'node:net';
@@ -22,7 +22,7 @@ export class SocketReader {
   private waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   private readonly onData = (chunk: Buffer): void => {
     this.queue.push(chunk);
-    if (this.queue.length >= this.budget) this.socket.pause();
+    if (this.buffered >= this.budget) this.socket.pause();
     const w = this.waiter;
     if (w !== undefined) {
       this.waiter = undefined;
@@ -78,7 +78,10 @@ export class SocketReader {
   /** Everything received and not yet consumed, as soon as there is something. Rejects once the client left and nothing is left. */
   next(): Promise<Buffer> {
     const front = this.front.shift();
-    if (front !== undefined) return Promise.resolve(front);
+    if (front !== undefined) {
+      this.readOnIfRoom();
+      return Promise.resolve(front);
+    }
     if (this.queue.length > 0) return Promise.resolve(this.takeAll());
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.ended) return Promise.reject(CLOSED());
@@ -87,9 +90,11 @@ export class SocketReader {
     });
   }
 
-  /** Put bytes back to be returned first by next() or release(). */
+  /** Put bytes back to be returned first by next() or release(); they count against the budget. */
   unshift(chunk: Buffer): void {
-    if (chunk.length > 0) this.front.unshift(chunk);
+    if (chunk.length === 0) return;
+    this.front.unshift(chunk);
+    if (this.buffered >= this.budget) this.socket.pause();
   }
 
   /** Fail the pending and all later reads (deadline, client gone). */
@@ -115,7 +120,12 @@ export class SocketReader {
 
   private takeAll(): Buffer {
     const all = this.queue.take(this.queue.length);
-    if (this.failure === undefined) this.socket.resume();
+    this.readOnIfRoom();
     return all;
+  }
+
+  /** Resume reading once what is held is under the budget again (never after a failure). */
+  private readOnIfRoom(): void {
+    if (this.failure === undefined && this.buffered < this.budget) this.socket.resume();
   }
 }

@@ -82,6 +82,39 @@ describe('SocketReader', () => {
     assert.equal(r.buffered, 0);
   });
 
+  it('bytes put back with unshift() count against the budget: the socket pauses when they and the new bytes reach it', async () => {
+    const r = new SocketReader(p.server, 10);
+    const first = received(p.server, 6);
+    p.client.write(Buffer.alloc(6, 1));
+    await first;
+    const got = await r.next();
+    assert.equal(got.length, 6);
+    // A front end that read too far puts the rest back (as SOCKS5 does with bytes after CONNECT).
+    r.unshift(got);
+    assert.equal(p.server.isPaused(), false);
+    const more = received(p.server, 4);
+    p.client.write(Buffer.alloc(4, 2));
+    await more;
+    assert.equal(r.buffered, 10);
+    assert.equal(p.server.isPaused(), true);
+  });
+
+  it('unshift() of the budget or more pauses at once; next() resumes only once what is left is under the budget', async () => {
+    const r = new SocketReader(p.server, 10);
+    r.unshift(Buffer.alloc(10, 1));
+    assert.equal(p.server.isPaused(), true);
+    r.unshift(Buffer.alloc(3, 2));
+    assert.deepEqual(await r.next(), Buffer.alloc(3, 2));
+    // 10 bytes still held: stays paused.
+    assert.equal(p.server.isPaused(), true);
+    assert.deepEqual(await r.next(), Buffer.alloc(10, 1));
+    assert.equal(p.server.isPaused(), false);
+    // And reading goes on: the next bytes reach the next read.
+    const waiting = r.next();
+    p.client.write('x');
+    assert.deepEqual(await waiting, Buffer.from('x'));
+  });
+
   it('next() gives what is already queued at once, and waits for bytes when nothing is', async () => {
     const r = new SocketReader(p.server, 1000);
     const got = received(p.server, 3);
