@@ -744,7 +744,34 @@ async function onePhase(phase: string, size: number): Promise<void> {
       console.log(
         `${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection; plain relay ${relayed.cpuMsPerConn.toFixed(2)} ms per connection`,
       );
-    } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup]');
+    } else if (phase.startsWith('pingflood-')) {
+      // What a bulk transfer on one connection does to the round trips of another through the same
+      // proxy: pings alone, then with the other connection flooding SIZE-byte messages.
+      const direct = phase.endsWith('-direct');
+      const pinger = direct ? await openV2Direct(peers.v2) : await openThroughProxy(proxy.port, peers.v2);
+      // Fewer pings than the latency phase: under a flood each can take tens of milliseconds.
+      const pings = async (): Promise<LatencyStats> => {
+        await pingRounds([pinger], 50);
+        return stats((await pingRounds([pinger], 400))[0], 'us');
+      };
+      const quiet = await pings();
+      const flooder = direct ? await openV2Direct(peers.v2) : await openThroughProxy(proxy.port, peers.v2, false);
+      let stop = (): void => {};
+      if (phase.startsWith('pingflood-up')) stop = floodSend(flooder, size);
+      else {
+        flooder.onMessage = () => {};
+        const request = Buffer.alloc(4);
+        request.writeUInt32LE(size, 0);
+        flooder.send('flood', request);
+      }
+      await sleep(FLOOD_WARMUP_MS);
+      const busy = await pings();
+      stop();
+      flooder.socket.destroy();
+      pinger.socket.destroy();
+      const f = (st: LatencyStats): string => `median ${st.median.toFixed(0)} us, p99 ${st.p99.toFixed(0)} us`;
+      console.log(`ping RTT via proxy alone: ${f(quiet)}; while another connection floods ${phase.slice(10)} ${size} B messages: ${f(busy)}`);
+    } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup | pingflood-up SIZE | pingflood-down SIZE]');
   } finally {
     await proxy.stop();
     await peers.child.stop();
