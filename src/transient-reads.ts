@@ -5,6 +5,12 @@
  * One fresh 64 KiB buffer per read and the stream events were most of the CPU spent on reading
  * (bench/README.md, issue 12).
  *
+ * One read per socket per turn of the event loop: after a read that filled the buffer, libuv would
+ * read the same socket again at once, up to 32 times (32 x READ_SIZE) before any other connection's
+ * events are handled, so one connection's bulk transfer would delay every other connection's
+ * messages by tens of milliseconds (`proxy.js pingflood-down`). Such a socket stops reading and
+ * starts again on the next turn (setImmediate), after the other sockets' events.
+ *
  * Such a socket hands each read to its sink (setSink) as a view of the shared buffer, valid only
  * during that call. The next read of any such socket overwrites it, so whoever keeps bytes past the
  * call (a parser's queue, a write the kernel did not take at once, the bytes held while a fallback
@@ -76,13 +82,24 @@ function onread(entry: Entry, socket: () => Socket): { buffer: Buffer | (() => B
       observer?.(socket(), n);
       if (entry.sink !== undefined) {
         entry.sink(view);
-        return true;
+        if (n < buffer.length) return true;
+        // A full read: more is waiting, and libuv would read this socket again at once.
+        setImmediate(readOn, socket());
+        return false;
       }
       entry.early.push(ownCopy(view));
       // No reads pile up with no one to take them: returning false stops reading (readStop) until resume().
       return false;
     },
   };
+}
+
+/**
+ * Reading again, one turn of the event loop after a read that filled the buffer, unless the owner
+ * paused the socket meanwhile (its resume() starts the reads then).
+ */
+function readOn(socket: Socket): void {
+  if (!socket.isPaused()) socket.resume();
 }
 
 /** net.connect whose reads go to a sink (setSink) as views of the shared buffer. */

@@ -139,6 +139,69 @@ describe('transient reads (net.connect onread, one shared buffer)', function () 
     assert.deepEqual(Buffer.concat(got), sent);
   });
 
+  /**
+   * A socket with several full reads' worth waiting in the kernel: `bytes` sent in two halves, the
+   * first read whole (so that the receive window grows), then the socket paused while the second
+   * piles up, and the sink set to `sink` before it is resumed.
+   */
+  async function backlogged(bytes: number, sink: (view: Buffer, socket: net.Socket) => void): Promise<net.Socket> {
+    let peer: net.Socket | undefined;
+    const port = await listen((s) => {
+      peer = s;
+      s.write(Buffer.alloc(bytes / 2, 1));
+    });
+    const socket = await connected(port);
+    let warm = 0;
+    setSink(socket, (view) => (warm += view.length));
+    socket.resume();
+    await until(() => warm === bytes / 2, 10_000, 'the first half read');
+    socket.pause();
+    peer!.write(Buffer.alloc(bytes / 2, 2));
+    await sleep(200);
+    setSink(socket, (view) => sink(view, socket));
+    socket.resume();
+    return socket;
+  }
+
+  it('one read per turn of the event loop: after a read that fills the buffer, the next waits for the turn', async () => {
+    let reads = 0;
+    let full = 0;
+    let total = 0;
+    const readsWhenTurnCame: number[] = [];
+    const readsAtFull: number[] = [];
+    await backlogged(32 << 20, (view) => {
+      reads++;
+      total += view.length;
+      if (view.length === READ_SIZE) {
+        full++;
+        readsAtFull.push(reads);
+        setImmediate(() => readsWhenTurnCame.push(reads));
+      }
+    });
+    await until(() => total === 16 << 20, 20_000, 'the second half read');
+    await sleep(20);
+    // Several full reads prove the backlog was there: without the turn, libuv reads again at once.
+    assert.ok(full >= 4, `full reads: ${full} of ${reads}`);
+    assert.deepEqual(readsWhenTurnCame, readsAtFull);
+  });
+
+  it('a socket its owner paused in the sink of a full read stays paused after that turn, and reads on when resumed', async () => {
+    let total = 0;
+    let pausedAt = -1;
+    const socket = await backlogged(8 << 20, (view, s) => {
+      total += view.length;
+      if (pausedAt < 0 && view.length === READ_SIZE) {
+        pausedAt = total;
+        s.pause();
+      }
+    });
+    await until(() => pausedAt >= 0, 10_000, 'a full read');
+    await sleep(50);
+    assert.equal(total, pausedAt);
+    socket.resume();
+    await until(() => total === 4 << 20, 10_000, 'the rest after resume()');
+  });
+
   it('a direct dial with transientReads reads nothing before it is resumed, not even a FIN', async () => {
     const port = await listen((s) => s.end('hello'));
     const socket = await dial({ destination: makeDestination('127.0.0.1', port), timeoutMs: 2000, transientReads: true });
