@@ -15,7 +15,7 @@
  * is therefore never copied. Memory held is at most twice the bytes queued, plus MIN_TAIL and one
  * small raw read, plus the part already read of the oldest buffer (a read is kept whole until all
  * of it is read): at most one socket read or one merge buffer, 64 KiB. A read into the shared buffer
- * of transient-reads.ts (the sockets the proxy dials directly or accepts) can be up to 256 KiB but is
+ * of transient-reads.ts (the sockets the proxy dials directly or accepts) can be up to 512 KiB but is
  * a view of that buffer: what is left of it unread when the parser returns is copied (ownViewsOf),
  * without the part already read.
  *

@@ -31,7 +31,7 @@ import { connect as netConnect, Socket, type TcpNetConnectOpts } from 'node:net'
 import { ownCopy } from './byte-queue.js';
 
 /** The shared read buffer's size: the most one read can bring in. */
-export const READ_SIZE = 256 * 1024;
+export const READ_SIZE = 512 * 1024;
 
 /**
  * The most one read of an accepted socket brings in while no sink is set (negotiation): what a

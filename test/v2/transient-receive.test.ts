@@ -13,6 +13,7 @@ import { serializeV1 } from '../../src/v1/framing.js';
 import { V2Transport, type V2Event } from '../../src/v2/transport.js';
 import * as independent from '../helpers/independent-v2/index.js';
 import { versionPayload } from '../helpers/node.js';
+import { READ_SIZE } from '../../src/transient-reads.js';
 
 const MAGIC = networkByName('main')!.magic;
 
@@ -113,7 +114,7 @@ describe('V2Transport: transient chunks (views of one read buffer, overwritten a
       }
     });
 
-    it('large packets across reads of up to 256 KiB and odd sizes', () => {
+    it('large packets across reads of up to READ_SIZE and odd sizes', () => {
       const messages = [
         contents('block', randomBytes(300_000)),
         contents('ping', randomBytes(8)),
@@ -123,12 +124,12 @@ describe('V2Transport: transient chunks (views of one read buffer, overwritten a
         contents('block', randomBytes(1_000_000)),
       ];
       const { stream, replay } = responderStream(messages);
-      for (const size of [256 * 1024, 65_536, 99_991, 4093, 777]) {
+      for (const size of [READ_SIZE, 65_536, 99_991, 4093, 777]) {
         assert.deepEqual(replay(every(size, stream.length)).messages, messages, `pieces of ${size}`);
       }
       const cuts: number[] = [];
       for (let at = 0; at < stream.length;) {
-        at += 1 + (randomBytes(4).readUInt32LE(0) % (256 * 1024));
+        at += 1 + (randomBytes(4).readUInt32LE(0) % READ_SIZE);
         if (at < stream.length) cuts.push(at);
       }
       assert.deepEqual(replay(cuts).messages, messages, `random cuts ${cuts.join(',')}`);
