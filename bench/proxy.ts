@@ -55,6 +55,8 @@ const SETUP_MS = 2000;
 const RATE_MS = 2000;
 const RATE_CONCURRENCY = 8;
 const FLOOD_WARMUP_MS = 300;
+/** Message size of the flood on the other connection in the round-trips-during-a-flood rows. */
+const PING_FLOOD_SIZE = 1 << 20;
 const FLOOD_MS = 1200;
 const FLOOD_SIZES = [64 * 1024, 1 << 20];
 const IDLE_CONNECTIONS = 1000;
@@ -450,6 +452,44 @@ async function latencies(clients: MessageClient[], middles: (Child | undefined)[
   });
 }
 
+// --- round trips during a flood ------------------------------------------------------------------
+
+/**
+ * What a bulk transfer on one connection does to the round trips of another through the same proxy
+ * (`proxy`; undefined: two direct v2 clients, the bench processes' own share): pings alone, then
+ * while a second connection floods `size`-byte messages. 400 pings each (under a flood each can take
+ * tens of milliseconds), after 50 to warm up.
+ */
+async function pingDuringFlood(
+  direction: 'up' | 'down',
+  size: number,
+  peers: Peers,
+  proxy: Child | undefined,
+): Promise<{ quiet: LatencyStats; busy: LatencyStats }> {
+  const open = (verify: boolean): Promise<MessageClient> => (proxy === undefined ? openV2Direct(peers.v2) : openThroughProxy(proxy.port, peers.v2, verify));
+  const pinger = await open(true);
+  const pings = async (): Promise<LatencyStats> => {
+    await pingRounds([pinger], 50);
+    return stats((await pingRounds([pinger], 400))[0], 'us');
+  };
+  const quiet = await pings();
+  const flooder = await open(false);
+  let stop = (): void => {};
+  if (direction === 'up') stop = floodSend(flooder, size);
+  else {
+    flooder.onMessage = () => {};
+    const request = Buffer.alloc(4);
+    request.writeUInt32LE(size, 0);
+    flooder.send('flood', request);
+  }
+  await sleep(FLOOD_WARMUP_MS);
+  const busy = await pings();
+  stop();
+  flooder.socket.destroy();
+  pinger.socket.destroy();
+  return { quiet, busy };
+}
+
 // --- connection set-up -------------------------------------------------------------------------
 
 /**
@@ -560,6 +600,17 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       }
     }
 
+    const duringFlood: { direction: 'up' | 'down'; quiet: LatencyStats; busy: LatencyStats }[] = [];
+    for (const direction of ['down', 'up'] as const) {
+      progress(`round trips while another connection floods ${direction}`);
+      const px = await startProxyChild();
+      try {
+        duringFlood.push({ direction, ...(await pingDuringFlood(direction, PING_FLOOD_SIZE, peers, px)) });
+      } finally {
+        await px.stop();
+      }
+    }
+
     progress('round-trip latency');
     const relay = await startChild(RELAY_SCRIPT, [String(peers.v1)]);
     const proxy = await startProxyChild();
@@ -639,6 +690,10 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       }
       rows.push({ name: `one-way flood ${f.direction} (${f.route}): CPU, peers child`, size: f.size, value: f.peersCpuPct, unit: '% core' });
       rows.push({ name: `one-way flood ${f.direction} (${f.route}): CPU, client`, size: f.size, value: f.clientCpuPct, unit: '% core' });
+    }
+    for (const d of duringFlood) {
+      rows.push({ name: `ping RTT via proxy while another connection floods ${d.direction}, median`, size: PING_FLOOD_SIZE, value: d.busy.median, unit: 'us' });
+      rows.push({ name: `ping RTT via proxy while another connection floods ${d.direction}, p99`, size: PING_FLOOD_SIZE, value: d.busy.p99, unit: 'us' });
     }
     const lat = {
       direct: directLat,
@@ -745,32 +800,10 @@ async function onePhase(phase: string, size: number): Promise<void> {
         `${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection; plain relay ${relayed.cpuMsPerConn.toFixed(2)} ms per connection`,
       );
     } else if (phase.startsWith('pingflood-')) {
-      // What a bulk transfer on one connection does to the round trips of another through the same
-      // proxy: pings alone, then with the other connection flooding SIZE-byte messages.
-      const direct = phase.endsWith('-direct');
-      const pinger = direct ? await openV2Direct(peers.v2) : await openThroughProxy(proxy.port, peers.v2);
-      // Fewer pings than the latency phase: under a flood each can take tens of milliseconds.
-      const pings = async (): Promise<LatencyStats> => {
-        await pingRounds([pinger], 50);
-        return stats((await pingRounds([pinger], 400))[0], 'us');
-      };
-      const quiet = await pings();
-      const flooder = direct ? await openV2Direct(peers.v2) : await openThroughProxy(proxy.port, peers.v2, false);
-      let stop = (): void => {};
-      if (phase.startsWith('pingflood-up')) stop = floodSend(flooder, size);
-      else {
-        flooder.onMessage = () => {};
-        const request = Buffer.alloc(4);
-        request.writeUInt32LE(size, 0);
-        flooder.send('flood', request);
-      }
-      await sleep(FLOOD_WARMUP_MS);
-      const busy = await pings();
-      stop();
-      flooder.socket.destroy();
-      pinger.socket.destroy();
+      const direction = phase.startsWith('pingflood-up') ? 'up' : 'down';
+      const { quiet, busy } = await pingDuringFlood(direction, size, peers, phase.endsWith('-direct') ? undefined : proxy);
       const f = (st: LatencyStats): string => `median ${st.median.toFixed(0)} us, p99 ${st.p99.toFixed(0)} us`;
-      console.log(`ping RTT via proxy alone: ${f(quiet)}; while another connection floods ${phase.slice(10)} ${size} B messages: ${f(busy)}`);
+      console.log(`ping RTT alone: ${f(quiet)}; while another connection floods ${direction} ${size} B messages: ${f(busy)}`);
     } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup | pingflood-up SIZE | pingflood-down SIZE]');
   } finally {
     await proxy.stop();
