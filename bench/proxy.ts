@@ -455,18 +455,17 @@ async function latencies(clients: MessageClient[], middles: (Child | undefined)[
 // --- round trips during a flood ------------------------------------------------------------------
 
 /**
- * What a bulk transfer on one connection does to the round trips of another through the same proxy
- * (`proxy`; undefined: two direct v2 clients, the bench processes' own share): pings alone, then
- * while a second connection floods `size`-byte messages. 400 pings each (under a flood each can take
- * tens of milliseconds), after 50 to warm up.
+ * What a bulk transfer on one connection does to the round trips of another: two connections made
+ * by `open` (through the proxy, or direct: the bench processes' own share), pings on the first
+ * alone, then while the second floods `size`-byte messages (down: the v2 peer sends them; up: the
+ * client sends them). 400 pings each (under a flood each can take tens of milliseconds), after 50
+ * to warm up.
  */
 async function pingDuringFlood(
   direction: 'up' | 'down',
   size: number,
-  peers: Peers,
-  proxy: Child | undefined,
+  open: (verifyChecksum: boolean) => Promise<MessageClient>,
 ): Promise<{ quiet: LatencyStats; busy: LatencyStats }> {
-  const open = (verify: boolean): Promise<MessageClient> => (proxy === undefined ? openV2Direct(peers.v2) : openThroughProxy(proxy.port, peers.v2, verify));
   const pinger = await open(true);
   const pings = async (): Promise<LatencyStats> => {
     await pingRounds([pinger], 50);
@@ -605,7 +604,7 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
       progress(`round trips while another connection floods ${direction}`);
       const px = await startProxyChild();
       try {
-        duringFlood.push({ direction, ...(await pingDuringFlood(direction, PING_FLOOD_SIZE, peers, px)) });
+        duringFlood.push({ direction, ...(await pingDuringFlood(direction, PING_FLOOD_SIZE, (verify) => openThroughProxy(px.port, peers.v2, verify))) });
       } finally {
         await px.stop();
       }
@@ -801,10 +800,11 @@ async function onePhase(phase: string, size: number): Promise<void> {
       );
     } else if (phase.startsWith('pingflood-')) {
       const direction = phase.startsWith('pingflood-up') ? 'up' : 'down';
-      const { quiet, busy } = await pingDuringFlood(direction, size, peers, phase.endsWith('-direct') ? undefined : proxy);
+      const open = phase.endsWith('-direct') ? () => openV2Direct(peers.v2) : (verify: boolean) => openThroughProxy(proxy.port, peers.v2, verify);
+      const { quiet, busy } = await pingDuringFlood(direction, size, open);
       const f = (st: LatencyStats): string => `median ${st.median.toFixed(0)} us, p99 ${st.p99.toFixed(0)} us`;
       console.log(`ping RTT alone: ${f(quiet)}; while another connection floods ${direction} ${size} B messages: ${f(busy)}`);
-    } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup | pingflood-up SIZE | pingflood-down SIZE]');
+    } else throw new Error('usage: proxy.js [throughput SIZE | up SIZE | down SIZE | latency | setup | pingflood-up|pingflood-down SIZE]');
   } finally {
     await proxy.stop();
     await peers.child.stop();
