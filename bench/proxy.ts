@@ -54,6 +54,13 @@ const SETUP_WARMUP = 20;
 const SETUP_MS = 2000;
 const RATE_MS = 2000;
 const RATE_CONCURRENCY = 8;
+/**
+ * Set-ups before the rate is taken again, warm. V8 optimises the per-connection code only after it
+ * has run a few thousand times: a fresh proxy's first 2 s cost about 1.6 times the CPU per
+ * connection of the same proxy 10 s later (4.1 against 2.5 ms, 2026-12-02), and a daemon taking
+ * hundreds of connections a second runs warm.
+ */
+const RATE_WARMUP_MS = 10_000;
 const FLOOD_WARMUP_MS = 300;
 /** Message size of the flood on the other connection in the round-trips-during-a-flood rows. */
 const PING_FLOOD_SIZE = 1 << 20;
@@ -157,6 +164,10 @@ export interface ProxyResults {
     proxyCpuPct: number;
     /** The plain relay's CPU per connection (v1 client -> relay -> v1 node, the same pattern): what any process in the path costs per connection. */
     relayCpuMsPerConnection: number;
+    /** How long set-ups ran through the same child between the cold and the warm measurement; the fields above are warm. */
+    warmupMs: number;
+    /** The same over a fresh child's first RATE_MS of set-ups. */
+    cold: { proxyCpuMsPerConnection: number; connectionsPerCpuSecond: number; relayCpuMsPerConnection: number };
   };
   memory: {
     connections: number;
@@ -519,12 +530,18 @@ async function sequentialSetups(routes: SetupRoute[], peerPorts: number[]): Prom
   return samples.map((s) => stats(s, 'ms'));
 }
 
-/** Set-ups through `middle` (the proxy or the relay child), RATE_CONCURRENCY at a time for RATE_MS: how many per second, and its CPU per set-up. */
-async function handshakeRate(middle: Child, route: SetupRoute, peerPort: number): Promise<{ perSecond: number; cpuMsPerConn: number; cpuPct: number }> {
+interface Rate {
+  perSecond: number;
+  cpuMsPerConn: number;
+  cpuPct: number;
+}
+
+/** Set-ups through `middle` (the proxy or the relay child), RATE_CONCURRENCY at a time for `ms`: how many per second, and its CPU per set-up. */
+async function handshakeRate(middle: Child, route: SetupRoute, peerPort: number, ms = RATE_MS): Promise<Rate> {
   let done = 0;
   const c0 = (await middle.request('cpu')).cpu!;
   const t0 = performance.now();
-  const end = t0 + RATE_MS;
+  const end = t0 + ms;
   const worker = async (): Promise<void> => {
     while (performance.now() < end) {
       await setupOnce(route, peerPort);
@@ -536,6 +553,21 @@ async function handshakeRate(middle: Child, route: SetupRoute, peerPort: number)
   const c1 = (await middle.request('cpu')).cpu!;
   const cpu = cpuSeconds(c0, c1);
   return { perSecond: done / seconds, cpuMsPerConn: (cpu * 1000) / done, cpuPct: (100 * cpu) / seconds };
+}
+
+/**
+ * The set-up rate through a fresh `middle` child (started by `start`), twice: over its first
+ * RATE_MS of set-ups (cold) and over RATE_MS after RATE_WARMUP_MS more (warm).
+ */
+async function coldAndWarmRate(start: () => Promise<Child>, route: (middle: Child) => SetupRoute, peerPort: number): Promise<{ cold: Rate; warm: Rate }> {
+  const middle = await start();
+  try {
+    const cold = await handshakeRate(middle, route(middle), peerPort);
+    await handshakeRate(middle, route(middle), peerPort, RATE_WARMUP_MS);
+    return { cold, warm: await handshakeRate(middle, route(middle), peerPort) };
+  } finally {
+    await middle.stop();
+  }
 }
 
 // --- memory per idle connection ----------------------------------------------------------------
@@ -620,8 +652,6 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
     let setupDirect: LatencyStats;
     let setupDirectV2: LatencyStats;
     let setupProxy: LatencyStats;
-    let hs: Awaited<ReturnType<typeof handshakeRate>>;
-    let relayHs: Awaited<ReturnType<typeof handshakeRate>>;
     try {
       const direct = new V1Client(await connectTcp(peers.v1), MAGIC);
       await direct.handshake();
@@ -636,7 +666,6 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
         LatencyStats,
       ];
       for (const c of [direct, directV2, viaRelay, viaProxy]) c.socket.destroy();
-      relayHs = await handshakeRate(relay, { relay: relay.port }, peers.v1);
       await relay.stop();
       progress('connection set-up');
       [setupDirect, setupDirectV2, setupProxy] = (await sequentialSetups(['v1', 'v2', proxy.port], [peers.v1, peers.v2, peers.v2])) as [
@@ -644,11 +673,18 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
         LatencyStats,
         LatencyStats,
       ];
-      hs = await handshakeRate(proxy, proxy.port, peers.v2);
     } finally {
       await relay.stop();
       await proxy.stop();
     }
+    progress('connections per CPU second, cold and warm');
+    const rate = await coldAndWarmRate(startProxyChild, (px) => px.port, peers.v2);
+    const relayRate = await coldAndWarmRate(
+      () => startChild(RELAY_SCRIPT, [String(peers.v1)]),
+      (r) => ({ relay: r.port }),
+      peers.v1,
+    );
+    const hs = rate.warm;
 
     progress(`memory, ${IDLE_CONNECTIONS} idle connections`);
     const memory = await idleMemory(peers);
@@ -730,8 +766,9 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
     rows.push({ name: `handshakes through the proxy (${RATE_CONCURRENCY} parallel)`, value: hs.perSecond, unit: 'conn/s' });
     rows.push({ name: 'proxy CPU per connection set-up', value: hs.cpuMsPerConn, unit: 'ms' });
     rows.push({ name: 'connections per proxy CPU second', value: 1000 / hs.cpuMsPerConn, unit: 'conn/s' });
+    rows.push({ name: "connections per proxy CPU second, cold (a fresh proxy's first 2 s)", value: 1000 / rate.cold.cpuMsPerConn, unit: 'conn/s' });
     rows.push({ name: 'proxy child CPU during set-ups', value: hs.cpuPct, unit: '% core' });
-    rows.push({ name: 'plain relay CPU per connection set-up (v1 node behind it)', value: relayHs.cpuMsPerConn, unit: 'ms' });
+    rows.push({ name: 'plain relay CPU per connection set-up (v1 node behind it)', value: relayRate.warm.cpuMsPerConn, unit: 'ms' });
     rows.push({ name: `proxy RSS per idle connection (${IDLE_CONNECTIONS})`, value: memory.rssPerConnection / 1024, unit: 'KiB' });
     rows.push({ name: 'proxy JS heap per idle connection', value: memory.heapPerConnection / 1024, unit: 'KiB' });
     rows.push({ name: 'proxy external per idle connection', value: memory.externalPerConnection / 1024, unit: 'KiB' });
@@ -756,7 +793,13 @@ export async function benchProxy(progress: (what: string) => void = () => {}): P
         proxyCpuMsPerConnection: hs.cpuMsPerConn,
         connectionsPerCpuSecond: 1000 / hs.cpuMsPerConn,
         proxyCpuPct: hs.cpuPct,
-        relayCpuMsPerConnection: relayHs.cpuMsPerConn,
+        relayCpuMsPerConnection: relayRate.warm.cpuMsPerConn,
+        warmupMs: RATE_WARMUP_MS,
+        cold: {
+          proxyCpuMsPerConnection: rate.cold.cpuMsPerConn,
+          connectionsPerCpuSecond: 1000 / rate.cold.cpuMsPerConn,
+          relayCpuMsPerConnection: relayRate.cold.cpuMsPerConn,
+        },
       },
       memory,
     };
@@ -792,12 +835,18 @@ async function onePhase(phase: string, size: number): Promise<void> {
       );
       client.socket.destroy();
     } else if (phase === 'setup') {
-      const r = await handshakeRate(proxy, proxy.port, peers.v2);
-      const relay = await startChild(RELAY_SCRIPT, [String(peers.v1)]);
-      const relayed = await handshakeRate(relay, { relay: relay.port }, peers.v1).finally(() => relay.stop());
-      console.log(
-        `${r.perSecond.toFixed(1)} conn/s, proxy CPU ${r.cpuMsPerConn.toFixed(2)} ms per connection; plain relay ${relayed.cpuMsPerConn.toFixed(2)} ms per connection`,
+      await proxy.stop(); // coldAndWarmRate() starts its own
+      const r = await coldAndWarmRate(startProxyChild, (px) => px.port, peers.v2);
+      const relayed = await coldAndWarmRate(
+        () => startChild(RELAY_SCRIPT, [String(peers.v1)]),
+        (relay) => ({ relay: relay.port }),
+        peers.v1,
       );
+      for (const k of ['cold', 'warm'] as const) {
+        console.log(
+          `${k}: ${r[k].perSecond.toFixed(1)} conn/s, proxy CPU ${r[k].cpuMsPerConn.toFixed(2)} ms per connection; plain relay ${relayed[k].cpuMsPerConn.toFixed(2)} ms per connection`,
+        );
+      }
     } else if (phase.startsWith('pingflood-')) {
       const direction = phase.startsWith('pingflood-up') ? 'up' : 'down';
       const open = phase.endsWith('-direct') ? () => openV2Direct(peers.v2) : (verify: boolean) => openThroughProxy(proxy.port, peers.v2, verify);
