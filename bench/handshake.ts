@@ -1,7 +1,7 @@
 /**
  * BIP324 handshake cost (key creation, ECDH, key derivation, the handshake): full in-memory handshakes between two V2Transports,
  * CPU time per side with the key made on the spot and with a key from the pool, and the cost of
- * each crypto step on each scalar-multiplication backend (OpenSSL, @noble/curves), so a slow one
+ * each crypto step on each scalar-multiplication backend (libsecp256k1, OpenSSL, @noble/curves), so a slow one
  * is visible: key generation (scalar multiplication + ElligatorSwift encoding), decoding, the x-only
  * ECDH, the tagged hash, HKDF and the packet cipher setup.
  *
@@ -19,6 +19,7 @@
  */
 import { createECDH, createHash } from 'node:crypto';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
+import * as libsecp from 'tiny-secp256k1';
 import { networkByName } from '../src/networks.js';
 import * as ell from '../src/crypto/ellswift.js';
 import { deriveSessionKeys } from '../src/crypto/keys.js';
@@ -35,7 +36,7 @@ export interface Row {
   max?: number;
 }
 
-type Backend = 'openssl' | 'noble';
+type Backend = 'libsecp256k1' | 'openssl' | 'noble';
 type Key = { privateKey: Uint8Array; ellswift: Buffer };
 
 const MAGIC = networkByName('main')!.magic;
@@ -44,7 +45,7 @@ const TAG = createHash('sha256').update('bip324_ellswift_xonly_ecdh').digest();
 const hasBackends = typeof (ell as Record<string, unknown>).setEcdhBackend === 'function';
 const hasEncode = typeof (ell as Record<string, unknown>).ellswiftEncode === 'function';
 
-/** The backend this process starts with (OpenSSL where node:crypto has secp256k1). */
+/** The backend this process starts with (libsecp256k1 in builds that have it, else OpenSSL where node:crypto has secp256k1). */
 const DEFAULT_BACKEND: Backend | undefined = hasBackends ? ell.ecdhBackend() : undefined;
 
 /** Steps and handshakes without a backend of their own run on the default one. */
@@ -53,7 +54,8 @@ function useBackend(b: Backend | undefined): void {
 }
 
 function backends(): (Backend | undefined)[] {
-  return hasBackends ? ['openssl', 'noble'] : [undefined];
+  if (!hasBackends) return [undefined];
+  return DEFAULT_BACKEND === 'libsecp256k1' ? ['libsecp256k1', 'openssl', 'noble'] : ['openssl', 'noble'];
 }
 
 function sendBytes(events: V2Event[]): Buffer {
@@ -135,6 +137,13 @@ function steps(): Step[] {
         backend,
         prepare: () => undefined,
         run: () => createECDH('secp256k1').generateKeys(),
+      });
+    } else if (backend === 'libsecp256k1') {
+      out.push({
+        name: `key generation: scalar mult alone (tiny-secp256k1 pointFromScalar)${tag}`,
+        backend,
+        prepare: (n) => Array.from({ length: n }, () => secp256k1.utils.randomSecretKey()),
+        run: (s, i) => libsecp.pointFromScalar((s as Uint8Array[])[i], true),
       });
     } else if (backend === 'noble') {
       out.push({

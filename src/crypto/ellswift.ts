@@ -6,10 +6,16 @@
  * with the tag "bip324_ellswift_xonly_ecdh"). Notes §2-§6.
  *
  * Who does what, chosen by measurement (bench/README.md, "Handshake CPU"):
- * - The two scalar multiplications, priv·G for a new key and priv·Q for the ECDH, are OpenSSL's
- *   (node:crypto `createECDH('secp256k1')`: `generateKeys()`, then `computeSecret()`): constant-time
- *   C, about three times faster than @noble/curves' multiplication of an arbitrary point. A key
- *   made here keeps the ECDH object it was generated in, so its ECDH does not pay for loading the
+ * - The two scalar multiplications, priv·G for a new key and priv·Q for the ECDH, are
+ *   libsecp256k1's, Bitcoin Core's own curve library, compiled to WebAssembly (tiny-secp256k1:
+ *   `pointFromScalar`, `pointMultiply`, both constant-time in the scalar): about four times faster
+ *   than OpenSSL's, which has no secp256k1-specific code, and whose `computeSecret()` re-checks our
+ *   own key pair (another priv·G and an n·Q) on every call. tiny-secp256k1 copies the scalar into
+ *   WebAssembly memory for each call and zeroes it there afterwards; its context is blinded with 32
+ *   bytes from node:crypto on first use.
+ * - Where WebAssembly is not available (`node --jitless`) the multiplications are OpenSSL's
+ *   (node:crypto `createECDH('secp256k1')`: `generateKeys()`, then `computeSecret()`). A key made
+ *   there keeps the ECDH object it was generated in, so its ECDH does not pay for loading the
  *   private key again (`setPrivateKey()` is another priv·G).
  *   Not `generateKeyPairSync()` + `diffieHellman()` on KeyObjects, although that costs ~16 % fewer
  *   instructions: on Node 20.20 it deadlocks now and then (bench/README.md): exporting a key made by
@@ -19,15 +25,16 @@
  *   decoding takes at most two Legendre symbols and one inversion (XSwiftEC in fraction form, see
  *   xswiftec below); encoding screens each try with Legendre symbols and takes square roots (one or
  *   two powers, no inversion) only for the try that succeeds.
- * - Lifting x to a point: OpenSSL gets 02 ‖ x. Either point with that x gives the same result,
- *   because d·(-Q) = -(d·Q) and negation keeps x; so the parity of y never needs deciding. x comes
- *   from XSwiftEC, which always yields a valid x, and d is in 1..n-1 on a curve of prime order n, so
- *   neither a failed lift nor the point at infinity can occur (OpenSSL would throw if they did).
+ * - Lifting x to a point: the multiplication gets 02 ‖ x. Either point with that x gives the same
+ *   result, because d·(-Q) = -(d·Q) and negation keeps x; so the parity of y never needs deciding.
+ *   x comes from XSwiftEC, which always yields a valid x, and d is in 1..n-1 on a curve of prime
+ *   order n, so neither a failed lift nor the point at infinity can occur (each backend would throw
+ *   if they did).
  * - The tagged hash stays node:crypto SHA-256.
  *
- * Fallback: where node:crypto has no secp256k1 (a Node linked to a system OpenSSL built without
- * it, or run in FIPS mode, where the curve is not allowed) the scalar multiplications use
- * @noble/curves instead; everything else is the same. The tests run the official vectors on both.
+ * Last fallback: where neither is there (no WebAssembly, and a node:crypto without secp256k1: a
+ * Node linked to a system OpenSSL built without it, or run in FIPS mode) the scalar multiplications
+ * use @noble/curves; everything else is the same. The tests run the official vectors on all three.
  */
 import { createECDH, createHash, getCurves, randomBytes, timingSafeEqual, type ECDH } from 'node:crypto';
 import { inspect } from 'node:util';
@@ -41,7 +48,7 @@ export interface EllSwiftKey {
   ellswift: Buffer;
 }
 
-export type EcdhBackend = 'openssl' | 'noble';
+export type EcdhBackend = 'libsecp256k1' | 'openssl' | 'noble';
 
 const Point = secp256k1.Point;
 
@@ -56,15 +63,22 @@ const ONE_PLUS_C_HALF = mod((1n + C) * HALF);
 const C_MINUS_ONE_HALF = mod((C - 1n) * HALF);
 const MINUS_C_MINUS_ONE_HALF = mod((-C - 1n) * HALF);
 
-let backend: EcdhBackend = getCurves().includes('secp256k1') ? 'openssl' : 'noble';
+/**
+ * libsecp256k1 compiled to WebAssembly (tiny-secp256k1), or null where it cannot load: a Node
+ * without WebAssembly (`--jitless`), or the package missing.
+ */
+const libsecp: typeof import('tiny-secp256k1') | null = await import('tiny-secp256k1').catch(() => null);
 
-/** Which code does the scalar multiplications: OpenSSL when node:crypto has secp256k1, else @noble/curves. */
+let backend: EcdhBackend = libsecp !== null ? 'libsecp256k1' : getCurves().includes('secp256k1') ? 'openssl' : 'noble';
+
+/** Which code does the scalar multiplications: libsecp256k1, else OpenSSL when node:crypto has secp256k1, else @noble/curves. */
 export function ecdhBackend(): EcdhBackend {
   return backend;
 }
 
-/** For the tests and the benchmark: run the same code with the other scalar multiplication. */
+/** For the tests and the benchmark: run the same code with another scalar multiplication. */
 export function setEcdhBackend(which: EcdhBackend): void {
+  if (which === 'libsecp256k1' && libsecp === null) throw new Error('ellswift: libsecp256k1 (tiny-secp256k1) did not load');
   if (which === 'openssl' && !getCurves().includes('secp256k1')) {
     throw new Error('ellswift: this node:crypto has no secp256k1');
   }
@@ -251,7 +265,9 @@ function loadOpenSsl(privateKey: Uint8Array): ECDH {
   return ctx;
 }
 
-function baseMulNoble(privateKey: Uint8Array): bigint {
+/** x of priv·G on the backends other than OpenSSL (libsecp256k1 zeroes its copy of the key after the call). */
+function baseMulX(privateKey: Uint8Array): bigint {
+  if (backend === 'libsecp256k1') return fromBytes32(libsecp!.pointFromScalar(privateKey, true)!, 1);
   return Point.BASE.multiply(Point.Fn.fromBytes(privateKey)).toAffine().x;
 }
 
@@ -262,7 +278,7 @@ export function ellswiftCreate(): EllSwiftKey {
     return new OwnKey(privateKey, encodeX(x));
   }
   const privateKey = secp256k1.utils.randomSecretKey();
-  return new OwnKey(privateKey, encodeX(baseMulNoble(privateKey)));
+  return new OwnKey(privateKey, encodeX(baseMulX(privateKey)));
 }
 
 /** A random encoding of a given key; for tests and vectors (never reuse keys across connections). */
@@ -274,7 +290,7 @@ export function ellswiftFromPrivate(privateKey: Uint8Array): EllSwiftKey {
     contexts.set(own, ctx);
     return new OwnKey(own, encodeX(fromBytes32(ctx.getPublicKey(null, 'compressed'), 1)));
   }
-  return new OwnKey(own, encodeX(baseMulNoble(own)));
+  return new OwnKey(own, encodeX(baseMulX(own)));
 }
 
 /** The ECDH object for these private key bytes: the one they were made in (once), else a new one. */
@@ -300,6 +316,12 @@ export function xOnlyEcdh(privateKey: Uint8Array, ellTheirs: Uint8Array): Buffer
   const compressed = Buffer.alloc(33);
   compressed[0] = 0x02;
   toBytes32(x).copy(compressed, 1);
+  if (backend === 'libsecp256k1') {
+    // 02 ‖ x of the product, a copy out of WebAssembly memory (zeroed there after the call); the
+    // returned view is its only copy of x, so a caller's fill(0) wipes it.
+    const product = libsecp!.pointMultiply(compressed, privateKey, true)!;
+    return Buffer.from(product.buffer, product.byteOffset + 1, 32);
+  }
   if (backend === 'openssl') {
     // x of the product, 32 bytes (left-padded); the only copy, so a caller's fill(0) wipes it.
     return contextFor(privateKey).computeSecret(compressed);

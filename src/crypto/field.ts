@@ -6,7 +6,7 @@
  * Everything here is variable-time. That is fine for its one use: the ElligatorSwift maps work on
  * public values (an encoding as sent on the wire, the x of a public key, and random u's that are
  * thrown away). The secret scalar never passes through this module; scalar multiplication is
- * OpenSSL's (or @noble/curves') constant-time code.
+ * libsecp256k1's (or OpenSSL's, or @noble/curves') constant-time code.
  */
 import { invert } from '@noble/curves/abstract/modular.js';
 

@@ -1,11 +1,12 @@
 /**
- * The x-only ECDH on both scalar-multiplication backends (OpenSSL through node:crypto, and the
- * @noble/curves fallback): the official vectors through every way a key can reach the ECDH, any
+ * The x-only ECDH on every scalar-multiplication backend (libsecp256k1 as WebAssembly, OpenSSL
+ * through node:crypto, and the @noble/curves fallback): the official vectors through every way a key can reach the ECDH, any
  * 64 bytes from a peer, and the bookkeeping around OpenSSL key objects. References: the vectors,
  * literals, and an independent implementation (@scure/btc-signer's XSwiftEC with @noble/curves'
  * point multiplication).
  */
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import { getCurves, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
@@ -41,11 +42,11 @@ describe('x-only ECDH backends', () => {
   const initial = ecdhBackend();
   after(() => setEcdhBackend(initial));
 
-  it('uses OpenSSL by default where node:crypto has secp256k1', () => {
-    assert.equal(initial, opensslAvailable ? 'openssl' : 'noble');
+  it('uses libsecp256k1 (tiny-secp256k1, a dependency) by default', () => {
+    assert.equal(initial, 'libsecp256k1');
   });
 
-  for (const backend of ['openssl', 'noble'] as EcdhBackend[]) {
+  for (const backend of ['libsecp256k1', 'openssl', 'noble'] as EcdhBackend[]) {
     describe(`backend ${backend}`, () => {
       before(function () {
         if (backend === 'openssl' && !opensslAvailable) this.skip();
@@ -145,7 +146,26 @@ describe('x-only ECDH backends', () => {
     });
   }
 
+  it('falls back to OpenSSL where WebAssembly is missing (node --jitless), with the same results, and will not select libsecp256k1 there', function () {
+    this.timeout(20_000);
+    const row = loadCsv('packet_encoding_test_vectors.csv')[0];
+    const script = [
+      `const m = await import(${JSON.stringify(new URL('../../src/crypto/ellswift.js', import.meta.url).href)});`,
+      `const priv = Buffer.from('${col(row, 'in_priv_ours')}', 'hex');`,
+      `const theirs = Buffer.from('${col(row, 'in_ellswift_theirs')}', 'hex');`,
+      `const line = [m.ecdhBackend(), typeof WebAssembly, m.xOnlyEcdh(priv, theirs).toString('hex')];`,
+      `try { m.setEcdhBackend('libsecp256k1'); line.push('selected'); } catch { line.push('refused'); }`,
+      `console.log(line.join(' '), m.ecdhBackend());`,
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--jitless', '--no-warnings', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    const fallback = opensslAvailable ? 'openssl' : 'noble';
+    assert.equal(out.trim(), `${fallback} undefined ${col(row, 'mid_x_shared')} refused ${fallback}`);
+  });
+
   it('cannot select OpenSSL where node:crypto lacks secp256k1, and names the backends', function () {
+    setEcdhBackend('noble');
+    setEcdhBackend('libsecp256k1');
+    assert.equal(ecdhBackend(), 'libsecp256k1');
     if (opensslAvailable) {
       setEcdhBackend('noble');
       assert.equal(ecdhBackend(), 'noble');
