@@ -51,6 +51,7 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
   // Loaded here rather than at the top so --help, --version and config errors never depend on the
   // engine (and its crypto) loading.
   const { ProxyServer } = await import('./engine/server.js');
+  const { ecdhBackend } = await import('./crypto/ellswift.js');
   // Metrics observe every connection, so they exist before the server; their HTTP listener
   // starts after the proxy's own listeners.
   const metricsModule = config.metrics === undefined ? undefined : await import('./metrics.js');
@@ -71,6 +72,9 @@ async function run(config: Config, log: Logger, configFile: string | undefined, 
     max_connections: config.maxConnections,
     shape: config.shaping?.mode ?? 'off',
     shape_rate: config.shaping?.mode === 'cover' ? config.shaping.rate : undefined,
+    // Which code does the handshake's curve arithmetic: 'libsecp256k1' unless WebAssembly is
+    // missing (node --jitless), when OpenSSL's takes about three times the CPU per handshake.
+    ecdh: ecdhBackend(),
   });
 
   // Handlers go in before listening: a supervisor may signal as soon as it sees the first

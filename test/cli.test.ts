@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { getCurves } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -248,6 +249,13 @@ describe('cli', () => {
       writeFileSync(conf, 'metrics=off\n');
       const b = start(['--listen', '127.0.0.1:0', '--metrics', 'off'], { env: cleanEnv({ XDG_CONFIG_HOME: xdg }) });
       await b.waitFor(new RegExp(`INFO  starting version=\\S+ config=${conf.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} `));
+    });
+
+    it('names the curve code in the start-up line: libsecp256k1, or OpenSSL where WebAssembly is missing (--jitless)', async () => {
+      const a = start(['--listen', '127.0.0.1:0', '--metrics', 'off']);
+      await a.waitFor(/INFO {2}starting version=\S+ .* ecdh=libsecp256k1\n/);
+      const b = start(['--listen', '127.0.0.1:0', '--metrics', 'off'], { command: [process.execPath, '--jitless', '--no-warnings', CLI] });
+      await b.waitFor(new RegExp(`INFO  starting version=\\S+ .* ecdh=${getCurves().includes('secp256k1') ? 'openssl' : 'noble'}\n`));
     });
 
     it('ignores SIGHUP when logging to standard error: nothing to reopen, nothing logged, still running', async () => {
