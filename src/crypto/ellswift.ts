@@ -10,9 +10,10 @@
  *   libsecp256k1's, Bitcoin Core's own curve library, compiled to WebAssembly (tiny-secp256k1:
  *   `pointFromScalar`, `pointMultiply`, both constant-time in the scalar): about four times faster
  *   than OpenSSL's, which has no secp256k1-specific code, and whose `computeSecret()` re-checks our
- *   own key pair (another priv·G and an n·Q) on every call. tiny-secp256k1 copies the scalar into
- *   WebAssembly memory for each call and zeroes it there afterwards; its context is blinded with 32
- *   bytes from node:crypto on first use.
+ *   own key pair (another priv·G and an n·Q) on every call. tiny-secp256k1 zeroes its buffers in
+ *   WebAssembly memory after each call, and libsecp.ts the stack libsecp256k1 ran on and the copy
+ *   V8 would keep of the product; its context is blinded with 32 bytes from node:crypto on first
+ *   use. Its keys are drawn here (randomScalar), in buffers outside V8's heap.
  * - Where WebAssembly is not available (`node --jitless`) the multiplications are OpenSSL's
  *   (node:crypto `createECDH('secp256k1')`: `generateKeys()`, then `computeSecret()`). A key made
  *   there keeps the ECDH object it was generated in, so its ECDH does not pay for loading the
@@ -36,10 +37,11 @@
  * Node linked to a system OpenSSL built without it, or run in FIPS mode) the scalar multiplications
  * use @noble/curves; everything else is the same. The tests run the official vectors on all three.
  */
-import { createECDH, createHash, getCurves, randomBytes, timingSafeEqual, type ECDH } from 'node:crypto';
+import { createECDH, createHash, getCurves, randomBytes, randomFillSync, timingSafeEqual, type ECDH } from 'node:crypto';
 import { inspect } from 'node:util';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { ELLSWIFT_LEN } from '../limits.js';
+import { libsecp } from './libsecp.js';
 import { P, curveRhs, fromBytes32, inv, isSquare, legendre, mod, powP34, sqrt, sqrtRatioUnchecked, sqrtUnchecked, toBytes32 } from './field.js';
 
 export interface EllSwiftKey {
@@ -62,12 +64,6 @@ const ONE_MINUS_C_HALF = mod((1n - C) * HALF);
 const ONE_PLUS_C_HALF = mod((1n + C) * HALF);
 const C_MINUS_ONE_HALF = mod((C - 1n) * HALF);
 const MINUS_C_MINUS_ONE_HALF = mod((-C - 1n) * HALF);
-
-/**
- * libsecp256k1 compiled to WebAssembly (tiny-secp256k1), or null where it cannot load: a Node
- * without WebAssembly (`--jitless`), or the package missing.
- */
-const libsecp: typeof import('tiny-secp256k1') | null = await import('tiny-secp256k1').catch(() => null);
 
 let backend: EcdhBackend = libsecp !== null ? 'libsecp256k1' : getCurves().includes('secp256k1') ? 'openssl' : 'noble';
 
@@ -109,10 +105,42 @@ class OwnKey implements EllSwiftKey {
   }
 }
 
+/** n, the order of secp256k1, big-endian. */
+const ORDER = Buffer.from('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141', 'hex');
+
+/**
+ * Whether 32 bytes encode a scalar in 1..n-1: a byte-wise comparison with n that looks at every
+ * byte whatever their values, and makes no bigint (which nothing could wipe) of a secret.
+ */
+function isScalar(k: Uint8Array): boolean {
+  let below = 0;
+  let above = 0;
+  let nonZero = 0;
+  for (let i = 0; i < 32; i++) {
+    const open = 1 & ~(below | above); // no byte has differed yet
+    below |= open & ((k[i] - ORDER[i]) >>> 31);
+    above |= open & ((ORDER[i] - k[i]) >>> 31);
+    nonZero |= k[i];
+  }
+  return below === 1 && nonZero !== 0;
+}
+
+/**
+ * A uniform scalar in 1..n-1 from node:crypto's CSPRNG, in a buffer of its own outside V8's heap
+ * (a 32-byte Buffer of the usual kind lives inside it, and V8 may leave copies behind when it moves
+ * one out). Rejection sampling: a draw is out of range with odds of about 2^-128.
+ */
+function randomScalar(): Buffer {
+  const k = Buffer.from(new ArrayBuffer(32));
+  do randomFillSync(k);
+  while (!isScalar(k));
+  return k;
+}
+
 function checkPrivateKey(privateKey: Uint8Array): void {
   // 0 and >= n are not keys; accepting them would give a point at infinity or a reduced,
   // different key, and the peer could never derive the same secret.
-  if (privateKey.length !== 32 || !secp256k1.utils.isValidSecretKey(privateKey)) {
+  if (privateKey.length !== 32 || !isScalar(privateKey)) {
     throw new RangeError('ellswift: private key must be 32 bytes encoding a scalar in 1..n-1');
   }
 }
@@ -267,7 +295,7 @@ function loadOpenSsl(privateKey: Uint8Array): ECDH {
 
 /** x of priv·G on the backends other than OpenSSL (libsecp256k1 zeroes its copy of the key after the call). */
 function baseMulX(privateKey: Uint8Array): bigint {
-  if (backend === 'libsecp256k1') return fromBytes32(libsecp!.pointFromScalar(privateKey, true)!, 1);
+  if (backend === 'libsecp256k1') return fromBytes32(libsecp!.baseMulX(privateKey));
   return Point.BASE.multiply(Point.Fn.fromBytes(privateKey)).toAffine().x;
 }
 
@@ -277,14 +305,15 @@ export function ellswiftCreate(): EllSwiftKey {
     const { privateKey, x } = generateOpenSsl();
     return new OwnKey(privateKey, encodeX(x));
   }
-  const privateKey = secp256k1.utils.randomSecretKey();
+  const privateKey = randomScalar();
   return new OwnKey(privateKey, encodeX(baseMulX(privateKey)));
 }
 
 /** A random encoding of a given key; for tests and vectors (never reuse keys across connections). */
 export function ellswiftFromPrivate(privateKey: Uint8Array): EllSwiftKey {
   checkPrivateKey(privateKey);
-  const own = Uint8Array.from(privateKey);
+  const own = Buffer.from(new ArrayBuffer(32));
+  own.set(privateKey);
   if (backend === 'openssl') {
     const ctx = loadOpenSsl(own);
     contexts.set(own, ctx);
@@ -316,12 +345,8 @@ export function xOnlyEcdh(privateKey: Uint8Array, ellTheirs: Uint8Array): Buffer
   const compressed = Buffer.alloc(33);
   compressed[0] = 0x02;
   toBytes32(x).copy(compressed, 1);
-  if (backend === 'libsecp256k1') {
-    // 02 ‖ x of the product, a copy out of WebAssembly memory (zeroed there after the call); the
-    // returned view is its only copy of x, so a caller's fill(0) wipes it.
-    const product = libsecp!.pointMultiply(compressed, privateKey, true)!;
-    return Buffer.from(product.buffer, product.byteOffset + 1, 32);
-  }
+  // x of the product, 32 bytes; the only copy left (libsecp.ts), so a caller's fill(0) wipes it.
+  if (backend === 'libsecp256k1') return libsecp!.mulX(compressed, privateKey);
   if (backend === 'openssl') {
     // x of the product, 32 bytes (left-padded); the only copy, so a caller's fill(0) wipes it.
     return contextFor(privateKey).computeSecret(compressed);

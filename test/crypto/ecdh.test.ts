@@ -131,11 +131,24 @@ describe('x-only ECDH backends', () => {
         // above, so this backend loop is what shows our own check in front of both.
         const n = secp256k1.Point.Fn.ORDER;
         const peer = ellswiftCreate().ellswift;
-        for (const bad of [Buffer.alloc(32), be32(n), be32(n + 1n), Buffer.alloc(32, 0xff), Buffer.alloc(31, 1), Buffer.alloc(33, 1)]) {
+        // Above n from its 17th byte on (n's bytes 16-31 are baedce6a...), and n's own bytes with a
+        // bit of the last one set: the comparison decides at the first differing byte.
+        const aboveMid = Buffer.from('fffffffffffffffffffffffffffffffebbaedce6af48a03bbfd25e8cd0364100', 'hex');
+        const aboveLast = Buffer.from('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364143', 'hex');
+        for (const bad of [Buffer.alloc(32), be32(n), be32(n + 1n), aboveMid, aboveLast, Buffer.alloc(32, 0xff), Buffer.alloc(31, 1), Buffer.alloc(33, 1)]) {
           assert.throws(() => ellswiftFromPrivate(bad), RangeError, hex(bad));
           assert.throws(() => xOnlyEcdh(bad, peer), RangeError, hex(bad));
         }
         assert.equal(xOnlyEcdh(be32(n - 1n), peer).length, 32);
+        // Below n at its 17th byte and above it after; 1; keys with a single byte set (0x01, 0x80).
+        for (const good of [
+          'fffffffffffffffffffffffffffffffeb9ffffffffffffffffffffffffffffff',
+          '00'.repeat(31) + '01',
+          '01' + '00'.repeat(31),
+          '00'.repeat(16) + '80' + '00'.repeat(15),
+        ]) {
+          assert.equal(hex(xOnlyEcdh(Buffer.from(good, 'hex'), peer)), referenceXShared(Buffer.from(good, 'hex'), peer), good);
+        }
       });
 
       it('refuses a wiped (all-zero) key', () => {
