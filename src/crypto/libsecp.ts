@@ -62,6 +62,21 @@ export function stackTopOf(wasm: Uint8Array): number | undefined {
   return undefined;
 }
 
+const ONE = Uint8Array.from({ length: 32 }, (_, i) => (i === 31 ? 1 : 0));
+
+/**
+ * Whether `call` (with public inputs) runs on `region`: it writes into it, near its top, and
+ * leaves the rest below as it was. Checked once at load, so that a package whose module is laid out
+ * otherwise is not used (zeroing some other part of its memory after each call would break it).
+ */
+export function runsOn(region: Uint8Array, call: () => unknown): boolean {
+  region.fill(0xaa);
+  call();
+  const deepest = region.findIndex((b) => b !== 0xaa);
+  region.fill(0);
+  return deepest > region.length / 2;
+}
+
 async function load(): Promise<Libsecp | null> {
   try {
     const entry = import.meta.resolve('tiny-secp256k1');
@@ -71,6 +86,7 @@ async function load(): Promise<Libsecp | null> {
     const top = stackTopOf(readFileSync(new URL('./secp256k1.wasm', entry)));
     if (top === undefined) return null;
     const stack = new Uint8Array(memory, top - STACK_WIPE, STACK_WIPE); // a RangeError if it is not inside the memory
+    if (!runsOn(stack, () => tiny.pointFromScalar(ONE, true))) return null;
     return {
       baseMulX(privateKey) {
         try {

@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as tiny from 'tiny-secp256k1';
-import { STACK_WIPE, libsecp, stackTopOf } from '../../src/crypto/libsecp.js';
+import { STACK_WIPE, libsecp, runsOn, stackTopOf } from '../../src/crypto/libsecp.js';
 
 const wasmFile = new URL('./secp256k1.wasm', import.meta.resolve('tiny-secp256k1'));
 
@@ -67,6 +67,32 @@ describe('libsecp256k1 (tiny-secp256k1) and its WebAssembly stack', () => {
     tiny.pointFromScalar(priv, true);
     assert.ok(holds(stack, Buffer.from(priv).reverse()), 'pointFromScalar leaves the scalar too');
     assert.ok(STACK_WIPE - stack.findIndex((b) => b !== 0xaa) < STACK_WIPE / 2);
+  });
+
+  it('is used only if a call with a public key writes into the top half of the region to wipe', () => {
+    const stack = libsecp!.stack();
+    assert.equal(
+      runsOn(stack, () => tiny.pointFromScalar(Buffer.from('00'.repeat(31) + '01', 'hex'), true)),
+      true,
+    );
+    assert.ok(
+      stack.every((b) => b === 0),
+      'and zeroes it after',
+    );
+    const elsewhere = new Uint8Array(STACK_WIPE);
+    assert.equal(
+      runsOn(elsewhere, () => tiny.pointFromScalar(Buffer.from('00'.repeat(31) + '01', 'hex'), true)),
+      false,
+    );
+    // Written deep down only: not a stack whose top this is.
+    assert.equal(
+      runsOn(elsewhere, () => elsewhere.fill(1, 0, 100)),
+      false,
+    );
+    assert.equal(
+      runsOn(elsewhere, () => elsewhere.fill(1, STACK_WIPE - 100)),
+      true,
+    );
   });
 
   it('mulX gives x of the product and leaves no trace of the scalar or of x on the stack', () => {
