@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { type Config, loadConfig } from '../src/config/index.js';
+import { READ_SIZE } from '../src/transient-reads.js';
 
 /** dist/test/defaults.test.js -> the repository root. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -128,6 +129,13 @@ describe('documented defaults', function () {
       });
     });
   }
+
+  it("the man page gives the largest read a connection can hold before the remote's key as READ_SIZE", () => {
+    // "... and the one read that crossed that mark (at most N KiB)."
+    const m = /the one read that crossed that mark \(at most (\d+) KiB\)/.exec(man.replace(/\n/g, ' '));
+    assert.ok(m, 'the sentence is in the man page');
+    assert.equal(Number(m[1]) * 1024, READ_SIZE);
+  });
 
   it('the sample configuration, loaded as shipped with every setting uncommented, gives the same config as no configuration', () => {
     // Uncommenting a shown default must change nothing; the lines that are examples, not defaults, are left out.
